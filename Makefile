@@ -1,0 +1,78 @@
+# Sluice — developer entry points. `make demo` runs the whole pipeline on the embedded defaults
+# (local directory object store + SQLite manifest + local MLflow file store); `make test` runs the
+# test suite. Both bootstrap what they need on a fresh Debian machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+DENO_VERSION := 2.9.6
+TOOLS := $(CURDIR)/.tools
+# Prefer a deno on PATH; else the project-local one installed from npm.
+DENO := $(shell command -v deno 2>/dev/null || echo $(TOOLS)/node_modules/.bin/deno)
+export PATH := $(TOOLS)/node_modules/.bin:$(PATH)
+# sharp's default concurrency on glibc is 1 unless the allocator is tamed (ENVIRONMENT.md).
+export MALLOC_ARENA_MAX ?= 2
+# onnxruntime-node's postinstall downloads CUDA libraries from an unreachable host.
+export ONNXRUNTIME_NODE_INSTALL := skip
+
+APT_PACKAGES := postgresql prometheus libvips-tools python3-torch python3-torchvision python3-onnx \
+	python3-numpy ca-certificates
+APT_PROBES := /usr/lib/postgresql /usr/bin/promtool /usr/bin/vipsthumbnail /usr/lib/python3/dist-packages/torch \
+	/usr/lib/python3/dist-packages/torchvision /usr/lib/python3/dist-packages/onnx
+
+.PHONY: help deno deps system-deps demo test test-fast bench compile check lint fmt fmt-check hooks clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
+
+deno: ## install Deno $(DENO_VERSION) from npm into .tools/ unless one is on PATH
+	@if ! command -v deno >/dev/null 2>&1 && [ ! -x $(TOOLS)/node_modules/.bin/deno ]; then \
+	  command -v npm >/dev/null || { echo "npm is required to bootstrap Deno (apt-get install -y npm)"; exit 1; }; \
+	  echo ">> installing deno@$(DENO_VERSION) from npm into $(TOOLS)"; \
+	  mkdir -p $(TOOLS) && npm install --prefix $(TOOLS) --no-audit --no-fund --silent deno@$(DENO_VERSION); \
+	fi
+	@$(DENO) --version | head -1
+
+system-deps: ## apt-get the system packages the tests and demo use (root on Debian only)
+	@missing=0; for p in $(APT_PROBES); do [ -e $$p ] || missing=1; done; \
+	if [ $$missing = 1 ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo ">> apt-get install $(APT_PACKAGES)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
+	  else \
+	    echo "!! some system packages are missing ($(APT_PACKAGES)); install them as root (tests needing them will skip, or fail under CI=true)"; \
+	  fi; \
+	fi
+
+deps: deno system-deps ## fetch npm packages into node_modules (lockfile-pinned)
+	@$(DENO) install --frozen --quiet
+
+demo: deps ## run the whole pipeline on bundled synthetic data with the embedded defaults
+	$(DENO) task demo
+
+test: deps ## run the test suite (fmt, lint, type check, then deno test)
+	$(DENO) fmt --check
+	$(DENO) lint
+	$(DENO) task check
+	$(DENO) task test
+
+bench: deps ## run the benchmarks (deno task bench [name])
+	$(DENO) task bench $(BENCH)
+
+compile: deps ## compile each stage into one binary under dist/ (needs Deno's denort base)
+	$(DENO) task compile
+
+check: deps ## type check
+	$(DENO) task check
+
+lint: deps
+	$(DENO) lint
+
+fmt: deps
+	$(DENO) fmt
+
+hooks: deps ## install the lefthook git hooks
+	$(DENO) run -A npm:lefthook@2.2.1 install
+
+clean: ## remove local state (.sluice/) and build outputs
+	rm -rf .sluice dist
