@@ -1,0 +1,169 @@
+/**
+ * The HTTP face of a stage, as a `deno serve`-compatible `{ fetch }`: `GET /healthz`,
+ * `GET /readyz`, `GET /metrics`, `GET|HEAD /` (RustFS probes webhook targets with `HEAD /`), and
+ * the stage's own routes. Unknown paths answer a JSON 404, known paths with the wrong method a
+ * JSON 405 with `Allow`.
+ *
+ * @example
+ * ```ts
+ * // stages/ingest/mod.ts — run with `deno serve stages/ingest/mod.ts`
+ * export default createStageHandler({
+ *   stage: "ingest",
+ *   metrics: createStageMetrics("ingest"),
+ *   ready: async () => (await manifest.ping()) ? true : "manifest unreachable",
+ *   routes: { "POST /events": (req) => onEvent(req) },
+ * });
+ * ```
+ * @module
+ */
+import { createLogger, type Logger } from "../log/mod.ts";
+import { messageOf, reasonOf, SluiceError } from "../errors/mod.ts";
+import type { StageMetrics } from "../metrics/mod.ts";
+
+/** Handles one request of a route. */
+export type RouteHandler = (req: Request) => Promise<Response>;
+
+export interface StageHandlerOptions {
+  stage: string;
+  metrics: StageMetrics;
+  /** Readiness: `true`, or the reason the stage is not ready (answered with 503). */
+  ready?: () => Promise<true | string>;
+  /** How long `/readyz` waits for `ready()` before answering 503 (default 5000 ms). */
+  readyTimeoutMs?: number;
+  /**
+   * Extra routes keyed `"METHOD /path"` (only that method; GET also answers HEAD) or `"/path"`
+   * (every method: the handler checks).
+   */
+  routes?: Record<string, RouteHandler>;
+  /** Where handler failures are logged (default: a logger for the stage). */
+  log?: Logger;
+}
+
+/** What `deno serve` and {@link serveStage} run. */
+export interface StageHandler {
+  readonly stage: string;
+  fetch(req: Request): Promise<Response>;
+}
+
+const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
+const ANY = "*";
+
+function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body) + "\n", {
+    status,
+    headers: { "content-type": "application/json; charset=utf-8", ...headers },
+  });
+}
+
+function text(status: number, body: string, headers: Record<string, string> = {}): Response {
+  return new Response(body, {
+    status,
+    headers: { "content-type": "text/plain; charset=utf-8", ...headers },
+  });
+}
+
+/** Waits for `ready()` at most `ms`, turning throws and timeouts into reasons. */
+async function readiness(ready: () => Promise<true | string>, ms: number): Promise<true | string> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<string>((resolve) => {
+    timer = setTimeout(() => resolve(`readiness check timed out after ${ms} ms`), ms);
+  });
+  try {
+    const r = await Promise.race([
+      ready().then(
+        (v) => v === true ? true as const : String(v),
+        (err) => `readiness check failed: ${messageOf(err)}`,
+      ),
+      timeout,
+    ]);
+    return r;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Builds a stage's HTTP handler.
+ *
+ * @example
+ * ```ts
+ * const handler = createStageHandler({ stage: "infer", metrics: createStageMetrics("infer") });
+ * const res = await handler.fetch(new Request("http://x/healthz")); // 200 "ok"
+ * ```
+ */
+export function createStageHandler(opts: StageHandlerOptions): StageHandler {
+  const log = opts.log ?? createLogger({ stage: opts.stage });
+  const readyTimeoutMs = opts.readyTimeoutMs ?? 5000;
+  const table = new Map<string, Map<string, RouteHandler>>();
+  const add = (method: string, path: string, handler: RouteHandler) => {
+    const methods = table.get(path) ?? new Map<string, RouteHandler>();
+    if (methods.has(method) || methods.has(ANY) || (method === ANY && methods.size > 0)) {
+      throw new SluiceError(
+        "invalid_route",
+        `route "${method === ANY ? "" : method + " "}${path}": expected a method and path not ` +
+          "already routed (built in: GET /, GET /healthz, GET /readyz, GET /metrics)",
+      );
+    }
+    methods.set(method, handler);
+    table.set(path, methods);
+  };
+
+  add("GET", "/healthz", () => Promise.resolve(text(200, "ok\n")));
+  add("GET", "/readyz", async () => {
+    if (!opts.ready) return text(200, "ready\n");
+    const r = await readiness(opts.ready, readyTimeoutMs);
+    return r === true ? text(200, "ready\n") : text(503, `not ready: ${r}\n`);
+  });
+  add(
+    "GET",
+    "/metrics",
+    async () =>
+      text(200, await opts.metrics.metrics(), { "content-type": opts.metrics.contentType }),
+  );
+  add("GET", "/", () => Promise.resolve(text(200, `sluice ${opts.stage}\n`)));
+
+  for (const [key, handler] of Object.entries(opts.routes ?? {})) {
+    const m = /^(?:([A-Z]+) +)?(\/\S*)$/.exec(key);
+    if (!m || (m[1] !== undefined && !METHODS.has(m[1]))) {
+      throw new SluiceError(
+        "invalid_route",
+        `route ${JSON.stringify(key)}: expected "/path" or "METHOD /path" with METHOD one of ${
+          [...METHODS].join(", ")
+        }`,
+      );
+    }
+    add(m[1] ?? ANY, m[2], handler);
+  }
+
+  const dispatch = async (req: Request): Promise<Response> => {
+    const path = new URL(req.url).pathname;
+    const methods = table.get(path);
+    if (!methods) return json(404, { error: "not_found", path });
+    const handler = methods.get(req.method) ?? methods.get(ANY) ??
+      (req.method === "HEAD" ? methods.get("GET") : undefined);
+    if (!handler) {
+      const allowed = [...methods.keys()];
+      if (allowed.includes("GET")) allowed.push("HEAD");
+      return json(405, { error: "method_not_allowed", method: req.method, path, allowed }, {
+        allow: allowed.join(", "),
+      });
+    }
+    try {
+      return await handler(req);
+    } catch (err) {
+      log.error("request failed", { method: req.method, path, reason: reasonOf(err), err });
+      return json(500, { error: reasonOf(err), message: messageOf(err) });
+    }
+  };
+
+  return {
+    stage: opts.stage,
+    async fetch(req: Request): Promise<Response> {
+      const res = await dispatch(req);
+      if (req.method !== "HEAD" || res.body === null) return res;
+      // HEAD answers carry the GET headers without the body.
+      await res.body.cancel();
+      return new Response(null, { status: res.status, headers: res.headers });
+    },
+  };
+}
