@@ -1,0 +1,478 @@
+/**
+ * The loop every stage runs: claim a batch from the manifest's work queue, process up to
+ * `concurrency` items at once while renewing their leases, then record each item's effects
+ * (`complete`) or its failure (`fail`, retryable or not). On abort it stops claiming, gives
+ * in-flight items a grace period, and releases the rest untouched.
+ *
+ * @example
+ * ```ts
+ * const { signal } = shutdownSignal();
+ * const summary = await runWorker({
+ *   manifest, stage: "normalize", owner: `${host}-${Deno.pid}`, concurrency: 2, log, signal,
+ *   process: async (claim, ctx) => {
+ *     const variants = await makeVariants(claim.itemId, ctx.signal);
+ *     return { variants, enqueue: [] };
+ *   },
+ * });
+ * ```
+ * @module
+ */
+import { z } from "zod";
+import { messageOf, reasonOf, SluiceError } from "../errors/mod.ts";
+import type { Logger } from "../log/mod.ts";
+import {
+  type Claim,
+  type Effects,
+  LeaseLostError,
+  type ManifestStore,
+  type StageName,
+} from "../manifest/mod.ts";
+import { jitter, Waker } from "./_waker.ts";
+import {
+  createProgressReporter,
+  ProgressCounter,
+  type ProgressOutcome,
+  type ProgressReporter,
+  type ProgressSnapshot,
+} from "./progress.ts";
+import { isPermanentFailure } from "./retry_policy.ts";
+
+/** The part of the manifest the loop uses; any `ManifestStore` is one. */
+export type WorkQueue = Pick<
+  ManifestStore,
+  "claim" | "renew" | "complete" | "fail" | "release" | "workCounts"
+>;
+
+/** Given to `process` with each claim. */
+export interface ItemContext {
+  /** Aborted when the lease is lost or the shutdown grace period ends: stop and throw. */
+  signal: AbortSignal;
+  /** The worker's logger with `item` and `attempt` fields. */
+  log: Logger;
+  /** 1 on the first claim of this item, 2 on the first retry, ... */
+  attempt: number;
+}
+
+/** How one item ended. */
+export interface ItemResult {
+  outcome: ProgressOutcome;
+  /** Failure reason code (`reasonOf(err)`) for `failed` and `retried`. */
+  reason?: string;
+  message?: string;
+}
+
+/** Totals for one `runWorker` call. */
+export interface WorkerSummary {
+  done: number;
+  /** Failed for good (not retryable, or out of attempts). */
+  failed: number;
+  /** Failed, and sent back to the queue for another attempt. */
+  retried: number;
+  /** The lease was lost (expired or taken over); nothing was recorded. */
+  leaseLost: number;
+  /** Given back untouched at shutdown. */
+  released: number;
+}
+
+export interface ProgressOptions {
+  /** Expected items; in `once` mode the default is the queue's pending + leased at start. */
+  total?: number;
+  /** Report at least every this many finished items (default 100)... */
+  everyItems?: number;
+  /** ...or this often while something changes or is in flight (default 10 s). */
+  everyMs?: number;
+  /** Receive snapshots instead of the default log lines / terminal bar. */
+  onProgress?: (p: ProgressSnapshot) => void;
+}
+
+export interface RunWorkerOptions {
+  manifest: WorkQueue;
+  stage: StageName;
+  /** Lease owner, unique per process (e.g. `${hostname}-${pid}`). */
+  owner: string;
+  /** Most items claimed per round trip (default: `concurrency`); never more than free slots. */
+  batchSize?: number;
+  /** Items processed at once (default 1). */
+  concurrency?: number;
+  /** Lease length; renewed every `leaseMs / 3` (default 60 s). */
+  leaseMs?: number;
+  /** Claims per item before it goes to `failed` (default 5). */
+  maxAttempts?: number;
+  /** Sleep between empty polls, ±25 % jitter (default 1 s). */
+  idlePollMs?: number;
+  /** After abort, how long in-flight items may take to finish before release (default 20 s). */
+  graceMs?: number;
+  /** Abort to shut down (see `shutdownSignal`). */
+  signal?: AbortSignal;
+  log: Logger;
+  process: (claim: Claim, ctx: ItemContext) => Promise<Effects | void>;
+  /** Called once per finished item with how long it took (e.g. for metrics). */
+  onResult?: (claim: Claim, result: ItemResult, ms: number) => void;
+  /** Drain mode: return once nothing is pending or leased on the stage. */
+  once?: boolean;
+  /** Reason codes that are permanent in this stage, besides `PERMANENT_CODES`. */
+  permanentCodes?: readonly string[];
+  /** Progress reporting; `false` turns it off. */
+  progress?: ProgressOptions | false;
+}
+
+const OptionsSchema = z.object({
+  stage: z.string().min(1),
+  owner: z.string().min(1),
+  concurrency: z.number().int().positive().default(1),
+  batchSize: z.number().int().positive().optional(),
+  leaseMs: z.number().int().min(30).default(60_000),
+  maxAttempts: z.number().int().positive().default(5),
+  idlePollMs: z.number().int().positive().default(1000),
+  graceMs: z.number().int().nonnegative().default(20_000),
+  once: z.boolean().default(false),
+});
+
+/** How long, after the grace period, to wait for aborted items to notice before returning. */
+const SETTLE_AFTER_ABORT_MS = 2000;
+
+interface Held {
+  claim: Claim;
+  ac: AbortController;
+  /** Renewal found the lease gone. */
+  lost: boolean;
+  /** Given back at shutdown; its result must not be recorded. */
+  released: boolean;
+  finished: boolean;
+}
+
+/**
+ * Runs the claim → process → complete loop until `signal` aborts (or, with `once`, until the
+ * stage's queue is drained) and returns the totals. Failures are recorded with
+ * `reasonOf(err)` as the reason; permanent ones (`isPermanentFailure`) with `retry: false`.
+ * A lost lease is logged and counted, never fatal.
+ *
+ * @example
+ * ```ts
+ * const s = await runWorker({ manifest, stage: "ingest", owner, log, once: true, process });
+ * console.log(`${s.done} done, ${s.failed} failed`);
+ * ```
+ */
+export async function runWorker(options: RunWorkerOptions): Promise<WorkerSummary> {
+  const parsed = OptionsSchema.safeParse(options);
+  if (!parsed.success) {
+    throw new SluiceError(
+      "invalid_options",
+      `worker options: ${
+        parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")
+      }`,
+    );
+  }
+  const cfg = parsed.data;
+  const batchSize = cfg.batchSize ?? cfg.concurrency;
+  const { manifest, signal } = options;
+  const log = options.log.child({ owner: cfg.owner });
+  const permanentCodes = options.permanentCodes ?? [];
+
+  const summary: WorkerSummary = { done: 0, failed: 0, retried: 0, leaseLost: 0, released: 0 };
+  const held = new Map<string, Held>();
+  const queued: Held[] = [];
+  const running = new Set<Promise<void>>();
+  const waker = new Waker();
+  const onAbort = () => waker.wake();
+  signal?.addEventListener("abort", onAbort);
+
+  const progressOpts = options.progress === false ? null : (options.progress ?? {});
+  const counter = new ProgressCounter(progressOpts?.total);
+  let reporter: ProgressReporter | null = null;
+  let progressTimer: ReturnType<typeof setInterval> | undefined;
+
+  // ---- leases --------------------------------------------------------------------------
+  let renewTimer: ReturnType<typeof setTimeout> | undefined;
+  let renewing: Promise<void> | null = null;
+  const renewEvery = Math.max(10, Math.floor(cfg.leaseMs / 3));
+  const scheduleRenew = () => {
+    renewTimer = setTimeout(() => {
+      renewing = renewAll().finally(() => {
+        renewing = null;
+        if (renewTimer !== undefined) scheduleRenew();
+      });
+    }, renewEvery);
+  };
+  const renewAll = async () => {
+    const mine = [...held.values()].filter((h) => !h.lost && !h.released && !h.finished);
+    if (mine.length === 0) return;
+    let kept: Claim[];
+    try {
+      kept = await manifest.renew(mine.map((h) => h.claim), cfg.leaseMs);
+    } catch (err) {
+      // The next tick tries again; the lease has two more renewal periods before it expires.
+      log.warn("lease renewal failed", { error: messageOf(err), items: mine.length });
+      return;
+    }
+    const byItem = new Map(kept.map((c) => [c.itemId, c]));
+    for (const h of mine) {
+      const fresh = byItem.get(h.claim.itemId);
+      if (fresh) {
+        h.claim = fresh;
+        continue;
+      }
+      h.lost = true;
+      log.warn("lease lost while working", { item: h.claim.itemId });
+      h.ac.abort(new LeaseLostError(h.claim));
+      const i = queued.indexOf(h);
+      if (i >= 0) {
+        queued.splice(i, 1);
+        finish(h, { outcome: "lease_lost" }, 0);
+      }
+    }
+  };
+
+  // ---- outcomes ------------------------------------------------------------------------
+  const finish = (h: Held, result: ItemResult, ms: number) => {
+    if (h.finished) return;
+    h.finished = true;
+    held.delete(h.claim.itemId);
+    if (result.outcome === "lease_lost") summary.leaseLost++;
+    else summary[result.outcome]++;
+    counter.record(result.outcome);
+    try {
+      options.onResult?.(h.claim, result, ms);
+    } catch (err) {
+      log.warn("onResult callback threw", { error: messageOf(err) });
+    }
+    reporter?.update(snapshot());
+  };
+
+  const recordFailure = async (h: Held, err: unknown): Promise<ItemResult> => {
+    const reason = reasonOf(err);
+    const message = messageOf(err);
+    const retry = !isPermanentFailure(err, permanentCodes);
+    try {
+      const state = await manifest.fail(h.claim, reason, message, {
+        retry,
+        maxAttempts: cfg.maxAttempts,
+      });
+      const outcome = state === "failed" ? "failed" : "retried";
+      log.warn(outcome === "failed" ? "item failed" : "item failed, will retry", {
+        item: h.claim.itemId,
+        attempt: h.claim.attempts,
+        reason,
+        error: message,
+      });
+      return { outcome, reason, message };
+    } catch (failErr) {
+      if (failErr instanceof LeaseLostError) {
+        log.warn("lease lost before the failure was recorded", { item: h.claim.itemId, reason });
+        return { outcome: "lease_lost", reason, message };
+      }
+      // Unrecorded: the lease runs out and the item is claimed again.
+      log.error("could not record item failure", {
+        item: h.claim.itemId,
+        reason,
+        error: message,
+        recordError: messageOf(failErr),
+      });
+      return { outcome: "retried", reason, message };
+    }
+  };
+
+  const start = (h: Held) => {
+    const t0 = performance.now();
+    const itemLog = log.child({ item: h.claim.itemId, attempt: h.claim.attempts });
+    counter.inFlight++;
+    const run = async () => {
+      let result: ItemResult;
+      try {
+        const effects = await options.process(h.claim, {
+          signal: h.ac.signal,
+          log: itemLog,
+          attempt: h.claim.attempts,
+        });
+        if (h.released) result = { outcome: "released" };
+        else if (h.lost) result = { outcome: "lease_lost" };
+        else {
+          try {
+            await manifest.complete(h.claim, effects ?? {});
+            result = { outcome: "done" };
+            itemLog.debug("item done", { ms: Math.round(performance.now() - t0) });
+          } catch (err) {
+            if (err instanceof LeaseLostError) {
+              itemLog.warn("lease lost before completion; nothing recorded", {
+                error: err.message,
+              });
+              result = { outcome: "lease_lost", reason: err.code, message: err.message };
+            } else {
+              itemLog.error("completing the item failed", { error: messageOf(err) });
+              result = await recordFailure(h, err);
+            }
+          }
+        }
+      } catch (err) {
+        if (h.released) result = { outcome: "released" };
+        else if (h.lost) result = { outcome: "lease_lost" };
+        else result = await recordFailure(h, err);
+      }
+      counter.inFlight--;
+      finish(h, result, performance.now() - t0);
+    };
+    const p = run().finally(() => {
+      running.delete(p);
+      waker.wake();
+    });
+    running.add(p);
+  };
+
+  const releaseHeld = async (h: Held) => {
+    h.released = true;
+    try {
+      await manifest.release(h.claim);
+    } catch (err) {
+      // The lease expires on its own; another worker picks the item up then.
+      log.warn("could not release claim", { item: h.claim.itemId, error: messageOf(err) });
+    }
+  };
+
+  const snapshot = () => counter.snapshot();
+
+  const drained = async (): Promise<boolean> => {
+    const counts = (await manifest.workCounts(cfg.stage))[cfg.stage];
+    // Adapters may leave out states with no rows.
+    return !counts || ((counts.pending ?? 0) === 0 && (counts.leased ?? 0) === 0);
+  };
+
+  // ---- the loop ----------------------------------------------------------------------------
+  log.info("worker started", {
+    stage: cfg.stage,
+    concurrency: cfg.concurrency,
+    batchSize,
+    leaseMs: cfg.leaseMs,
+    once: cfg.once,
+  });
+  try {
+    if (progressOpts) {
+      if (cfg.once && progressOpts.total === undefined) {
+        try {
+          const c = (await manifest.workCounts(cfg.stage))[cfg.stage];
+          counter.setTotal(c ? (c.pending ?? 0) + (c.leased ?? 0) : 0);
+        } catch (err) {
+          log.warn("could not count the queue for progress", { error: messageOf(err) });
+        }
+      }
+      reporter = progressOpts.onProgress
+        ? callbackReporter(progressOpts.onProgress, progressOpts)
+        : createProgressReporter({
+          label: cfg.stage,
+          log,
+          tty: cfg.once ? undefined : false,
+          everyItems: progressOpts.everyItems,
+          everyMs: progressOpts.everyMs,
+        });
+      progressTimer = setInterval(
+        () => reporter?.update(snapshot()),
+        Math.min(1000, progressOpts.everyMs ?? 10_000),
+      );
+    }
+    scheduleRenew();
+
+    while (!signal?.aborted) {
+      while (queued.length > 0 && running.size < cfg.concurrency) start(queued.shift()!);
+      if (running.size >= cfg.concurrency) {
+        await waker.wait(cfg.idlePollMs);
+        continue;
+      }
+      let claims: Claim[];
+      try {
+        // Never hold more claims than slots: a claim waiting in a local buffer would keep
+        // its item from idle workers while its lease ticks.
+        claims = await manifest.claim(cfg.stage, {
+          max: Math.min(batchSize, cfg.concurrency - running.size),
+          leaseMs: cfg.leaseMs,
+          owner: cfg.owner,
+          maxAttempts: cfg.maxAttempts,
+        });
+      } catch (err) {
+        log.error("claim failed", { error: messageOf(err) });
+        await waker.wait(jitter(cfg.idlePollMs));
+        continue;
+      }
+      for (const claim of claims) {
+        const h: Held = {
+          claim,
+          ac: new AbortController(),
+          lost: false,
+          released: false,
+          finished: false,
+        };
+        held.set(claim.itemId, h);
+        queued.push(h);
+      }
+      if (claims.length > 0) continue;
+      if (running.size === 0 && cfg.once) {
+        try {
+          if (await drained()) break;
+        } catch (err) {
+          log.warn("could not count the queue", { error: messageOf(err) });
+        }
+      }
+      await waker.wait(jitter(cfg.idlePollMs));
+    }
+  } finally {
+    // Claimed but not started: give back at once.
+    for (const h of queued.splice(0)) {
+      await releaseHeld(h);
+      finish(h, { outcome: "released" }, 0);
+    }
+    if (running.size > 0) {
+      log.info("stopping: waiting for in-flight items", {
+        inFlight: running.size,
+        graceMs: cfg.graceMs,
+      });
+      const deadline = performance.now() + cfg.graceMs;
+      while (running.size > 0 && performance.now() < deadline) {
+        await waker.wait(deadline - performance.now());
+      }
+    }
+    if (running.size > 0) {
+      const left = [...held.values()].filter((h) => !h.finished);
+      log.warn("grace period over: releasing unfinished items", { items: left.length });
+      for (const h of left) {
+        h.released = true;
+        h.ac.abort(new SluiceError("worker_stopping", "worker shutting down; claim released"));
+      }
+      for (const h of left) await releaseHeld(h);
+      const deadline = performance.now() + SETTLE_AFTER_ABORT_MS;
+      while (running.size > 0 && performance.now() < deadline) {
+        await waker.wait(deadline - performance.now());
+      }
+      // Items that ignore their signal are abandoned; their late results are discarded.
+      for (const h of left) finish(h, { outcome: "released" }, 0);
+    }
+    const timer = renewTimer;
+    renewTimer = undefined;
+    clearTimeout(timer);
+    await renewing;
+    clearInterval(progressTimer);
+    reporter?.finish(snapshot());
+    signal?.removeEventListener("abort", onAbort);
+    log.info("worker stopped", { ...summary });
+  }
+  return summary;
+}
+
+function callbackReporter(
+  onProgress: (p: ProgressSnapshot) => void,
+  opts: ProgressOptions,
+): ProgressReporter {
+  const everyItems = opts.everyItems ?? 100;
+  const everyMs = opts.everyMs ?? 10_000;
+  let lastAt = performance.now();
+  let lastProcessed = 0;
+  return {
+    update(p) {
+      const now = performance.now();
+      if (p.processed - lastProcessed < everyItems && now - lastAt < everyMs) return;
+      lastAt = now;
+      lastProcessed = p.processed;
+      onProgress(p);
+    },
+    finish(p) {
+      onProgress(p);
+    },
+  };
+}
