@@ -285,7 +285,9 @@ export interface ManifestStore {
   /** First ingested image with this content hash (for dedupe), if any. */
   findImageBySha256(sha256: string): Promise<ImageRow | null>;
   /** Images by status, ordered by id, paginated with `afterId`. */
-  listImages(opts?: { status?: ImageStatus; afterId?: string; limit?: number }): Promise<ImageRow[]>;
+  listImages(
+    opts?: { status?: ImageStatus; afterId?: string; limit?: number },
+  ): Promise<ImageRow[]>;
   /** Directly records a failure on an image (outside a claim, e.g. a refused key). */
   recordImageFailure(id: string, reason: string, message: string): Promise<void>;
 
