@@ -1,0 +1,679 @@
+/**
+ * Label Studio JSON: import of exported tasks (ground truth), export of importable tasks with
+ * annotations, and the `predictions` shape used for pre-annotation.
+ *
+ * Coordinates follow label-studio-sdk's converter: `pixel = percent / 100 × original size`
+ * (`original_width` / `original_height` of each result); polygons are points in percent; a
+ * polygon's box is the envelope of its points and its area the shoelace area.
+ *
+ * Rotated rectangles (`value.rotation`, degrees clockwise about the rectangle's top-left corner
+ * `(x, y)`) are rotated in PIXEL space, as the Label Studio editor draws them: the four corners
+ * become the annotation's `polygon` (so the exact shape survives) and `bbox` is their axis-aligned
+ * envelope. This DIFFERS from label-studio-sdk's COCO/VOC/YOLO exports: older SDKs ignore
+ * `rotation` for the COCO bbox, and current ones (`Converter.rotated_rectangle`) rotate the corners
+ * in PERCENT space, which is only right for square images. For a non-square image Sluice's box is
+ * the true envelope of what the annotator drew; the SDK's is not.
+ *
+ * @example
+ * ```ts
+ * const { tasks, failures } = await readLabelStudioExport("export.json", { choose: "newest" });
+ * for (const t of tasks) console.log(t.imageRef.fileName, t.annotations.length, t.problems);
+ * ```
+ * @module
+ */
+import { readFile } from "node:fs/promises";
+import { z } from "zod";
+import type { AnnotationInput, BBox, PredictionBox } from "../manifest/mod.ts";
+import { AnnotationFormatError, type AnnotationProblem, jsonPath } from "./errors.ts";
+
+export type { AnnotationProblem };
+import { applyToPoints, boxToCorners, clipBox, envelope, type Point, rotate } from "./geometry.ts";
+import { type ByImage, lookupByImage } from "./_by_image.ts";
+import { type ImageRef, imageRefFromUrl } from "./image_match.ts";
+
+/** One imported task. */
+export interface LabelStudioTaskImport {
+  /** Position of the task in the export. */
+  index: number;
+  /** Label Studio task id, as a string (null when absent). */
+  taskId: string | null;
+  imageRef: ImageRef;
+  /** From the results' `original_width/height`; null when the task has no usable result. */
+  width: number | null;
+  height: number | null;
+  /** In original-image pixels. */
+  annotations: AnnotationInput[];
+  /** Id of the annotation that won (null when none did, or for `merge`). */
+  annotationId: string | null;
+  problems: AnnotationProblem[];
+}
+
+/** A whole export: the tasks that could be read, and one error per task that could not. */
+export interface LabelStudioImport {
+  file: string;
+  tasks: LabelStudioTaskImport[];
+  failures: AnnotationFormatError[];
+}
+
+/** Import options (validated with zod). */
+export const LabelStudioImportOptionsSchema = z.strictObject({
+  /**
+   * Which annotation wins when a task has several: `newest` (default; by `updated_at`, else
+   * `created_at`, then id), `oldest`, `first` (array order), or `merge` (all of them).
+   */
+  choose: z.enum(["newest", "oldest", "first", "merge"]).default("newest"),
+  /** The `data` key holding the image URL. */
+  dataKey: z.string().min(1).default("image"),
+  /** Name used in error messages when the input is not read from a file. */
+  file: z.string().default("<label studio export>"),
+  /** Value of `AnnotationInput.sourceRef` is `<prefix><task>/<annotation>/<result>`. */
+  sourceRefPrefix: z.string().default("labelstudio:"),
+});
+export type LabelStudioImportOptions = z.input<typeof LabelStudioImportOptionsSchema>;
+
+const IdSchema = z.union([z.number(), z.string()]);
+const TaskSchema = z.looseObject({
+  id: IdSchema.nullish(),
+  data: z.looseObject({}),
+  annotations: z.array(z.unknown()).nullish(),
+  // Label Studio < 1.0 called annotations "completions".
+  completions: z.array(z.unknown()).nullish(),
+});
+const AnnotationSchema = z.looseObject({
+  id: IdSchema.nullish(),
+  result: z.array(z.unknown()).nullish(),
+  was_cancelled: z.boolean().nullish(),
+  created_at: z.string().nullish(),
+  updated_at: z.string().nullish(),
+});
+const ResultSchema = z.looseObject({
+  id: IdSchema.nullish(),
+  type: z.string(),
+  original_width: z.number().positive().nullish(),
+  original_height: z.number().positive().nullish(),
+  image_rotation: z.number().nullish(),
+  value: z.looseObject({}),
+});
+const LabelsSchema = z.array(z.string()).min(1);
+const RectValueSchema = z.looseObject({
+  x: z.number(),
+  y: z.number(),
+  width: z.number(),
+  height: z.number(),
+  rotation: z.number().nullish(),
+});
+const PolygonValueSchema = z.looseObject({
+  points: z.array(z.tuple([z.number(), z.number()])),
+});
+
+/**
+ * Reads and imports a Label Studio JSON export file. Throws {@link AnnotationFormatError} when
+ * the file is not JSON or not a list of tasks; a bad task is reported in `failures` and does not
+ * stop the others.
+ *
+ * @example
+ * ```ts
+ * const { tasks } = await readLabelStudioExport("/data/export.json");
+ * ```
+ */
+export async function readLabelStudioExport(
+  path: string,
+  options: LabelStudioImportOptions = {},
+): Promise<LabelStudioImport> {
+  const text = await readFile(path, "utf8");
+  return parseLabelStudioExport(text, { file: path, ...options });
+}
+
+/**
+ * Imports Label Studio tasks from JSON text or an already parsed value (an array of tasks, or
+ * one task object).
+ *
+ * @example
+ * ```ts
+ * const { tasks } = parseLabelStudioExport(jsonText, { choose: "merge" });
+ * ```
+ */
+export function parseLabelStudioExport(
+  input: string | unknown,
+  options: LabelStudioImportOptions = {},
+): LabelStudioImport {
+  const opts = LabelStudioImportOptionsSchema.parse(options);
+  let doc: unknown = input;
+  if (typeof input === "string") {
+    try {
+      doc = JSON.parse(input);
+    } catch (err) {
+      throw new AnnotationFormatError(
+        opts.file,
+        "$",
+        `expected JSON, found a parse error: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
+    }
+  }
+  const isTask = doc !== null && typeof doc === "object" && "data" in doc;
+  if (!Array.isArray(doc) && !isTask) {
+    throw new AnnotationFormatError(
+      opts.file,
+      "$",
+      `expected an array of tasks, found ${kindOf(doc)}`,
+    );
+  }
+  const list: unknown[] = Array.isArray(doc) ? doc : [doc];
+
+  const tasks: LabelStudioTaskImport[] = [];
+  const failures: AnnotationFormatError[] = [];
+  list.forEach((raw, index) => {
+    try {
+      tasks.push(importTask(raw, index, opts));
+    } catch (err) {
+      if (err instanceof AnnotationFormatError) failures.push(err);
+      else throw err;
+    }
+  });
+  return { file: opts.file, tasks, failures };
+}
+
+type Opts = z.output<typeof LabelStudioImportOptionsSchema>;
+
+function importTask(raw: unknown, index: number, opts: Opts): LabelStudioTaskImport {
+  const at = (...keys: PropertyKey[]) => jsonPath([index, ...keys]);
+  const parsed = TaskSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new AnnotationFormatError(opts.file, at(...issue.path), `task: ${issue.message}`);
+  }
+  const task = parsed.data;
+  const url = task.data[opts.dataKey];
+  if (typeof url !== "string" || url === "") {
+    throw new AnnotationFormatError(
+      opts.file,
+      at("data", opts.dataKey),
+      `expected the image URL as a non-empty string, found ${kindOf(url)}`,
+    );
+  }
+  const sluiceId = typeof task.data.sluice_image_id === "string" ? task.data.sluice_image_id : null;
+  const taskId = task.id === undefined || task.id === null ? null : String(task.id);
+  const problems: AnnotationProblem[] = [];
+  const annKey = task.annotations ? "annotations" : "completions";
+  const rawAnns = task.annotations ?? task.completions ?? [];
+
+  type Candidate = { pos: number; id: string | null; time: number; result: unknown[] };
+  const candidates: Candidate[] = [];
+  rawAnns.forEach((a, pos) => {
+    const ann = AnnotationSchema.safeParse(a);
+    if (!ann.success) {
+      const issue = ann.error.issues[0];
+      problems.push({
+        path: at(annKey, pos, ...issue.path),
+        problem: `annotation skipped: ${issue.message}`,
+      });
+      return;
+    }
+    if (ann.data.was_cancelled) {
+      problems.push({
+        path: at(annKey, pos, "was_cancelled"),
+        problem: "annotation was cancelled: skipped",
+      });
+      return;
+    }
+    const stamp = ann.data.updated_at ?? ann.data.created_at;
+    const time = stamp ? Date.parse(stamp) : NaN;
+    candidates.push({
+      pos,
+      id: ann.data.id === undefined || ann.data.id === null ? null : String(ann.data.id),
+      time: Number.isNaN(time) ? -Infinity : time,
+      result: ann.data.result ?? [],
+    });
+  });
+
+  let chosen: Candidate[];
+  if (opts.choose === "merge" || candidates.length <= 1) chosen = candidates;
+  else if (opts.choose === "first") chosen = [candidates[0]];
+  else {
+    const sign = opts.choose === "newest" ? -1 : 1;
+    chosen = [
+      [...candidates].sort((a, b) =>
+        sign * (a.time - b.time || compareIds(a.id, b.id)) || a.pos - b.pos
+      )[0],
+    ];
+  }
+
+  const annotations: AnnotationInput[] = [];
+  let width: number | null = null;
+  let height: number | null = null;
+  for (const cand of chosen) {
+    const converted = convertResults(
+      cand.result,
+      (...keys) => at(annKey, cand.pos, "result", ...keys),
+      {
+        ref: `${opts.sourceRefPrefix}${taskId ?? index}/${cand.id ?? cand.pos}`,
+        problems,
+      },
+    );
+    for (const c of converted) {
+      if (width === null) {
+        width = c.width;
+        height = c.height;
+      } else if (c.width !== width || c.height !== height) {
+        problems.push({
+          path: c.path,
+          problem:
+            `original size ${c.width}×${c.height} differs from the task's ${width}×${height}; ` +
+            "converted with its own size",
+        });
+      }
+      annotations.push(c.annotation);
+    }
+  }
+  return {
+    index,
+    taskId,
+    imageRef: imageRefFromUrl(url, sluiceId),
+    width,
+    height,
+    annotations,
+    annotationId: opts.choose === "merge" || chosen.length !== 1 ? null : chosen[0].id,
+    problems,
+  };
+}
+
+interface Converted {
+  annotation: AnnotationInput;
+  width: number;
+  height: number;
+  path: string;
+}
+
+function convertResults(
+  results: unknown[],
+  at: (...keys: PropertyKey[]) => string,
+  ctx: { ref: string; problems: AnnotationProblem[] },
+): Converted[] {
+  const out: Converted[] = [];
+  // `rectangle` / `polygon` results take their label from a `labels` result with the same id.
+  const labelsById = new Map<string, string>();
+  for (const r of results) {
+    const p = ResultSchema.safeParse(r);
+    if (p.success && p.data.type === "labels" && p.data.id !== undefined && p.data.id !== null) {
+      const labels = LabelsSchema.safeParse(p.data.value.labels);
+      if (labels.success) labelsById.set(String(p.data.id), labels.data[0]);
+    }
+  }
+  results.forEach((r, i) => {
+    const problem = (keys: PropertyKey[], text: string) =>
+      ctx.problems.push({ path: at(i, ...keys), problem: text });
+    const parsed = ResultSchema.safeParse(r);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      return problem(issue.path, `result skipped: ${issue.message}`);
+    }
+    const res = parsed.data;
+    const kind = res.type === "rectanglelabels" || res.type === "rectangle"
+      ? "rect"
+      : res.type === "polygonlabels" || res.type === "polygon"
+      ? "polygon"
+      : null;
+    if (kind === null) {
+      if (res.type !== "labels") {
+        problem(
+          ["type"],
+          `result type ${JSON.stringify(res.type)} is not a box or polygon: skipped`,
+        );
+      }
+      return;
+    }
+    let label: string | undefined;
+    if (res.type === "rectanglelabels" || res.type === "polygonlabels") {
+      const labels = LabelsSchema.safeParse(res.value[res.type]);
+      if (!labels.success) {
+        return problem(["value", res.type], "result skipped: expected at least one label");
+      }
+      if (labels.data.length > 1) {
+        problem(
+          ["value", res.type],
+          `${labels.data.length} labels on one shape: kept the first, ${labels.data[0]}`,
+        );
+      }
+      label = labels.data[0];
+    } else {
+      label = res.id === undefined || res.id === null ? undefined : labelsById.get(String(res.id));
+      if (label === undefined) {
+        return problem(["id"], `${res.type} result has no matching labels result: skipped`);
+      }
+    }
+    const W = res.original_width, H = res.original_height;
+    if (!W || !H) {
+      return problem(
+        ["original_width"],
+        "result skipped: original_width/original_height missing, pixels unknown",
+      );
+    }
+    if (res.image_rotation) {
+      return problem(
+        ["image_rotation"],
+        `result skipped: drawn on an image rotated by ${res.image_rotation}°`,
+      );
+    }
+    const sourceRef = `${ctx.ref}/${res.id ?? i}`;
+    if (kind === "rect") {
+      const v = RectValueSchema.safeParse(res.value);
+      if (!v.success) {
+        const issue = v.error.issues[0];
+        return problem(["value", ...issue.path], `result skipped: ${issue.message}`);
+      }
+      const x = (v.data.x / 100) * W, y = (v.data.y / 100) * H;
+      const w = (v.data.width / 100) * W, h = (v.data.height / 100) * H;
+      const rotation = normalizeDegrees(v.data.rotation ?? 0);
+      const annotation: AnnotationInput = { label, bbox: [x, y, w, h], sourceRef };
+      if (rotation !== 0) {
+        const corners = applyToPoints(rotate(rotation, x, y), boxToCorners([x, y, w, h]));
+        annotation.bbox = envelope(corners);
+        annotation.polygon = corners;
+        annotation.rotation = rotation;
+      }
+      out.push({ annotation, width: W, height: H, path: at(i) });
+    } else {
+      const v = PolygonValueSchema.safeParse(res.value);
+      if (!v.success) {
+        const issue = v.error.issues[0];
+        return problem(["value", ...issue.path], `result skipped: ${issue.message}`);
+      }
+      if (v.data.points.length < 3) {
+        return problem(
+          ["value", "points"],
+          `result skipped: expected at least 3 points, found ${v.data.points.length}`,
+        );
+      }
+      const points: Point[] = v.data.points.map(([px, py]) => [(px / 100) * W, (py / 100) * H]);
+      out.push({
+        annotation: { label, bbox: envelope(points), polygon: points, sourceRef },
+        width: W,
+        height: H,
+        path: at(i),
+      });
+    }
+  });
+  return out;
+}
+
+// ---- export ------------------------------------------------------------------------------------
+
+/** An image to export as a task. */
+export interface LabelStudioExportImage {
+  /** Sluice image id; written to `data.sluice_image_id` so a later import matches exactly. */
+  id: string;
+  /** What Label Studio loads (an http(s) URL, a presigned URL, `s3://...` for cloud storage). */
+  url: string;
+  width: number;
+  height: number;
+}
+
+/** Export options (validated with zod). */
+export const LabelStudioExportOptionsSchema = z.strictObject({
+  /** `from_name` of the RectangleLabels control. */
+  fromName: z.string().min(1).default("label"),
+  /** `to_name`: the Image object tag. */
+  toName: z.string().min(1).default("image"),
+  dataKey: z.string().min(1).default("image"),
+  /**
+   * How annotations with a polygon are written: `rectangle` (default; their box, for detection
+   * projects whose config has only RectangleLabels) or `polygon` (PolygonLabels results, which
+   * need a PolygonLabels control named `polygonFromName`). Rotated rectangles are always written
+   * as rotated rectangles.
+   */
+  polygons: z.enum(["rectangle", "polygon"]).default("rectangle"),
+  polygonFromName: z.string().min(1).default("polygon"),
+  /** Include tasks for images without annotations (default true: they still need labelling). */
+  includeEmpty: z.boolean().default(true),
+});
+export type LabelStudioExportOptions = z.input<typeof LabelStudioExportOptionsSchema>;
+
+/** One result entry of an annotation or prediction. */
+export interface LabelStudioResult {
+  id: string;
+  type: "rectanglelabels" | "polygonlabels";
+  from_name: string;
+  to_name: string;
+  original_width: number;
+  original_height: number;
+  image_rotation: 0;
+  value: {
+    x?: number;
+    y?: number;
+    width?: number;
+    height?: number;
+    rotation?: number;
+    points?: [number, number][];
+    closed?: boolean;
+    rectanglelabels?: string[];
+    polygonlabels?: string[];
+  };
+  score?: number;
+}
+
+/** The `predictions[]` entry shape Label Studio imports for pre-annotation. */
+export interface LabelStudioPrediction {
+  model_version: string;
+  score: number;
+  result: LabelStudioResult[];
+}
+
+/** An importable task. */
+export interface LabelStudioTask {
+  data: Record<string, string>;
+  annotations?: { result: LabelStudioResult[]; ground_truth: boolean }[];
+  predictions?: LabelStudioPrediction[];
+}
+
+/** Predictions for one image, as stored in the manifest (`PredictionInput` fits). */
+export interface PredictionForExport {
+  modelName?: string;
+  modelVersion: string;
+  score?: number | null;
+  boxes: PredictionBox[];
+}
+
+/**
+ * Tasks Label Studio can import, with ground-truth `annotations` (percent coordinates) and,
+ * optionally, `predictions` per image.
+ *
+ * @example
+ * ```ts
+ * const tasks = toLabelStudioTasks(
+ *   [{ id: "img_1", url: "s3://raw/a.jpg", width: 640, height: 480 }],
+ *   new Map([["img_1", [{ label: "cat", bbox: [10, 20, 100, 50] }]]]),
+ * );
+ * await Deno.writeTextFile("tasks.json", JSON.stringify(tasks));
+ * ```
+ */
+export function toLabelStudioTasks(
+  images: readonly LabelStudioExportImage[],
+  annotationsByImage: ByImage<readonly AnnotationInput[]>,
+  options: LabelStudioExportOptions = {},
+  predictionsByImage?: ByImage<readonly PredictionForExport[]>,
+): LabelStudioTask[] {
+  const opts = LabelStudioExportOptionsSchema.parse(options);
+  const tasks: LabelStudioTask[] = [];
+  for (const img of images) {
+    const anns = lookupByImage(annotationsByImage, img.id) ?? [];
+    const preds = (predictionsByImage && lookupByImage(predictionsByImage, img.id)) ?? [];
+    if (anns.length === 0 && preds.length === 0 && !opts.includeEmpty) continue;
+    const task: LabelStudioTask = { data: { [opts.dataKey]: img.url, sluice_image_id: img.id } };
+    if (anns.length > 0) {
+      task.annotations = [{
+        result: anns.map((a, i) => annotationToResult(a, `r${i}`, img, opts)),
+        ground_truth: false,
+      }];
+    }
+    if (preds.length > 0) {
+      task.predictions = preds.map((p) =>
+        predictionsToLabelStudio(p, img, { fromName: opts.fromName, toName: opts.toName })
+      );
+    }
+    tasks.push(task);
+  }
+  return tasks;
+}
+
+/**
+ * One prediction set in Label Studio's `predictions[]` shape. Boxes are clipped to the image
+ * (models may predict past the border) and boxes with nothing left are left out.
+ * `model_version` is `modelName:modelVersion` when a model name is given; `score` defaults to
+ * the mean box score.
+ *
+ * @example
+ * ```ts
+ * predictionsToLabelStudio(
+ *   { modelName: "det", modelVersion: "3", boxes: [{ label: "cat", bbox: [0, 0, 64, 48], score: 0.9 }] },
+ *   { width: 640, height: 480 },
+ * ); // { model_version: "det:3", score: 0.9, result: [{ value: { x: 0, y: 0, width: 10, height: 10, ... } }] }
+ * ```
+ */
+export function predictionsToLabelStudio(
+  prediction: PredictionForExport,
+  image: { width: number; height: number },
+  options: { fromName?: string; toName?: string } = {},
+): LabelStudioPrediction {
+  const fromName = options.fromName ?? "label";
+  const toName = options.toName ?? "image";
+  const result: LabelStudioResult[] = [];
+  prediction.boxes.forEach((b, i) => {
+    const clipped = clipBox(b.bbox, image.width, image.height);
+    if (!clipped) return;
+    result.push({
+      ...rectResult(`p${i}`, b.label, clipped, 0, image, fromName, toName),
+      score: b.score,
+    });
+  });
+  const mean = prediction.boxes.length
+    ? prediction.boxes.reduce((s, b) => s + b.score, 0) / prediction.boxes.length
+    : 0;
+  return {
+    model_version: prediction.modelName
+      ? `${prediction.modelName}:${prediction.modelVersion}`
+      : prediction.modelVersion,
+    score: prediction.score ?? mean,
+    result,
+  };
+}
+
+type ExportOpts = z.output<typeof LabelStudioExportOptionsSchema>;
+
+function annotationToResult(
+  a: AnnotationInput,
+  id: string,
+  img: { width: number; height: number },
+  opts: ExportOpts,
+): LabelStudioResult {
+  // Only shapes that were rotated rectangles (imported with a rotation) go back as such; a
+  // 4-point polygon drawn as a polygon stays one.
+  const rotated = a.polygon && a.rotation ? rotatedRectangle(a.polygon) : null;
+  if (rotated && rotated.rotation !== 0) {
+    const [x, y] = rotated.origin;
+    return rectResult(
+      id,
+      a.label,
+      [x, y, rotated.width, rotated.height],
+      rotated.rotation,
+      img,
+      opts.fromName,
+      opts.toName,
+    );
+  }
+  if (a.polygon && a.polygon.length >= 3 && opts.polygons === "polygon") {
+    return {
+      id,
+      type: "polygonlabels",
+      from_name: opts.polygonFromName,
+      to_name: opts.toName,
+      original_width: img.width,
+      original_height: img.height,
+      image_rotation: 0,
+      value: {
+        points: a.polygon.map(([x, y]) => [(x / img.width) * 100, (y / img.height) * 100]),
+        closed: true,
+        polygonlabels: [a.label],
+      },
+    };
+  }
+  return rectResult(id, a.label, a.bbox, 0, img, opts.fromName, opts.toName);
+}
+
+function rectResult(
+  id: string,
+  label: string,
+  box: BBox,
+  rotation: number,
+  img: { width: number; height: number },
+  fromName: string,
+  toName: string,
+): LabelStudioResult {
+  return {
+    id,
+    type: "rectanglelabels",
+    from_name: fromName,
+    to_name: toName,
+    original_width: img.width,
+    original_height: img.height,
+    image_rotation: 0,
+    value: {
+      x: (box[0] / img.width) * 100,
+      y: (box[1] / img.height) * 100,
+      width: (box[2] / img.width) * 100,
+      height: (box[3] / img.height) * 100,
+      rotation,
+      rectanglelabels: [label],
+    },
+  };
+}
+
+/**
+ * Recognises a polygon that is a rectangle given as Label Studio's import builds it (top-left
+ * corner first, then clockwise on screen) and recovers its origin, side lengths and rotation.
+ */
+function rotatedRectangle(
+  polygon: readonly Point[],
+): { origin: Point; width: number; height: number; rotation: number } | null {
+  if (polygon.length !== 4) return null;
+  const [p0, p1, p2, p3] = polygon;
+  const ux = p1[0] - p0[0], uy = p1[1] - p0[1];
+  const vx = p3[0] - p0[0], vy = p3[1] - p0[1];
+  const w = Math.hypot(ux, uy), h = Math.hypot(vx, vy);
+  if (!(w > 0 && h > 0)) return null;
+  const tol = 1e-6 * Math.max(w, h);
+  // Right angle, parallelogram closure, and v = u turned 90° clockwise (no mirror image).
+  if (Math.abs(ux * vx + uy * vy) > tol * Math.max(w, h)) return null;
+  if (Math.abs(p0[0] + ux + vx - p2[0]) > tol || Math.abs(p0[1] + uy + vy - p2[1]) > tol) {
+    return null;
+  }
+  if (ux * vy - uy * vx <= 0) return null;
+  const rotation = normalizeDegrees((Math.atan2(uy, ux) * 180) / Math.PI);
+  return { origin: p0, width: w, height: h, rotation: Math.abs(rotation) < 1e-9 ? 0 : rotation };
+}
+
+function normalizeDegrees(d: number): number {
+  const r = ((d % 360) + 360) % 360;
+  return Math.abs(r - 360) < 1e-9 ? 0 : r;
+}
+
+function compareIds(a: string | null, b: string | null): number {
+  if (a === b) return 0;
+  if (a === null) return -1;
+  if (b === null) return 1;
+  const na = Number(a), nb = Number(b);
+  if (Number.isFinite(na) && Number.isFinite(nb)) return na - nb;
+  return a < b ? -1 : 1;
+}
+
+function kindOf(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  if (typeof v === "object") return "an object";
+  if (typeof v === "string") {
+    return `the string ${JSON.stringify(v.length > 40 ? v.slice(0, 37) + "..." : v)}`;
+  }
+  return `${typeof v} ${String(v)}`;
+}
