@@ -1,0 +1,110 @@
+/**
+ * `sluice-normalize`: the command-line entry of the normalize stage.
+ *
+ * ```
+ * sluice-normalize [run]     claim and process normalize items until SIGTERM/SIGINT
+ * sluice-normalize once      drain the queue, print a JSON summary, exit
+ * sluice-normalize backfill  enqueue every ingested image lacking a current variant, exit
+ * ```
+ *
+ * @example
+ * ```ts
+ * // deno run -A stages/normalize/main.ts once --manifest-url sqlite:///tmp/m.db
+ * ```
+ * @module
+ */
+import { EXIT_USAGE, parseStageArgs } from "../../common/config/mod.ts";
+import { messageOf, reasonOf } from "../../common/errors/mod.ts";
+import { serveStage } from "../../common/http/mod.ts";
+import { createLogger } from "../../common/log/mod.ts";
+import { shutdownSignal } from "../../common/worker/mod.ts";
+import { effectiveConcurrency, NormalizeSettingsSchema } from "./config.ts";
+import { createNormalizeStage } from "./stage.ts";
+
+const MODES = ["run", "once", "backfill"] as const;
+type Mode = typeof MODES[number];
+
+const USAGE = `sluice-normalize [run|once|backfill] [options]
+
+Renders the variants of every ingested image (sizes, fit modes, formats) from one decode and
+records each variant's exact transform in the manifest.
+
+Modes:
+  run       claim and process normalize items until SIGTERM/SIGINT (default)
+  once      drain the normalize queue, print a JSON summary on stdout, and exit
+  backfill  enqueue every ingested image that lacks a current variant, and exit
+
+Run with MALLOC_ARENA_MAX=2: glibc's per-thread arenas otherwise keep freed decode buffers.`;
+
+async function main(argv: readonly string[]): Promise<number> {
+  const { config, positionals, sources, warnings } = await parseStageArgs(argv, {
+    stage: "normalize",
+    stageSchema: NormalizeSettingsSchema,
+    usage: USAGE,
+    allowPositionals: true,
+  });
+  const log = createLogger({
+    stage: "normalize",
+    level: config.log.level,
+    json: config.log.format === "json" ? true : config.log.format === "pretty" ? false : undefined,
+  });
+  for (const w of warnings) log.warn(w);
+  if (positionals.length > 1 || !(MODES as readonly string[]).includes(positionals[0] ?? "run")) {
+    console.error(
+      `sluice-normalize: expected one mode of ${MODES.join(", ")}, found ${
+        JSON.stringify(positionals)
+      }\nRun with --help for usage.`,
+    );
+    return EXIT_USAGE;
+  }
+  const mode = (positionals[0] ?? "run") as Mode;
+
+  const shutdown = shutdownSignal();
+  const serverAbort = new AbortController();
+  const stopServer = () => serverAbort.abort();
+  shutdown.signal.addEventListener("abort", stopServer);
+  let server: Deno.HttpServer<Deno.NetAddr> | undefined;
+  try {
+    const stage = await createNormalizeStage(config, {
+      log,
+      concurrency: effectiveConcurrency(config, sources),
+    });
+    try {
+      if (mode === "backfill") {
+        const r = await stage.backfill();
+        console.log(JSON.stringify(r));
+        return 0;
+      }
+      log.info("starting", {
+        mode,
+        concurrency: stage.concurrency,
+        cpuSlots: stage.cpuSlots,
+        resizer: stage.resizer.name,
+        variants: stage.specs.map((s) => `${s.spec.name}@v${s.version}`),
+      });
+      if (config.http.port !== 0) {
+        server = serveStage(stage.handler, {
+          hostname: config.http.hostname,
+          port: config.http.port,
+          signal: serverAbort.signal,
+          log,
+        });
+      }
+      const summary = await stage.run({ once: mode === "once", signal: shutdown.signal });
+      if (mode === "once") console.log(JSON.stringify(summary));
+      return 0;
+    } finally {
+      serverAbort.abort();
+      await server?.finished;
+      await stage.close();
+    }
+  } catch (err) {
+    log.error("normalize failed", { reason: reasonOf(err), error: messageOf(err) });
+    return 1;
+  } finally {
+    shutdown.signal.removeEventListener("abort", stopServer);
+    shutdown.dispose();
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

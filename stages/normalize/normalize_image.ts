@@ -1,0 +1,197 @@
+/**
+ * One image through normalize: decide which current variants it lacks, stage its dataset object
+ * in an NVMe lease, check it against the recorded sha256, render the missing variants from one
+ * decode, stage and upload each output, and return the manifest rows to record (the caller
+ * records them with `manifest.complete`, after every upload finished).
+ *
+ * A variant counts as present when its row for (image, name, spec hash) points at the key this
+ * configuration would write and that object exists with the recorded size; then nothing is
+ * downloaded, rendered or written for it. Keys are content- and spec-derived, so redoing a
+ * variant (after a crash between upload and record) writes the same bytes to the same key.
+ *
+ * @example
+ * ```ts
+ * const existing = await manifest.listVariants({ imageIds: [image.id] });
+ * const r = await normalizeImage(image, specs, existing, { store, staging, resizer, keys, prefix, limits });
+ * await manifest.complete(claim, { variants: r.variants });
+ * ```
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { SluiceError } from "../../common/errors/mod.ts";
+import type { Logger } from "../../common/log/mod.ts";
+import type { ImageRow, VariantInput, VariantRow } from "../../common/manifest/mod.ts";
+import { ObjectNotFoundError, type ObjectStore } from "../../common/objectstore/mod.ts";
+import type { Staging } from "../../common/staging/mod.ts";
+import type { RenderedVariant, Resizer } from "../../common/images/resizer.ts";
+import { type KeyTemplate, VARIANT_EXTENSIONS } from "../../common/images/variant_spec.ts";
+import type { Slots } from "./_slots.ts";
+import { type RenderLimits, renderVariants } from "./render_variants.ts";
+import { keyForUri } from "./source_key.ts";
+import type { RegisteredSpec } from "./spec_registry.ts";
+import { variantKey } from "./variant_keys.ts";
+
+/** Content types of variant objects. */
+const CONTENT_TYPES: Readonly<Record<string, string>> = {
+  jpeg: "image/jpeg",
+  webp: "image/webp",
+  png: "image/png",
+  avif: "image/avif",
+};
+
+export interface NormalizeImageDeps {
+  store: ObjectStore;
+  staging: Pick<Staging, "lease">;
+  resizer: Resizer;
+  keys: KeyTemplate;
+  prefix: string;
+  limits: RenderLimits;
+  /** Bounds concurrent renders; unbounded when absent. */
+  cpu?: Pick<Slots, "run">;
+  signal?: AbortSignal;
+  log?: Logger;
+}
+
+/** What {@link normalizeImage} did for one image. */
+export interface NormalizeImageResult {
+  /** Rows to record: one per variant rendered now. */
+  variants: VariantInput[];
+  /** Names of variants already present (nothing done for them). */
+  present: string[];
+  /** Encoded bytes uploaded. */
+  bytesWritten: number;
+  /** Time spent decoding and rendering (not waiting for a CPU slot), ms; 0 when nothing was. */
+  renderMs: number;
+}
+
+/** The image is not (or no longer) ingested, so there is nothing to normalize from. */
+export class NotIngestedError extends SluiceError {
+  constructor(image: ImageRow) {
+    super(
+      "not_ingested",
+      `image ${image.id}: expected status "ingested" with a sha256 and a dataset URI, found ` +
+        `status "${image.status}", sha256 ${image.sha256 ?? "null"}, datasetUri ` +
+        `${image.datasetUri ?? "null"}`,
+    );
+    this.name = "NotIngestedError";
+  }
+}
+
+/**
+ * Renders and uploads the variants `image` lacks; see the module documentation.
+ *
+ * @example
+ * ```ts
+ * const { variants, present } = await normalizeImage(image, specs, [], deps);
+ * ```
+ */
+export async function normalizeImage(
+  image: ImageRow,
+  specs: readonly RegisteredSpec[],
+  existing: readonly VariantRow[],
+  deps: NormalizeImageDeps,
+): Promise<NormalizeImageResult> {
+  const { store, signal } = deps;
+  const sha256 = image.sha256;
+  if (image.status !== "ingested" || sha256 === null || image.datasetUri === null) {
+    throw new NotIngestedError(image);
+  }
+  const planned = specs.map((s) => ({
+    ...s,
+    key: variantKey(deps.keys, { prefix: deps.prefix, ...s, sha256 }),
+  }));
+
+  const todo: typeof planned = [];
+  const present: string[] = [];
+  for (const p of planned) {
+    const row = existing.find((r) => r.name === p.spec.name && r.specHash === p.specHash);
+    if (row && row.uri === store.uriFor(p.key) && row.version === p.version) {
+      const info = await store.head(p.key);
+      if (info !== null && info.size === row.bytes) {
+        present.push(p.spec.name);
+        continue;
+      }
+      deps.log?.warn("variant recorded but its object is missing or differs: rendering again", {
+        variant: p.spec.name,
+        key: p.key,
+      });
+    }
+    todo.push(p);
+  }
+  if (todo.length === 0) return { variants: [], present, bytesWritten: 0, renderMs: 0 };
+  signal?.throwIfAborted();
+
+  await using lease = await deps.staging.lease(image.id);
+  const sourceKey = keyForUri(store, image.datasetUri);
+  let body: ReadableStream<Uint8Array>;
+  try {
+    body = await store.get(sourceKey);
+  } catch (err) {
+    if (err instanceof ObjectNotFoundError) {
+      throw new SluiceError(
+        "source_missing",
+        `image ${image.id}: expected its dataset object at ${image.datasetUri}, found none`,
+        { cause: err },
+      );
+    }
+    throw err;
+  }
+  const staged = await lease.publish("input", body, { expectedBytes: image.size ?? undefined });
+  const bytes = await Deno.readFile(staged.path);
+  const actual = createHash("sha256").update(bytes).digest("hex");
+  if (actual !== sha256) {
+    throw new SluiceError(
+      "checksum_mismatch",
+      `image ${image.id}: expected ${image.datasetUri} to have sha256 ${sha256}, found ${actual} ` +
+        `(${bytes.byteLength} bytes)`,
+    );
+  }
+  signal?.throwIfAborted();
+
+  let renderMs = 0;
+  const render = async () => {
+    const t0 = performance.now();
+    try {
+      return await renderVariants(bytes, todo.map((p) => p.spec), {
+        resizer: deps.resizer,
+        limits: deps.limits,
+        name: image.datasetUri ?? image.id,
+      });
+    } finally {
+      renderMs = performance.now() - t0;
+    }
+  };
+  const rendered: RenderedVariant[] = deps.cpu
+    ? await deps.cpu.run(render, signal)
+    : await render();
+  signal?.throwIfAborted();
+
+  // Uploads of one image run together, and outside the CPU slot: other items render meanwhile.
+  const variants = await Promise.all(rendered.map(async (v, i): Promise<VariantInput> => {
+    const p = todo[i];
+    const file = await lease.publish(`${p.spec.name}.${VARIANT_EXTENSIONS[v.format]}`, v.bytes);
+    await store.putFile(p.key, file.path, {
+      contentType: CONTENT_TYPES[v.format],
+      metadata: { "sha256": v.sha256, "source-sha256": sha256, "spec-hash": p.specHash },
+    });
+    return {
+      imageId: image.id,
+      name: p.spec.name,
+      specHash: p.specHash,
+      version: p.version,
+      uri: store.uriFor(p.key),
+      width: v.width,
+      height: v.height,
+      bytes: v.bytes.byteLength,
+      sha256: v.sha256,
+      format: v.format,
+      transform: v.transform,
+    };
+  }));
+  return {
+    variants,
+    present,
+    bytesWritten: variants.reduce((n, v) => n + v.bytes, 0),
+    renderMs,
+  };
+}

@@ -1,0 +1,482 @@
+/**
+ * The normalize stage assembled: manifest, object store, staging, resizer, metrics and HTTP
+ * handler, and the worker loop that claims `normalize` items and records each image's variants
+ * in one transaction after uploading them.
+ *
+ * Concurrency is two numbers: CPU slots (images decoded and resized at once, one per core with
+ * one libvips thread each) and items in flight (`worker.concurrency`, recommended slots + 1), so
+ * that downloads and uploads of some items overlap the CPU work of others while memory stays
+ * bounded by the items in flight.
+ *
+ * @example
+ * ```ts
+ * const config = await loadConfig({ stage: "normalize", stageSchema: NormalizeSettingsSchema });
+ * const summary = await runNormalizeOnce(config);
+ * console.log(summary.done, summary.variantsWritten);
+ * ```
+ * @module
+ */
+import { messageOf, SluiceError } from "../../common/errors/mod.ts";
+import { createStageHandler, type StageHandler } from "../../common/http/mod.ts";
+import { createLogger, type Logger } from "../../common/log/mod.ts";
+import {
+  type Claim,
+  type Effects,
+  type ManifestStore,
+  openManifest,
+  type WorkState,
+} from "../../common/manifest/mod.ts";
+import { type ObjectStore, openObjectStore } from "../../common/objectstore/mod.ts";
+import { openStaging, type Staging } from "../../common/staging/mod.ts";
+import {
+  type ItemContext,
+  type ProgressOptions,
+  runWorker,
+  type WorkerSummary,
+} from "../../common/worker/mod.ts";
+import { type ResizerSelection, selectResizer } from "../../common/images/select_resizer.ts";
+import { Slots } from "./_slots.ts";
+import {
+  backfillNewSpecs,
+  backfillNormalize,
+  type BackfillResult,
+  markBackfilled,
+  NORMALIZE_STAGE,
+} from "./backfill.ts";
+import { cpuSlotsFor, type NormalizeConfig } from "./config.ts";
+import { createNormalizeMetrics, type NormalizeMetrics } from "./metrics.ts";
+import { normalizeImage, type NormalizeImageResult } from "./normalize_image.ts";
+import { type RegisteredSpec, registerVariantSpecs } from "./spec_registry.ts";
+import { compileNormalizeKeyTemplate } from "./variant_keys.ts";
+
+/** Reason codes that will not change on retry (besides the worker's `PERMANENT_CODES`). */
+export const NORMALIZE_PERMANENT_CODES: readonly string[] = [
+  "decode_failed",
+  "too_many_pixels",
+  "empty_object",
+  "source_missing",
+  "checksum_mismatch",
+  "not_ingested",
+  "unknown_image",
+  "foreign_uri",
+  "invalid_variant_geometry",
+];
+
+/** What the stage is built from; anything left out is opened from the configuration. */
+export interface NormalizeDeps {
+  manifest?: ManifestStore;
+  /** The dataset store: inputs are read from it and variants written to it. */
+  store?: ObjectStore;
+  staging?: Staging;
+  /** A resizer already selected (tests, benchmarks); closed by the caller. */
+  resizer?: ResizerSelection;
+  log?: Logger;
+  metrics?: NormalizeMetrics;
+  /** Items in flight (default `config.worker.concurrency`). */
+  concurrency?: number;
+  /** Build version for `sluice_normalize_build_info`. */
+  version?: string;
+}
+
+export interface NormalizeRunOptions {
+  /** Return once the queue is drained (default false: run until `signal` aborts). */
+  once?: boolean;
+  signal?: AbortSignal;
+  progress?: ProgressOptions | false;
+  /** Grace period for in-flight items after abort, ms. */
+  graceMs?: number;
+}
+
+/** One item that failed (for good or to be retried). */
+export interface NormalizeFailure {
+  itemId: string;
+  outcome: "failed" | "retried";
+  reason: string;
+  message: string;
+}
+
+/** Totals of one {@link NormalizeStage.run}. */
+export interface NormalizeSummary extends WorkerSummary {
+  /** Variant objects written and recorded. */
+  variantsWritten: number;
+  bytesWritten: number;
+  /** Variants found present (nothing written). */
+  variantsPresent: number;
+  /** The start-up backfill for new spec versions, when one ran. */
+  backfill: BackfillResult | null;
+  resizer: { name: string; kind: "cpu" | "gpu"; reason: string };
+  failures: NormalizeFailure[];
+  ms: number;
+}
+
+/** A running normalize stage; see {@link createNormalizeStage}. */
+export interface NormalizeStage {
+  readonly config: NormalizeConfig;
+  readonly manifest: ManifestStore;
+  readonly store: ObjectStore;
+  readonly staging: Staging;
+  readonly metrics: NormalizeMetrics;
+  /** `deno serve`-compatible: /healthz, /readyz, /metrics, /, and GET /status (JSON). */
+  readonly handler: StageHandler;
+  readonly resizer: { name: string; kind: "cpu" | "gpu"; reason: string };
+  /** The configured variants with their manifest versions. */
+  readonly specs: readonly RegisteredSpec[];
+  readonly concurrency: number;
+  readonly cpuSlots: number;
+  /** Claims and processes `normalize` items (backfilling new spec versions first). */
+  run(opts?: NormalizeRunOptions): Promise<NormalizeSummary>;
+  /** Enqueues every ingested image lacking a current variant. */
+  backfill(): Promise<BackfillResult>;
+  /** Closes what the stage opened (not what was passed in `deps`). */
+  close(): Promise<void>;
+}
+
+/**
+ * Builds the stage: opens what `deps` does not provide, selects the resizer (logging which and
+ * why), registers the variant specs, and sweeps this worker's stale staging leases.
+ *
+ * @example
+ * ```ts
+ * const stage = await createNormalizeStage(config, { manifest, store });
+ * try {
+ *   await stage.run({ once: true });
+ * } finally {
+ *   await stage.close();
+ * }
+ * ```
+ */
+export async function createNormalizeStage(
+  config: NormalizeConfig,
+  deps: NormalizeDeps = {},
+): Promise<NormalizeStage> {
+  const settings = config.stage;
+  const log = deps.log ?? createLogger({
+    stage: NORMALIZE_STAGE,
+    level: config.log.level,
+    json: config.log.format === "json" ? true : config.log.format === "pretty" ? false : undefined,
+  });
+  const metrics = deps.metrics ?? createNormalizeMetrics({ version: deps.version });
+  const keys = compileNormalizeKeyTemplate(settings.keyTemplate);
+  const closers: (() => Promise<void>)[] = [];
+  const closeAll = async () => {
+    for (const c of closers.splice(0).reverse()) {
+      try {
+        await c();
+      } catch (err) {
+        log.warn("close failed", { error: messageOf(err) });
+      }
+    }
+  };
+
+  try {
+    let manifest = deps.manifest;
+    if (!manifest) {
+      const opened = manifest = await openManifest(config.manifest.url);
+      closers.push(() => opened.close());
+    }
+    let store = deps.store;
+    if (!store) {
+      const opened = store = await openObjectStore(config.objectStore.url, {
+        s3: {
+          endpoint: config.s3.endpoint,
+          region: config.s3.region,
+          forcePathStyle: config.s3.forcePathStyle,
+          accessKeyId: config.s3.accessKeyId,
+          secretAccessKey: config.s3.secretAccessKey,
+          partSize: config.s3.partSizeMb * 1024 * 1024,
+          maxAttempts: config.s3.maxAttempts,
+        },
+      });
+      closers.push(() => opened.close());
+    }
+    let staging = deps.staging;
+    if (!staging) {
+      staging = await openStaging({
+        root: config.staging.root,
+        fallbackRoot: config.staging.fallbackRoot,
+        requireNvme: config.staging.requireNvme,
+        minFreeMb: config.staging.minFreeMb,
+        leaseTimeoutMs: config.staging.leaseTimeoutMs,
+        stage: NORMALIZE_STAGE,
+        workerId: config.worker.id,
+        log,
+        metrics: {
+          setStagedBytes: (b) => metrics.stagingBytes.set(b),
+          setFreeBytes: (b) => metrics.stagingFreeBytes.set(b),
+        },
+      });
+      const swept = await staging.sweep();
+      if (swept.removed.length > 0) {
+        log.info("removed stale staging leases", { removed: swept.removed.length });
+      }
+    }
+    let selection = deps.resizer;
+    if (!selection) {
+      const chosen = selection = await selectResizer({
+        resizer: settings.resizer,
+        python: settings.python,
+        sharp: { threads: settings.sharpThreads },
+      });
+      closers.push(() => chosen.resizer.close());
+    }
+    const resizerInfo = {
+      name: selection.resizer.name,
+      kind: selection.kind,
+      reason: selection.reason,
+    };
+    metrics.resizerInfo.set(resizerInfo, 1);
+    log.info("resizer selected", resizerInfo);
+
+    const specs = await registerVariantSpecs(manifest, settings.variants);
+    for (const s of specs) {
+      log.info(s.created ? "variant spec registered: new version" : "variant spec", {
+        variant: s.spec.name,
+        specHash: s.specHash,
+        version: s.version,
+      });
+    }
+
+    return assemble({
+      config,
+      log,
+      metrics,
+      manifest,
+      store,
+      staging,
+      selection,
+      resizerInfo,
+      specs,
+      keys,
+      concurrency: deps.concurrency ?? config.worker.concurrency,
+      closeAll,
+    });
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
+
+interface Parts {
+  config: NormalizeConfig;
+  log: Logger;
+  metrics: NormalizeMetrics;
+  manifest: ManifestStore;
+  store: ObjectStore;
+  staging: Staging;
+  selection: ResizerSelection;
+  resizerInfo: { name: string; kind: "cpu" | "gpu"; reason: string };
+  specs: RegisteredSpec[];
+  keys: ReturnType<typeof compileNormalizeKeyTemplate>;
+  concurrency: number;
+  closeAll: () => Promise<void>;
+}
+
+function assemble(p: Parts): NormalizeStage {
+  const { config, log, metrics, manifest, store, staging, specs } = p;
+  const settings = config.stage;
+  const cpuSlots = cpuSlotsFor(settings);
+  const cpu = new Slots(cpuSlots, (busy) => metrics.cpuSlotsBusy.set(busy));
+  let closed = false;
+  let running = false;
+
+  const refreshQueueDepth = async () => {
+    try {
+      const counts = (await manifest.workCounts(NORMALIZE_STAGE))[NORMALIZE_STAGE];
+      for (const state of ["pending", "leased", "done", "failed"] as WorkState[]) {
+        metrics.queueDepth.set({ state }, counts?.[state] ?? 0);
+      }
+    } catch (err) {
+      log.debug("could not refresh queue depth", { error: messageOf(err) });
+    }
+  };
+
+  const handler = createStageHandler({
+    stage: NORMALIZE_STAGE,
+    metrics,
+    log,
+    ready: async () => {
+      if (closed) return "stage closed";
+      await manifest.workCounts(NORMALIZE_STAGE);
+      return true;
+    },
+    routes: {
+      "GET /status": () =>
+        Promise.resolve(
+          Response.json({
+            stage: NORMALIZE_STAGE,
+            running,
+            resizer: p.resizerInfo,
+            concurrency: p.concurrency,
+            cpuSlots,
+            cpuSlotsBusy: cpu.busy,
+            variants: specs.map((s) => ({
+              name: s.spec.name,
+              specHash: s.specHash,
+              version: s.version,
+            })),
+          }),
+        ),
+    },
+  });
+
+  const backfill = async () => {
+    const r = await backfillNormalize(manifest, specs, { log });
+    await markBackfilled(manifest, specs);
+    return r;
+  };
+
+  const run = async (opts: NormalizeRunOptions = {}): Promise<NormalizeSummary> => {
+    if (closed) {
+      throw new SluiceError("stage_closed", "normalize: expected an open stage, found it closed");
+    }
+    if (running) {
+      throw new SluiceError(
+        "already_running",
+        "normalize: expected one run at a time, found one running",
+      );
+    }
+    running = true;
+    const t0 = performance.now();
+    const results = new Map<string, NormalizeImageResult>();
+    const failures: NormalizeFailure[] = [];
+    let variantsWritten = 0, bytesWritten = 0, variantsPresent = 0;
+    let timer: ReturnType<typeof setInterval> | undefined;
+    try {
+      const backfilled = settings.backfillNewSpecs
+        ? await backfillNewSpecs(manifest, specs, { log })
+        : null;
+      await refreshQueueDepth();
+      timer = setInterval(() => void refreshQueueDepth(), 5000);
+
+      const process = async (claim: Claim, ctx: ItemContext): Promise<Effects> => {
+        const image = await manifest.getImage(claim.itemId);
+        if (image === null) {
+          throw new SluiceError(
+            "unknown_image",
+            `normalize ${claim.itemId}: expected an image row, found none`,
+          );
+        }
+        if (image.status === "deleted" || image.status === "duplicate") {
+          // Deleted sources and duplicates get no variants of their own: done, nothing written.
+          ctx.log.info("skipped", { status: image.status });
+          return {};
+        }
+        const existing = await manifest.listVariants({ imageIds: [image.id] });
+        const r = await normalizeImage(image, specs, existing, {
+          store,
+          staging,
+          resizer: p.selection.resizer,
+          keys: p.keys,
+          prefix: settings.prefix,
+          limits: { maxBytes: settings.maxBytes, maxPixels: settings.maxPixels },
+          cpu,
+          signal: ctx.signal,
+          log: ctx.log,
+        });
+        if (r.variants.length > 0) metrics.renderSeconds.observe(r.renderMs / 1000);
+        results.set(claim.itemId, r);
+        return r.variants.length > 0 ? { variants: r.variants } : {};
+      };
+
+      const summary = await runWorker({
+        manifest,
+        stage: NORMALIZE_STAGE,
+        owner: config.worker.id,
+        concurrency: p.concurrency,
+        batchSize: Math.min(config.worker.batchSize, p.concurrency),
+        leaseMs: config.worker.leaseMs,
+        maxAttempts: config.worker.maxAttempts,
+        idlePollMs: config.worker.idlePollMs,
+        graceMs: opts.graceMs,
+        signal: opts.signal,
+        once: opts.once ?? false,
+        log,
+        permanentCodes: NORMALIZE_PERMANENT_CODES,
+        progress: opts.progress,
+        process,
+        onResult: (claim, result, ms) => {
+          metrics.itemsTotal.inc({ result: result.outcome });
+          metrics.itemDurationSeconds.observe(ms / 1000);
+          const r = results.get(claim.itemId);
+          results.delete(claim.itemId);
+          if (result.outcome === "done" && r) {
+            for (const v of r.variants) {
+              metrics.variantsTotal.inc({ variant: v.name });
+              metrics.variantBytesTotal.inc({ variant: v.name }, v.bytes);
+            }
+            for (const name of r.present) metrics.variantsPresentTotal.inc({ variant: name });
+            variantsWritten += r.variants.length;
+            bytesWritten += r.bytesWritten;
+            variantsPresent += r.present.length;
+          }
+          if (result.outcome === "failed" || result.outcome === "retried") {
+            metrics.errorsTotal.inc({ reason: result.reason ?? "internal" });
+            failures.push({
+              itemId: claim.itemId,
+              outcome: result.outcome,
+              reason: result.reason ?? "internal",
+              message: result.message ?? "",
+            });
+          }
+        },
+      });
+      return {
+        ...summary,
+        variantsWritten,
+        bytesWritten,
+        variantsPresent,
+        backfill: backfilled,
+        resizer: p.resizerInfo,
+        failures,
+        ms: Math.round(performance.now() - t0),
+      };
+    } finally {
+      clearInterval(timer);
+      await refreshQueueDepth();
+      running = false;
+    }
+  };
+
+  return {
+    config,
+    manifest,
+    store,
+    staging,
+    metrics,
+    handler,
+    resizer: p.resizerInfo,
+    specs,
+    concurrency: p.concurrency,
+    cpuSlots,
+    run,
+    backfill,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await p.closeAll();
+    },
+  };
+}
+
+/**
+ * Builds the stage, drains the `normalize` queue once, closes what it opened, and returns the
+ * totals. For the demo and tests.
+ *
+ * @example
+ * ```ts
+ * const s = await runNormalizeOnce(config, { manifest, store });
+ * s.failures; // [{ itemId: "img_…", outcome: "failed", reason: "decode_failed", message: "…" }]
+ * ```
+ */
+export async function runNormalizeOnce(
+  config: NormalizeConfig,
+  deps: NormalizeDeps = {},
+  opts: Omit<NormalizeRunOptions, "once"> = {},
+): Promise<NormalizeSummary> {
+  const stage = await createNormalizeStage(config, deps);
+  try {
+    return await stage.run({ progress: false, ...opts, once: true });
+  } finally {
+    await stage.close();
+  }
+}
