@@ -3,7 +3,8 @@
  * in a list with one arrangement and prints one JSON line (images, seconds, peak RSS). Run in its
  * own process so its peak RSS (VmHWM) is its own.
  *
- * Arrangements: `sluice` (SharpResizer: one decode, variants in parallel), `sluice-seq` (one
+ * Arrangements: `sluice` (the normalize stage's `renderVariants`: header limits, then SharpResizer's
+ * one decode, variants in parallel), `sluice-seq` (one
  * decode, variants one after another), `three-pipelines` (sharp, one full pipeline, hence one
  * decode, per variant: the straightforward way).
  * @module
@@ -12,6 +13,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import sharp from "sharp";
 import { recommendedItemsInFlight, SharpResizer } from "../../common/images/sharp_resizer.ts";
+import { renderVariants } from "../../stages/normalize/render_variants.ts";
 import {
   parseVariantSpecs,
   VARIANT_EXTENSIONS,
@@ -69,7 +71,10 @@ async function main() {
       }));
       return;
     }
-    for (const v of await resizer.render(file, BENCH_VARIANTS)) {
+    // The stage's own CPU step: header limits, then one decode for all variants.
+    const bytes = await Deno.readFile(file);
+    const limits = { maxBytes: 512 << 20, maxPixels: 200_000_000 };
+    for (const v of await renderVariants(bytes, BENCH_VARIANTS, { resizer, limits, name: file })) {
       await writeFile(join(a.out, `${n}_${v.spec.name}.${VARIANT_EXTENSIONS[v.format]}`), v.bytes);
     }
   };
