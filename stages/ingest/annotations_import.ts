@@ -1,0 +1,340 @@
+/**
+ * Imports a Label Studio JSON export or a COCO JSON file into the manifest: records are matched
+ * to images by Sluice image id, source URI or file name (`common/annotations/image_match.ts`),
+ * the box policy (clamp/drop) is applied against the image size, and each matched image's
+ * annotations from that format are replaced as a set (`replaceAnnotations`, so re-importing is
+ * idempotent). Unmatched and ambiguous records are reported. A file that is not JSON or not the
+ * format's shape is a failed import with reason `bad_annotation_file`, never a crash; each
+ * import's outcome is kept in the manifest as the checkpoint `ingest:annotations:<file>`.
+ *
+ * @example
+ * ```ts
+ * const s = await importAnnotations({ manifest, text, file: "export.json", format: "auto" });
+ * if (s.status === "failed") console.error(s.reason, s.message);
+ * ```
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { z } from "zod";
+import { applyBoxPolicy, type BoxPolicyOptions } from "../../common/annotations/box_policy.ts";
+import { parseCoco } from "../../common/annotations/coco.ts";
+import { AnnotationFormatError } from "../../common/annotations/errors.ts";
+import {
+  createImageMatcher,
+  type ImageRef,
+  type MatchableImage,
+} from "../../common/annotations/image_match.ts";
+import { parseLabelStudioExport } from "../../common/annotations/labelstudio.ts";
+import { messageOf, reasonOf } from "../../common/errors/mod.ts";
+import type { Logger } from "../../common/log/mod.ts";
+import type { AnnotationInput, ImageRow, ManifestStore } from "../../common/manifest/mod.ts";
+import type { AnnotationFormat } from "./config.ts";
+import type { IngestMetrics } from "./metrics.ts";
+
+/** What one import did. */
+export interface AnnotationImportSummary {
+  file: string;
+  /** The format read (null when the file could not be recognised). */
+  format: AnnotationFormat | null;
+  status: "imported" | "failed";
+  /** Failure reason code and message (status `failed`). */
+  reason?: string;
+  message?: string;
+  /** SHA-256 of the file's text. */
+  sha256: string;
+  /** Tasks (Label Studio) or images (COCO) in the file. */
+  records: number;
+  matched: number;
+  /** Image references of records that matched no image. */
+  unmatched: string[];
+  /** Image references that matched several images (not imported). */
+  ambiguous: string[];
+  /** Annotations stored. */
+  annotations: number;
+  /** Box-policy outcomes: kept, clamped, dropped, polygon_removed. */
+  boxes: Record<string, number>;
+  /** Records in the file that could not be read (the rest were imported). */
+  recordFailures: { path: string; message: string }[];
+  /** Epoch ms. */
+  at: number;
+}
+
+export interface ImportAnnotationsOptions {
+  manifest: ManifestStore;
+  /** The file's text. */
+  text: string;
+  /** Name used in reports and the checkpoint (its URI or path). */
+  file: string;
+  format: AnnotationFormat | "auto";
+  boxPolicy?: BoxPolicyOptions;
+  metrics?: IngestMetrics;
+  log?: Logger;
+}
+
+/**
+ * The manifest checkpoint where an annotation file's last import is recorded.
+ *
+ * @example
+ * ```ts
+ * importCheckpointName("s3://raw/labels.json"); // "ingest:annotations:s3://raw/labels.json"
+ * ```
+ */
+export function importCheckpointName(file: string): string {
+  return `ingest:annotations:${file}`;
+}
+
+const SummarySchema = z.looseObject({
+  file: z.string(),
+  status: z.enum(["imported", "failed"]),
+  sha256: z.string(),
+  unmatched: z.array(z.string()),
+  at: z.number(),
+});
+
+/**
+ * The recorded outcome of a file's last import, or null.
+ *
+ * @example
+ * ```ts
+ * (await readImportRecord(manifest, "s3://raw/labels.json"))?.status; // "imported"
+ * ```
+ */
+export async function readImportRecord(
+  manifest: ManifestStore,
+  file: string,
+): Promise<AnnotationImportSummary | null> {
+  const raw = await manifest.getCheckpoint(importCheckpointName(file));
+  if (raw === null) return null;
+  try {
+    return SummarySchema.parse(JSON.parse(raw)) as unknown as AnnotationImportSummary;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Tells the formats apart: a list (or an object with `data`) is Label Studio, an object with
+ * `images` is COCO.
+ *
+ * @example
+ * ```ts
+ * detectAnnotationFormat({ images: [], annotations: [] }); // "coco"
+ * ```
+ */
+export function detectAnnotationFormat(doc: unknown): AnnotationFormat | null {
+  if (Array.isArray(doc)) return "labelstudio";
+  if (doc && typeof doc === "object") {
+    if ("images" in doc) return "coco";
+    if ("data" in doc) return "labelstudio";
+  }
+  return null;
+}
+
+/** One record of either format, reduced to what matching and storing need. */
+interface ImportRecord {
+  ref: ImageRef;
+  width: number | null;
+  height: number | null;
+  annotations: AnnotationInput[];
+}
+
+/** Every non-deleted image, for matching. */
+async function matchableImages(manifest: ManifestStore): Promise<Map<string, ImageRow>> {
+  const out = new Map<string, ImageRow>();
+  let afterId: string | undefined;
+  for (;;) {
+    const page = await manifest.listImages({ limit: 1000, ...(afterId ? { afterId } : {}) });
+    for (const img of page) if (img.status !== "deleted") out.set(img.id, img);
+    if (page.length < 1000) break;
+    afterId = page[page.length - 1].id;
+  }
+  return out;
+}
+
+/**
+ * Imports one annotation file; never throws for a bad file (only for manifest failures).
+ *
+ * @example
+ * ```ts
+ * const s = await importAnnotations({ manifest, text, file, format: "coco",
+ *   boxPolicy: { outOfBounds: "clamp" } });
+ * console.log(`${s.matched}/${s.records} matched, unmatched: ${s.unmatched.join(", ")}`);
+ * ```
+ */
+export async function importAnnotations(
+  opts: ImportAnnotationsOptions,
+): Promise<AnnotationImportSummary> {
+  const { manifest, file, metrics, log } = opts;
+  const summary: AnnotationImportSummary = {
+    file,
+    format: opts.format === "auto" ? null : opts.format,
+    status: "imported",
+    sha256: createHash("sha256").update(opts.text).digest("hex"),
+    records: 0,
+    matched: 0,
+    unmatched: [],
+    ambiguous: [],
+    annotations: 0,
+    boxes: {},
+    recordFailures: [],
+    at: Date.now(),
+  };
+  const finish = async () => {
+    await manifest.setCheckpoint(importCheckpointName(file), JSON.stringify(summary));
+    metrics?.annotationImports.inc({ format: summary.format ?? "unknown", result: summary.status });
+    return summary;
+  };
+
+  let records: ImportRecord[];
+  let labelOrder: string[];
+  try {
+    let doc: unknown;
+    try {
+      doc = JSON.parse(opts.text);
+    } catch (err) {
+      throw new AnnotationFormatError(
+        file,
+        "$",
+        `expected JSON, found a parse error: ${messageOf(err)}`,
+        {
+          cause: err,
+        },
+      );
+    }
+    const format = opts.format === "auto" ? detectAnnotationFormat(doc) : opts.format;
+    if (format === null) {
+      throw new AnnotationFormatError(
+        file,
+        "$",
+        "expected a Label Studio export (a list of tasks) or a COCO document (an object with images)",
+      );
+    }
+    summary.format = format;
+    if (format === "labelstudio") {
+      const ls = parseLabelStudioExport(doc, { file });
+      records = ls.tasks.map((t) => ({
+        ref: t.imageRef,
+        width: t.width,
+        height: t.height,
+        annotations: t.annotations,
+      }));
+      summary.recordFailures = ls.failures.map((f) => ({ path: f.path, message: f.message }));
+      labelOrder = records.flatMap((r) => r.annotations.map((a) => a.label));
+    } else {
+      const coco = parseCoco(doc, { file });
+      records = coco.images.map((i) => ({
+        ref: i.imageRef,
+        width: i.width,
+        height: i.height,
+        annotations: i.annotations,
+      }));
+      summary.recordFailures = coco.failures.map((f) => ({ path: f.path, message: f.message }));
+      labelOrder = [...coco.categories].sort((a, b) => a.id - b.id).map((c) => c.name);
+    }
+  } catch (err) {
+    summary.status = "failed";
+    summary.reason = reasonOf(err);
+    summary.message = messageOf(err);
+    metrics?.stage.errorsTotal.inc({ reason: summary.reason });
+    log?.warn("annotation import failed", { file, reason: summary.reason, error: summary.message });
+    return await finish();
+  }
+
+  summary.records = records.length;
+  const images = await matchableImages(manifest);
+  const match = createImageMatcher(
+    [...images.values()].map((img): MatchableImage => ({
+      id: img.id,
+      uris: [img.sourceUri, ...(img.datasetUri ? [img.datasetUri] : [])],
+    })),
+  );
+  const source = summary.format!;
+  const policy: BoxPolicyOptions = opts.boxPolicy ?? {};
+  const seenLabels = new Set<string>();
+  const labels: string[] = [];
+  const addLabels = (names: Iterable<string>) => {
+    for (const n of names) {
+      if (!seenLabels.has(n)) {
+        seenLabels.add(n);
+        labels.push(n);
+      }
+    }
+  };
+  addLabels(labelOrder);
+  const bump = (k: string, n = 1) => {
+    if (n > 0) summary.boxes[k] = (summary.boxes[k] ?? 0) + n;
+  };
+  const writes: { id: string; items: AnnotationInput[] }[] = [];
+  for (const rec of records) {
+    const m = match(rec.ref);
+    if (m.kind === "none") {
+      summary.unmatched.push(rec.ref.url);
+      continue;
+    }
+    if (m.kind === "ambiguous") {
+      summary.ambiguous.push(rec.ref.url);
+      continue;
+    }
+    summary.matched++;
+    const img = images.get(m.id)!;
+    // The ingested image's own size wins; before ingestion, the file's word is all there is.
+    const width = img.width ?? rec.width;
+    const height = img.height ?? rec.height;
+    let kept = rec.annotations;
+    if (kept.length > 0) {
+      if (!width || !height) {
+        log?.warn("annotations without an image size: stored without the box policy", {
+          file,
+          image: m.id,
+          ref: rec.ref.url,
+        });
+      } else {
+        const r = applyBoxPolicy(rec.annotations, { width, height }, policy);
+        kept = r.kept;
+        for (const p of r.problems) {
+          bump(p.action);
+          log?.info("annotation box changed by the box policy", {
+            file,
+            image: m.id,
+            problem: p.problem,
+            action: p.action,
+            detail: p.detail,
+          });
+        }
+        const clamped = r.problems.filter((p) => p.action === "clamped").length;
+        bump("kept", kept.length - clamped);
+      }
+    }
+    writes.push({ id: m.id, items: kept });
+  }
+  addLabels(writes.flatMap((w) => w.items.map((a) => a.label)));
+  if (labels.length > 0) await manifest.ensureLabels(labels);
+  for (const w of writes) {
+    await manifest.replaceAnnotations(w.id, source, w.items);
+    summary.annotations += w.items.length;
+  }
+  for (const [k, v] of Object.entries(summary.boxes)) {
+    metrics?.annotationBoxes.inc({ outcome: k }, v);
+  }
+  metrics?.annotationRecords.inc({ result: "matched" }, summary.matched);
+  metrics?.annotationRecords.inc({ result: "unmatched" }, summary.unmatched.length);
+  metrics?.annotationRecords.inc({ result: "ambiguous" }, summary.ambiguous.length);
+  if (summary.unmatched.length > 0 || summary.ambiguous.length > 0) {
+    log?.warn("annotation records without a unique image", {
+      file,
+      unmatched: summary.unmatched.length,
+      ambiguous: summary.ambiguous.length,
+      examples: [...summary.unmatched, ...summary.ambiguous].slice(0, 20),
+    });
+  }
+  log?.info("annotations imported", {
+    file,
+    format: source,
+    records: summary.records,
+    matched: summary.matched,
+    annotations: summary.annotations,
+    boxes: summary.boxes,
+    recordFailures: summary.recordFailures.length,
+  });
+  return await finish();
+}

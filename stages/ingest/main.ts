@@ -1,0 +1,205 @@
+/**
+ * `sluice-ingest`: the ingest stage's command line.
+ *
+ * ```
+ * sluice-ingest once|poll|events [options]
+ * sluice-ingest import-annotations --format labelstudio|coco FILE_OR_URI
+ * sluice-ingest export --format coco|labelstudio --out FILE
+ * ```
+ *
+ * Long-running modes serve HTTP on `http.port` (unless 0) and shut down gracefully on SIGTERM or
+ * SIGINT: claims in flight finish or are released, servers and stores are closed.
+ *
+ * @example
+ * ```ts
+ * // deno run -A stages/ingest/main.ts once --source-url s3://raw --s3-endpoint http://127.0.0.1:9000
+ * const code = await main(["once"]);
+ * ```
+ * @module
+ */
+import { resolve } from "node:path";
+import { EXIT_USAGE, parseStageArgs } from "../../common/config/mod.ts";
+import { messageOf, reasonOf } from "../../common/errors/mod.ts";
+import { serveStage } from "../../common/http/mod.ts";
+import { shutdownSignal } from "../../common/worker/mod.ts";
+import { ANNOTATION_FORMATS, type AnnotationFormat, IngestSettingsSchema } from "./config.ts";
+import { openIngestDeps } from "./run_once.ts";
+import { createIngestLogger, createIngestStage } from "./stage.ts";
+
+const USAGE = `sluice-ingest <command> [options]
+
+Copies raw images into the dataset: verifies, orients, deduplicates and publishes them
+content-addressed, imports annotations, makes augmented copies, and queues them for normalize.
+
+Commands:
+  once                 Backfill: list the source, import ingest.annotations, drain the queue, exit
+  poll                 List the source every ingest.pollIntervalMs and ingest what is new or changed
+  events               Take S3 notifications (POST /events and/or SQS) plus reconciling lists
+  import-annotations --format labelstudio|coco FILE_OR_URI
+                       Import a Label Studio export or a COCO file into the manifest
+  export --format coco|labelstudio --out FILE
+                       Write the ingested images with their annotations ("-" for stdout)`;
+
+const FLAGS = {
+  format: { type: "string", description: "Annotation format: labelstudio or coco" },
+  out: { type: "string", description: 'export: output file ("-" for stdout)' },
+  "image-url": {
+    type: "string",
+    description: "export labelstudio: image URL from the source object or the dataset copy",
+  },
+} as const;
+
+const COMMANDS = ["once", "poll", "events", "import-annotations", "export"] as const;
+
+/** Options for running `main` in-process (tests). */
+export interface MainOptions {
+  env?: Readonly<Record<string, string | undefined>>;
+  cwd?: string;
+  print?: (text: string) => void;
+  printError?: (text: string) => void;
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * Runs the command line and returns the exit status.
+ *
+ * @example
+ * ```ts
+ * Deno.exit(await main(Deno.args));
+ * ```
+ */
+export async function main(argv: readonly string[], opts: MainOptions = {}): Promise<number> {
+  const print = opts.print ?? ((t: string) => Deno.stdout.writeSync(encoder.encode(t)));
+  const printError = opts.printError ?? ((t: string) => Deno.stderr.writeSync(encoder.encode(t)));
+  let exitCode: number | null = null;
+  const parsed = await parseStageArgs(argv, {
+    stage: "ingest",
+    stageSchema: IngestSettingsSchema,
+    usage: USAGE,
+    flags: FLAGS,
+    allowPositionals: true,
+    ...(opts.env ? { env: opts.env } : {}),
+    ...(opts.cwd ? { cwd: opts.cwd } : {}),
+    print,
+    printError,
+    exit: (code: number): never => {
+      exitCode = code;
+      throw new ExitSignal();
+    },
+  }).catch((err) => {
+    if (err instanceof ExitSignal) return null;
+    throw err;
+  });
+  if (parsed === null) return exitCode ?? 0;
+  const { config, flags, positionals } = parsed;
+  const usageError = (msg: string) => {
+    printError(`sluice-ingest: ${msg}\nRun with --help for usage.\n`);
+    return EXIT_USAGE;
+  };
+  const command = positionals[0];
+  if (command === undefined) return usageError(`expected a command (${COMMANDS.join(", ")})`);
+  if (!(COMMANDS as readonly string[]).includes(command)) {
+    return usageError(`unknown command "${command}": expected one of ${COMMANDS.join(", ")}`);
+  }
+  const format = flags.format;
+  if (format !== undefined && !(ANNOTATION_FORMATS as readonly string[]).includes(format)) {
+    return usageError(`--format: expected labelstudio or coco, found "${format}"`);
+  }
+  const imageUrl = flags["image-url"];
+  if (imageUrl !== undefined && imageUrl !== "source" && imageUrl !== "dataset") {
+    return usageError(`--image-url: expected source or dataset, found "${imageUrl}"`);
+  }
+  const extra = positionals.slice(1);
+  if (command === "import-annotations" ? extra.length !== 1 : extra.length !== 0) {
+    return usageError(
+      command === "import-annotations"
+        ? "import-annotations: expected exactly one FILE_OR_URI"
+        : `${command}: unexpected arguments ${extra.join(" ")}`,
+    );
+  }
+  if (command === "export" && (format === undefined || flags.out === undefined)) {
+    return usageError("export: expected --format coco|labelstudio and --out FILE");
+  }
+
+  const log = createIngestLogger(config);
+  const shutdown = shutdownSignal();
+  try {
+    if (command === "import-annotations" || command === "export") {
+      const deps = await openIngestDeps(config, {}, log);
+      const stage = createIngestStage(config, deps);
+      try {
+        if (command === "import-annotations") {
+          const summary = await stage.importAnnotations(
+            extra[0],
+            (format as AnnotationFormat | undefined) ?? "auto",
+            { preferLocal: true, cwd: opts.cwd ?? Deno.cwd() },
+          );
+          print(JSON.stringify(summary, null, 2) + "\n");
+          return summary.status === "imported" ? 0 : 1;
+        }
+        const out = await stage.exportAnnotations({
+          format: format as AnnotationFormat,
+          ...(imageUrl ? { imageUrl: imageUrl as "source" | "dataset" } : {}),
+        });
+        const text = JSON.stringify(out.document, null, 2) + "\n";
+        if (flags.out === "-") print(text);
+        else await Deno.writeTextFile(resolve(opts.cwd ?? Deno.cwd(), flags.out!), text);
+        log.info("export written", {
+          format,
+          out: flags.out,
+          images: out.images,
+          annotations: out.annotations,
+        });
+        return 0;
+      } finally {
+        await stage.close();
+        await deps.close();
+      }
+    }
+
+    const deps = await openIngestDeps(config, {}, log);
+    const stage = createIngestStage(config, deps);
+    const http = new AbortController();
+    const server = config.http.port !== 0
+      ? serveStage(stage.handler, { ...config.http, signal: http.signal, log })
+      : null;
+    try {
+      if (command === "once") {
+        const summary = await stage.runOnce({ signal: shutdown.signal });
+        print(JSON.stringify(summary, null, 2) + "\n");
+      } else if (command === "poll") {
+        await stage.runPoll(shutdown.signal);
+      } else {
+        if (!(config.stage.webhook && server) && !config.stage.sqsQueueUrl) {
+          return usageError(
+            "events: expected ingest.webhook with an HTTP port, or ingest.sqsQueueUrl",
+          );
+        }
+        if (stage.location.bucket === null) {
+          return usageError(
+            "events: expected an s3:// source.url or ingest.eventBucket to check events against",
+          );
+        }
+        await stage.runEvents(shutdown.signal);
+      }
+      return 0;
+    } finally {
+      http.abort();
+      await server?.finished;
+      await stage.close();
+      await deps.close();
+    }
+  } catch (err) {
+    log.error("sluice-ingest failed", { reason: reasonOf(err), error: messageOf(err) });
+    printError(`sluice-ingest: ${messageOf(err)}\n`);
+    return 1;
+  } finally {
+    shutdown.dispose();
+  }
+}
+
+/** Stops `parseStageArgs` from exiting the process when `main` runs in-process. */
+class ExitSignal extends Error {}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
