@@ -1,0 +1,141 @@
+/**
+ * `sluice-train`: the command-line entry of the train stage.
+ *
+ * ```
+ * sluice-train [run]                   one training now; prints the result as JSON
+ * sluice-train worker                  claim training requests from the train queue until SIGTERM
+ * sluice-train request [id]            enqueue a training request for the workers, exit
+ * sluice-train node --plan KEY --rank R   one rank of a k8s / systemd multi-host run
+ * ```
+ *
+ * @example
+ * ```ts
+ * // deno run -A stages/train/main.ts run --train-epochs 5 --train-launcher k8s
+ * ```
+ * @module
+ */
+import { EXIT_USAGE, parseStageArgs } from "../../common/config/mod.ts";
+import { messageOf, reasonOf } from "../../common/errors/mod.ts";
+import { serveStage } from "../../common/http/mod.ts";
+import { shutdownSignal } from "../../common/worker/mod.ts";
+import { TrainSettingsSchema } from "./config.ts";
+import { createTrainLogger, createTrainStage } from "./stage.ts";
+
+const MODES = ["run", "worker", "request", "node"] as const;
+type Mode = typeof MODES[number];
+
+const USAGE = `sluice-train [run|worker|request|node] [options]
+
+Trains the detector on a snapshot of the manifest: ingested, non-duplicate images with
+annotations and the chosen variant. Writes COCO files (boxes in variant pixels) and per-node
+shard lists to <trainingPrefix>/<snapshot>/, stages them on NVMe, runs the PyTorch trainer,
+streams its metrics to MLflow, registers the ONNX model (alias "candidate") and promotes it to
+the approved alias when its validation mAP@0.5 reaches the threshold and the champion's.
+
+Modes:
+  run              one training now; prints the result as JSON on stdout (default)
+                   with --train-launcher k8s|systemd: writes the Job / unit definitions for a
+                   multi-host run into the training prefix and prints where
+  worker           claim training requests from the "train" queue until SIGTERM/SIGINT
+  request [id]     enqueue a training request (default id: request-<time>) and exit
+  node             one rank of a multi-host run: --plan <launch.json key> [--rank N]
+                   (rank default: $RANK, else $JOB_COMPLETION_INDEX)`;
+
+const FLAGS = {
+  plan: { type: "string", description: "node: key of the run's launch.json in the training store" },
+  rank: { type: "string", description: "node: this host's rank (default $RANK)" },
+} as const;
+
+function json(value: unknown): string {
+  return JSON.stringify(
+    value,
+    (_k, v) => (typeof v === "number" && !Number.isFinite(v) ? null : v),
+  );
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const { config, positionals, flags, warnings } = await parseStageArgs(argv, {
+    stage: "train",
+    stageSchema: TrainSettingsSchema,
+    usage: USAGE,
+    flags: FLAGS,
+    allowPositionals: true,
+  });
+  const log = createTrainLogger(config);
+  for (const w of warnings) log.warn(w);
+  const mode = (positionals[0] ?? "run") as Mode;
+  const maxPositionals = mode === "request" ? 2 : 1;
+  if (!(MODES as readonly string[]).includes(mode) || positionals.length > maxPositionals) {
+    console.error(
+      `sluice-train: expected one mode of ${MODES.join(", ")}, found ${
+        JSON.stringify(positionals)
+      }\nRun with --help for usage.`,
+    );
+    return EXIT_USAGE;
+  }
+  let rank = 0;
+  if (mode === "node") {
+    const raw = flags.rank ?? Deno.env.get("RANK") ?? Deno.env.get("JOB_COMPLETION_INDEX");
+    rank = Number(raw);
+    if (!flags.plan || raw === undefined || !/^\d+$/.test(raw)) {
+      console.error(
+        `sluice-train node: expected --plan <key> and a rank (--rank, $RANK or ` +
+          `$JOB_COMPLETION_INDEX), found plan ${JSON.stringify(flags.plan)}, rank ${
+            JSON.stringify(raw)
+          }`,
+      );
+      return EXIT_USAGE;
+    }
+  }
+
+  const shutdown = shutdownSignal();
+  const serverAbort = new AbortController();
+  let server: Deno.HttpServer<Deno.NetAddr> | undefined;
+  try {
+    const stage = await createTrainStage(config, { log, signal: shutdown.signal });
+    try {
+      if (mode === "request") {
+        const id = positionals[1] ?? `request-${new Date().toISOString().replace(/[:.]/g, "-")}`;
+        const added = await stage.request(id);
+        console.log(json({ request: id, added }));
+        return 0;
+      }
+      if (config.http.port !== 0) {
+        server = serveStage(stage.handler, {
+          hostname: config.http.hostname,
+          port: config.http.port,
+          signal: serverAbort.signal,
+          log,
+        });
+      }
+      log.info("starting", {
+        mode,
+        launcher: config.stage.launcher,
+        variant: config.stage.variant,
+        nodes: config.stage.nodes,
+        epochs: config.stage.epochs,
+      });
+      if (mode === "worker") {
+        const summary = await stage.work({ signal: shutdown.signal });
+        console.log(json(summary));
+        return 0;
+      }
+      const result = mode === "node"
+        ? await stage.runNode({ planKey: flags.plan!, rank })
+        : await stage.runOnce();
+      console.log(json(result));
+      return 0;
+    } finally {
+      serverAbort.abort();
+      await server?.finished;
+      await stage.close();
+    }
+  } catch (err) {
+    log.error("train failed", { reason: reasonOf(err), error: messageOf(err) });
+    return shutdown.signal.aborted ? 130 : 1;
+  } finally {
+    shutdown.dispose();
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));
