@@ -27,7 +27,12 @@ export const STAGE_BINARIES: StageBinary[] = [
     entry: "stages/train/main.ts",
     include: ["stages/train/trainer"],
   },
-  { stage: "infer", binary: "sluice-infer", entry: "stages/infer/main.ts", include: [] },
+  {
+    stage: "infer",
+    binary: "sluice-infer",
+    entry: "stages/infer/main.ts",
+    include: ["stages/infer/_detector_worker.ts"],
+  },
 ];
 
 /** The `deno compile` arguments for one stage. */

@@ -1,7 +1,12 @@
-/** Demo step 4 (filled in when the train stage lands). @module */
+/**
+ * Demo step 4: train the detector on the 320 px letterbox variants with the local launcher,
+ * tracked in the embedded MLflow file store, and register/promote the model.
+ * @module
+ */
 import type { z } from "zod";
 import type { StageConfig } from "../../common/config/mod.ts";
 import type { Logger } from "../../common/log/mod.ts";
+import { runTraining, TrainSettingsSchema } from "../../stages/train/mod.ts";
 
 export interface DemoStepDeps {
   log: Logger;
@@ -12,8 +17,34 @@ export interface DemoStepDeps {
   ) => Promise<StageConfig<S>>;
 }
 
-export function runDemoTraining(
-  _o: DemoStepDeps & { epochs: number; maxMinutes: number },
-): Promise<{ summary: string }> {
-  return Promise.resolve({ summary: "train: pending" });
+export interface DemoTraining {
+  summary: string;
+  modelVersion: string | null;
+  map50: number;
+}
+
+/** Runs one training with the demo's budget. */
+export async function runDemoTraining(
+  o: DemoStepDeps & { epochs: number; maxMinutes: number },
+): Promise<DemoTraining> {
+  const config = await o.stageConfig("train", TrainSettingsSchema, {
+    SLUICE_TRAIN_EPOCHS: String(o.epochs),
+    SLUICE_TRAIN_MAX_MINUTES: String(o.maxMinutes),
+  });
+  const r = await runTraining(config);
+  const fmt = (x: number) => Number.isFinite(x) ? x.toFixed(3) : "n/a";
+  return {
+    modelVersion: r.modelVersion,
+    map50: r.map50,
+    summary: [
+      `snapshot ${r.snapshotId} (${r.excluded ?? 0} ingested images excluded: no annotations)`,
+      `MLflow run ${r.runId} in ${config.mlflow.trackingUri ?? config.mlflow.localDir}`,
+      `model ${config.mlflow.modelName} version ${r.modelVersion}: validation mAP@0.5 ${
+        fmt(r.map50)
+      }, ` +
+      `mAP@0.5:0.95 ${fmt(r.map50_95)}`,
+      `promotion: ${r.promoted ? "promoted to" : "not promoted to"} ${config.stage.approvedAlias}` +
+      (r.promotion ? ` (${JSON.stringify(r.promotion)})` : ""),
+    ].join("\n"),
+  };
 }
