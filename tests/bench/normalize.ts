@@ -105,7 +105,12 @@ async function runVips(
   await Promise.all(Array.from({ length: procs }, async () => {
     while (next < jobs.length) {
       const args = jobs[next++];
-      const r = await new Deno.Command("vipsthumbnail", { args, stdout: "null", stderr: "piped" })
+      const r = await new Deno.Command("vipsthumbnail", {
+        args,
+        env,
+        stdout: "null",
+        stderr: "piped",
+      })
         .output();
       if (!r.success) {
         throw new Error(`vipsthumbnail ${args.join(" ")}: ${new TextDecoder().decode(r.stderr)}`);
