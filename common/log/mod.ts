@@ -63,7 +63,9 @@ export function createLogger(opts: LoggerOptions, base: LogFields = {}): Logger 
     } else {
       const { ts, level: l, stage, msg: m, ...rest } = rec;
       const extra = Object.keys(rest).length ? " " + JSON.stringify(rest) : "";
-      sink(`${String(ts).slice(11, 19)} ${String(l).toUpperCase().padEnd(5)} [${stage}] ${m}${extra}`);
+      sink(
+        `${String(ts).slice(11, 19)} ${String(l).toUpperCase().padEnd(5)} [${stage}] ${m}${extra}`,
+      );
     }
   };
   return {
