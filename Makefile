@@ -13,6 +13,11 @@ export PATH := $(TOOLS)/node_modules/.bin:$(PATH)
 export MALLOC_ARENA_MAX ?= 2
 # onnxruntime-node's postinstall downloads CUDA libraries from an unreachable host.
 export ONNXRUNTIME_NODE_INSTALL := skip
+# Trust the system CA store as well as npm's and Deno's own root lists (TLS-inspecting networks).
+ifneq ($(wildcard /etc/ssl/certs/ca-certificates.crt),)
+export NODE_EXTRA_CA_CERTS ?= /etc/ssl/certs/ca-certificates.crt
+export DENO_TLS_CA_STORE ?= mozilla,system
+endif
 
 APT_PACKAGES := postgresql prometheus libvips-tools python3-torch python3-torchvision python3-onnx \
 	python3-numpy ca-certificates
