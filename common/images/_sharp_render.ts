@@ -8,9 +8,16 @@
  * the composition of (decode-time shrink, intermediate resize, variant resize) is exactly
  * `content size / source size` per axis, the scale `planVariant` recorded; crops and pads are
  * whole pixels of the final content. Nothing here computes a transform from intermediate sizes.
- * What remains is the resampler's sub-pixel phase: edges drawn on test images were measured
- * within 0.4 px of the transform when shrinking and within 0.65 px when enlarging (libvips
- * upsamples with a slightly different pixel-centre convention); sharp_resizer_test checks ±1 px.
+ *
+ * Pixel-centre phase: the transform's convention is that pixel `i` spans `[i, i + 1)`, so a
+ * resize by `s` must map centre `x + ½` to `s·(x + ½)`. libvips' reducers (shrinking) follow it;
+ * its resize ENLARGES like `affine(idx = ½)` alone (measured: the same edges, whatever the
+ * kernel but nearest), which maps `x + ½` to `s·(x + ½) + ½`: every enlarged image came out
+ * shifted right/down by half an output pixel (a 2× box edge at 20.5 instead of 20). Axes that
+ * grow are therefore enlarged here with sharp's `affine` and the missing `odx = ody = −½` (same
+ * bicubic interpolator libvips' resize uses), on a copy whose borders are replicated so that
+ * edge pixels do not blend with a background. Measured on drawn boxes (sharp_resizer_test):
+ * edges within 0.2 px of the transform, shrinking and enlarging.
  * @module
  */
 import sharp, { type Metadata, type OutputInfo, type Sharp, type SharpOptions } from "sharp";
@@ -128,21 +135,32 @@ export async function decodeForPlans(
   };
 }
 
+/** Interleaved 8-bit RGB pixels. */
+interface RawRgb {
+  data: Uint8Array;
+  width: number;
+  height: number;
+}
+
 /**
  * The pipeline that turns the decoded raw image into one variant's pixels (no encoding yet):
- * resize to the content size, then cut the cover window or add the letterbox padding.
+ * resize to the content size, then cut the cover window or add the letterbox padding. Content
+ * larger than the decode (on either axis) is enlarged first by {@link enlargeExact}.
  */
-export function variantPipeline(
+export async function variantPipeline(
   decoded: DecodedRgb,
   t: VariantTransform,
   background: string,
   factory: SharpFactory = defaultSharpFactory,
-): Sharp {
+): Promise<Sharp> {
   const c = contentSize(t);
-  const p = factory(decoded.data, {
-    raw: { width: decoded.width, height: decoded.height, channels: 3 },
+  const src: RawRgb = c.width > decoded.width || c.height > decoded.height
+    ? await enlargeExact(decoded, c, factory)
+    : decoded;
+  const p = factory(src.data, {
+    raw: { width: src.width, height: src.height, channels: 3 },
   });
-  if (c.width !== decoded.width || c.height !== decoded.height) {
+  if (c.width !== src.width || c.height !== src.height) {
     p.resize(c.width, c.height, { fit: "fill" });
   }
   if (c.width > t.width || c.height > t.height) {
@@ -158,6 +176,78 @@ export function variantPipeline(
     });
   }
   return p;
+}
+
+/** Replicated border for the enlarging affine: bicubic reads 2 pixels beyond an edge. */
+const ENLARGE_BORDER = 2;
+
+/**
+ * Resizes `src` to exactly `size` when at least one axis grows, with pixel centres where the
+ * transform puts them (see the module documentation): axes that shrink are shrunk first by
+ * libvips' reducer, then the growing axes are enlarged by an affine with the right phase.
+ */
+async function enlargeExact(
+  src: RawRgb,
+  size: { width: number; height: number },
+  factory: SharpFactory,
+): Promise<RawRgb> {
+  let img = src;
+  const shrunk = {
+    width: Math.min(size.width, src.width),
+    height: Math.min(size.height, src.height),
+  };
+  if (shrunk.width !== src.width || shrunk.height !== src.height) {
+    const p = factory(src.data, { raw: { width: src.width, height: src.height, channels: 3 } })
+      .resize(shrunk.width, shrunk.height, { fit: "fill" });
+    img = { ...shrunk, data: await toRawRgb(p, shrunk.width, shrunk.height) };
+  }
+  const k = ENLARGE_BORDER;
+  const padded = replicateBorder(img, k);
+  // Output pixel X samples input index x with X = s·(x + idx) + odx (integers are pixel centres):
+  // X + ½ = s·(x + ½) needs idx = ½, odx = −½; the replicated border shifts input indices by k.
+  const { data, info } = await factory(padded.data, {
+    raw: { width: padded.width, height: padded.height, channels: 3 },
+  })
+    .affine([size.width / img.width, 0, 0, size.height / img.height], {
+      idx: 0.5 - k,
+      idy: 0.5 - k,
+      odx: -0.5,
+      ody: -0.5,
+      interpolator: sharp.interpolators.bicubic,
+    })
+    .raw({ depth: "uchar" })
+    .toBuffer({ resolveWithObject: true });
+  if (info.width < size.width || info.height < size.height || info.channels !== 3) {
+    throw new RenderError(
+      `enlarge ${img.width}×${img.height} to ${size.width}×${size.height}: expected at least ` +
+        `that much raw RGB, found ${info.width}×${info.height}×${info.channels}`,
+    );
+  }
+  // The affine's output starts at the content's origin and runs past its far edges (the border).
+  const out = new Uint8Array(size.width * size.height * 3);
+  const row = size.width * 3, stride = info.width * 3;
+  for (let y = 0; y < size.height; y++) {
+    out.set(data.subarray(y * stride, y * stride + row), y * row);
+  }
+  return { data: out, width: size.width, height: size.height };
+}
+
+/** A copy of `img` with `k` pixels of each edge row / column repeated outwards. */
+function replicateBorder(img: RawRgb, k: number): RawRgb {
+  const { width: w, height: h } = img;
+  const W = w + 2 * k, H = h + 2 * k;
+  const out = new Uint8Array(W * H * 3);
+  for (let y = 0; y < H; y++) {
+    const sy = Math.min(h - 1, Math.max(0, y - k));
+    const line = img.data.subarray(sy * w * 3, (sy + 1) * w * 3);
+    const o = y * W * 3;
+    out.set(line, o + k * 3);
+    for (let x = 0; x < k; x++) {
+      out.set(line.subarray(0, 3), o + x * 3);
+      out.set(line.subarray((w - 1) * 3), o + (k + w + x) * 3);
+    }
+  }
+  return { data: out, width: W, height: H };
 }
 
 /** Adds the spec's encoder to a pipeline. */

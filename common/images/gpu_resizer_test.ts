@@ -95,6 +95,28 @@ Deno.test({
         },
       );
 
+      await t.step(
+        "enlarging: worker and CPU both put drawn edges on the transform (±0.25 px)",
+        async () => {
+          const box: BBox = [41, 30, 77, 61];
+          const pixels = fillRect(texturedGrey(203, 151), box, [230, 20, 20]);
+          const specs = parseVariantSpecs([
+            { name: "lb", width: 640, height: 640, mode: "letterbox", format: "png" },
+            { name: "cv", width: 300, height: 200, mode: "cover", format: "png" },
+          ]);
+          for (const format of ["jpeg", "png"] as const) {
+            const src = await encode(pixels, format);
+            const g = await gpu.render(src, specs), c = await cpu.render(src, specs);
+            for (let i = 0; i < specs.length; i++) {
+              const expected = boxToVariant(g[i].transform, box);
+              const what = `${format} ${specs[i].name}`;
+              assertBoxNear(findColouredBox(await decode(g[i].bytes), "red"), expected, 0.25, what);
+              assertBoxNear(findColouredBox(await decode(c[i].bytes), "red"), expected, 0.25, what);
+            }
+          }
+        },
+      );
+
       await t.step("EXIF orientation applied once on the device, all 8 orientations", async () => {
         const W = 400, H = 240;
         const box: BBox = [40, 30, 100, 60];

@@ -79,7 +79,7 @@ export async function letterboxRgb(
     (w, h) => [planVariant(w, h, spec)],
     { factory: opts.sharpFactory, fastShrinkOnLoad: opts.fastShrinkOnLoad },
   );
-  const p = variantPipeline(decoded, transform, spec.background, opts.sharpFactory);
+  const p = await variantPipeline(decoded, transform, spec.background, opts.sharpFactory);
   const rgb = await toRawRgb(p, transform.width, transform.height);
   return { rgb, width: transform.width, height: transform.height, transform };
 }

@@ -57,12 +57,39 @@ Deno.test("letterbox tensor for inference", async (t) => {
     assert.ok(found);
     const expected = boxToVariant(tensor.transform, box)!;
     for (let k = 0; k < 4; k++) {
-      assert.ok(Math.abs(found[k] - expected[k]) <= 1, `${found} vs ${expected}`);
+      assert.ok(Math.abs(found[k] - expected[k]) <= 0.25, `${found} vs ${expected}`);
     }
     const back = boxFromVariant(tensor.transform, found)!;
     for (let k = 0; k < 4; k++) {
-      assert.ok(Math.abs(back[k] - box[k]) <= 1 / tensor.transform.scaleX, `${back} vs ${box}`);
+      assert.ok(
+        Math.abs(back[k] - box[k]) <= 0.25 / tensor.transform.scaleX,
+        `${back} vs ${box}`,
+      );
     }
+  });
+
+  await t.step("a small image is enlarged without a half-pixel shift (±0.1 px)", async () => {
+    // 50×40 → 100×100: scale 2, content 100×80, 10 rows of padding on top. The drawn box
+    // [10, 10, 20, 15] must cover exactly x 20..60, y 30..60 (libvips' resize put it at +½).
+    const small = await encode(
+      fillRect(texturedGrey(50, 40), [10, 10, 20, 15], [230, 20, 20]),
+      "png",
+    );
+    const lb = await letterboxRgb(small, 100);
+    assert.deepEqual(
+      [lb.transform.scaleX, lb.transform.scaleY, lb.transform.padX, lb.transform.padY],
+      [2, 2, 0, 10],
+    );
+    const found = findColouredBox({ data: lb.rgb, width: 100, height: 100 }, "red");
+    assert.ok(found);
+    const edges = [found[0], found[1], found[0] + found[2], found[1] + found[3]];
+    [20, 30, 60, 60].forEach((e, k) =>
+      assert.ok(Math.abs(edges[k] - e) <= 0.1, `edge ${k}: expected ${e}, found ${edges[k]}`)
+    );
+    const back = boxFromVariant(lb.transform, found)!;
+    [10, 10, 20, 15].forEach((e, k) =>
+      assert.ok(Math.abs(back[k] - e) <= 0.05, `back ${k}: expected ${e}, found ${back[k]}`)
+    );
   });
 
   await t.step("rgbToNchw fills one slot of a batch", () => {

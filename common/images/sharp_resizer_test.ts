@@ -128,8 +128,9 @@ Deno.test("SharpResizer", async (t) => {
   );
 
   await t.step(
-    "a box drawn on the image lands where boxToVariant says (±1 px), every mode",
+    "a box drawn on the image lands where boxToVariant says (±0.25 px), every mode",
     async () => {
+      // Measured: ≤ 0.13 px from these JPEG sources, shrinking (down to 0.05×) or enlarging (1.9×).
       const sources: [number, number, BBox][] = [
         [1603, 1201, [1000, 300, 240, 180]],
         [1201, 1603, [150, 900, 300, 420]],
@@ -146,11 +147,73 @@ Deno.test("SharpResizer", async (t) => {
         );
         for (const v of await resizer.render(src, specs)) {
           const found = findColouredBox(await decode(v.bytes), "red");
-          assertBoxNear(found, boxToVariant(v.transform, box), 1, `${w}×${h} ${v.spec.name}`);
+          assertBoxNear(found, boxToVariant(v.transform, box), 0.25, `${w}×${h} ${v.spec.name}`);
         }
       }
     },
   );
+
+  await t.step(
+    "enlarging keeps pixel centres on the transform: no half-pixel shift (±0.1 / ±0.2 px)",
+    async () => {
+      // libvips' resize enlarges with its output shifted by +½ px (a 2× box at 20.5..60.5);
+      // these would fail with it. PNG sources, so the drawn edges are exact.
+      const twice = await encode(fillRect(texturedGrey(50, 50), [10, 10, 20, 20], RED), "png");
+      const [lb, st] = await resizer.render(
+        twice,
+        parseVariantSpecs([
+          { name: "lb", width: 100, height: 100, mode: "letterbox", format: "png" },
+          { name: "st", width: 150, height: 100, mode: "stretch", format: "png" },
+        ]),
+      );
+      assertBoxNear(findColouredBox(await decode(lb.bytes), "red"), [20, 20, 40, 40], 0.1, "2×");
+      assertBoxNear(findColouredBox(await decode(st.bytes), "red"), [30, 20, 60, 40], 0.1, "3×2×");
+      const cases: [number, number, BBox, VariantSpecInput[]][] = [
+        [203, 151, [41, 30, 77, 61], [
+          { name: "lb-640", width: 640, height: 640, mode: "letterbox" },
+          { name: "cover-300x200", width: 300, height: 200, mode: "cover" },
+        ]],
+        [50, 50, [10, 10, 20, 20], [{ name: "cover-640", width: 640, height: 640, mode: "cover" }]],
+        // One axis grows (1.9×), the other shrinks (0.82×).
+        [333, 777, [100, 200, 90, 150], [
+          { name: "st-640", width: 640, height: 640, mode: "stretch" },
+        ]],
+        // Enlarged from a decode that other, larger-source variants shrank first.
+        [900, 120, [300, 30, 200, 50], [
+          { name: "fit-800", width: 800, height: 800, mode: "fit" },
+          { name: "lb-480", width: 480, height: 480, mode: "letterbox" },
+        ]],
+      ];
+      for (const [w, h, box, specs] of cases) {
+        const src = await encode(fillRect(texturedGrey(w, h), box, RED), "png");
+        const out = await resizer.render(
+          src,
+          parseVariantSpecs(specs.map((s) => ({ ...s, format: "png" as const }))),
+        );
+        for (const v of out) {
+          const found = findColouredBox(await decode(v.bytes), "red");
+          assertBoxNear(found, boxToVariant(v.transform, box), 0.2, `${w}×${h} ${v.spec.name}`);
+        }
+      }
+    },
+  );
+
+  await t.step("enlarged edges are the image's own pixels, not blended with a fill", async () => {
+    const flat = await sharp({
+      create: { width: 9, height: 7, channels: 3, background: { r: 37, g: 140, b: 201 } },
+    }).png().toBuffer();
+    const [v] = await resizer.render(
+      flat,
+      parseVariantSpecs([{ name: "s", width: 40, height: 33, mode: "stretch", format: "png" }]),
+    );
+    const img = await decode(v.bytes);
+    const off = [];
+    for (let i = 0; i < img.width * img.height; i++) {
+      const p = [img.data[i * 3], img.data[i * 3 + 1], img.data[i * 3 + 2]];
+      if (p[0] !== 37 || p[1] !== 140 || p[2] !== 201) off.push([i % img.width, p]);
+    }
+    assert.deepEqual(off, [], "every pixel of an enlarged flat image keeps its colour");
+  });
 
   await t.step("EXIF orientation is applied exactly once, for all 8 orientations", async () => {
     const W = 600, H = 400;
@@ -184,9 +247,13 @@ Deno.test("SharpResizer", async (t) => {
       const bytes = await Deno.readFile(path);
       for (const input of [path, bytes]) {
         let fromOriginal = 0, fromRaw = 0;
+        const rawSizes = new Set<string>();
         const factory: SharpFactory = (i, o) => {
           if (i === input) fromOriginal++;
-          else if (o?.raw) fromRaw++;
+          else if (o?.raw) {
+            fromRaw++;
+            rawSizes.add(`${o.raw.width}×${o.raw.height}`);
+          }
           return sharp(i, o);
         };
         const counted = new SharpResizer({ sharpFactory: factory });
@@ -200,7 +267,30 @@ Deno.test("SharpResizer", async (t) => {
         assert.equal(out.length, 4);
         assert.equal(fromOriginal, 1, `original opened once (${typeof input})`);
         assert.equal(fromRaw, 4, "one raw-derived pipeline per variant");
+        // The one decode is shrunk on load to the largest content (1000×750), not kept at 1200×900.
+        assert.deepEqual([...rawSizes], ["1000×750"]);
       }
+      // Enlarging takes extra raw passes, never a second decode of the original.
+      let opened = 0;
+      const enlarging = new SharpResizer({
+        sharpFactory: (i, o) => {
+          if (i === bytes) opened++;
+          return sharp(i, o);
+        },
+      });
+      const big = await enlarging.render(
+        bytes,
+        parseVariantSpecs([
+          { name: "a", width: 640, height: 640, mode: "fit" },
+          { name: "b", width: 2400, height: 2400, mode: "letterbox" },
+          { name: "c", width: 3000, height: 500, mode: "stretch" },
+        ]),
+      );
+      assert.deepEqual(big.map((v) => [v.width, v.height]), [[640, 480], [2400, 2400], [
+        3000,
+        500,
+      ]]);
+      assert.equal(opened, 1, "original opened once when some variants are enlarged");
       // Path and bytes give identical variants.
       const spec = parseVariantSpecs([{ name: "a", width: 500, height: 500, mode: "letterbox" }]);
       const [a] = await resizer.render(path, spec);

@@ -24,6 +24,7 @@ import type { ImageRow, VariantInput, VariantRow } from "../../common/manifest/m
 import { ObjectNotFoundError, type ObjectStore } from "../../common/objectstore/mod.ts";
 import type { Staging } from "../../common/staging/mod.ts";
 import type { RenderedVariant, Resizer } from "../../common/images/resizer.ts";
+import { ImageError } from "../../common/images/verify.ts";
 import { type KeyTemplate, VARIANT_EXTENSIONS } from "../../common/images/variant_spec.ts";
 import type { Slots } from "./_slots.ts";
 import { type RenderLimits, renderVariants } from "./render_variants.ts";
@@ -120,6 +121,15 @@ export async function normalizeImage(
   }
   if (todo.length === 0) return { variants: [], present, bytesWritten: 0, renderMs: 0 };
   signal?.throwIfAborted();
+  // The recorded size refuses an oversized object before it is downloaded (renderVariants checks
+  // the bytes themselves again).
+  if (image.size !== null && image.size > deps.limits.maxBytes) {
+    throw new ImageError(
+      "too_large",
+      `image ${image.id} (${image.datasetUri})`,
+      `${image.size} bytes exceeds the limit of ${deps.limits.maxBytes} bytes`,
+    );
+  }
 
   await using lease = await deps.staging.lease(image.id);
   const sourceKey = keyForUri(store, image.datasetUri);

@@ -75,6 +75,8 @@ Deno.test("variants have the configured sizes, modes and exact stored transforms
     { name: "cover", width: 120, height: 120, mode: "cover", ...PNG },
     { name: "stretch", width: 100, height: 50, mode: "stretch", ...PNG },
     { name: "jpg", width: 320, height: 320, mode: "letterbox" },
+    // Enlarged (2×): the renderer must not shift enlarged pixels off the stored transform.
+    { name: "up", width: 800, height: 800, mode: "letterbox", ...PNG },
   ];
   const config = await testConfig(dir.path, variants);
   await using b = await openBackends(config);
@@ -93,10 +95,10 @@ Deno.test("variants have the configured sizes, modes and exact stored transforms
   const summary = await runNormalizeOnce(config, { manifest: b.manifest, store: b.store });
   assert.equal(summary.done, 2);
   assert.equal(summary.failed, 0);
-  assert.equal(summary.variantsWritten, 10);
+  assert.equal(summary.variantsWritten, 12);
 
   const rows = await b.manifest.listVariants({ imageIds: [landscape.id] });
-  assert.equal(rows.length, 5);
+  assert.equal(rows.length, 6);
 
   await t.step("sizes and transforms match the hand-computed geometry", () => {
     const expect: Record<string, Partial<VariantTransform>> = {
@@ -108,6 +110,7 @@ Deno.test("variants have the configured sizes, modes and exact stored transforms
       cover: { width: 120, height: 120, scaleX: 0.4, scaleY: 0.4, cropX: 50, cropY: 0 },
       stretch: { width: 100, height: 50, scaleX: 0.25, scaleY: 50 / 300 },
       jpg: { width: 320, height: 320, scaleX: 0.8, scaleY: 0.8, padX: 0, padY: 40 },
+      up: { width: 800, height: 800, scaleX: 2, scaleY: 2, padX: 0, padY: 100 },
     };
     for (const [name, want] of Object.entries(expect)) {
       const row = byName(rows, name);
@@ -180,7 +183,11 @@ Deno.test("variants have the configured sizes, modes and exact stored transforms
       const img = await decodeImage(await b.store.getBytes(keyOf(b.store, row.uri)));
       const found = measureRedBox(img);
       assert.ok(found, `${row.name}: red box not found`);
-      assert.ok(boxError(found, mapped) <= 1, `${row.name}: expected ${mapped}, found ${found}`);
+      // Measured ≤ 0.15 px, shrinking and enlarging alike (a half-pixel shift fails this).
+      assert.ok(
+        boxError(found, mapped) <= 0.25,
+        `${row.name}: expected ${mapped}, found ${found}`,
+      );
     }
     const rot = fresh.filter((r) => r.imageId === rotated.id);
     // The upright rotated image is 200×300: cover 120 keeps the middle 200 rows (y 50..250), so
@@ -353,7 +360,9 @@ Deno.test("a changed spec creates a new version beside the old one", async () =>
 
 Deno.test("bad inputs are recorded as failed with a reason and the batch goes on", async () => {
   await using dir = await tempDir();
-  const config = await testConfig(dir.path, [{ name: "t", width: 64, height: 64, mode: "fit" }]);
+  const config = await testConfig(dir.path, [{ name: "t", width: 64, height: 64, mode: "fit" }], {
+    SLUICE_NORMALIZE_MAX_BYTES: "100000",
+  });
   await using b = await openBackends(config);
   const good1 = await seedIngested(b.manifest, b.store, {
     name: "good1.jpg",
@@ -383,6 +392,13 @@ Deno.test("bad inputs are recorded as failed with a reason and the batch goes on
     bytes: await encodeImage(drawImage(120, 90)),
   });
   await b.store.put(tampered.key, await encodeImage(drawImage(121, 90)));
+  // 300×300 of noise as PNG: about 270 kB, over the 100 kB limit.
+  const noise = new Uint8Array(300 * 300 * 3).map(() => Math.floor(Math.random() * 256));
+  const huge = await seedIngested(b.manifest, b.store, {
+    name: "huge.png",
+    bytes: await encodeImage({ data: noise, width: 300, height: 300 }, "png"),
+    ext: "png",
+  });
   const good2 = await seedIngested(b.manifest, b.store, {
     name: "good2.jpg",
     bytes: await encodeImage(drawImage(200, 300)),
@@ -391,7 +407,7 @@ Deno.test("bad inputs are recorded as failed with a reason and the batch goes on
   const { log, lines } = captureLogger();
   const summary = await runNormalizeOnce(config, { manifest: b.manifest, store: b.store, log });
   assert.equal(summary.done, 2);
-  assert.equal(summary.failed, 5);
+  assert.equal(summary.failed, 6);
   assert.equal(summary.retried, 0, "bad input is permanent: no retries");
   const reasons = Object.fromEntries(summary.failures.map((f) => [f.itemId, f.reason]));
   assert.deepEqual(reasons, {
@@ -400,6 +416,7 @@ Deno.test("bad inputs are recorded as failed with a reason and the batch goes on
     [missing.id]: "source_missing",
     [notImage.id]: "unsupported_format",
     [tampered.id]: "checksum_mismatch",
+    [huge.id]: "too_large",
   });
   const failed = await b.manifest.listWork("normalize", "failed");
   assert.deepEqual(failed.map((w) => w.itemId).sort(), Object.keys(reasons).sort());
@@ -407,6 +424,12 @@ Deno.test("bad inputs are recorded as failed with a reason and the batch goes on
     assert.ok(w.lastError?.startsWith(`${reasons[w.itemId]}: `), `last error: ${w.lastError}`);
   }
   assert.match(failed.find((w) => w.itemId === bomb.id)!.lastError!, /30000×30000/);
+  assert.match(
+    failed.find((w) => w.itemId === huge.id)!.lastError!,
+    new RegExp(
+      `^too_large: image ${huge.id} \\(.+\\.png\\): \\d{6} bytes exceeds the limit of 100000`,
+    ),
+  );
   const done = await b.manifest.listVariants({});
   assert.deepEqual(done.map((v) => v.imageId).sort(), [good1.id, good2.id].sort());
   // Images stay ingested: a normalize failure is the work item's, not the image's.
