@@ -52,9 +52,9 @@ Deno.test("loadConfig defaults", async (t) => {
 
     await t.step("shared defaults", () => {
       assert.deepEqual(cfg.source.suffixes, [".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff"]);
+      // forcePathStyle stays unset: the object store decides from the endpoint.
       assert.deepEqual(cfg.s3, {
         region: "us-east-1",
-        forcePathStyle: false,
         partSizeMb: 8,
         maxAttempts: 5,
       });
@@ -279,6 +279,32 @@ Deno.test("loadConfig errors", async (t) => {
       assert.equal(byPath["worker.batchSize"].expected, "expected an integer >= 1");
       assert.equal(byPath["worker.batchSize"].found, "0");
       assert.equal(byPath["s3.partSizeMb"].expected, "expected an integer");
+    });
+
+    await t.step("half a credential names the missing field; secrets stay hidden", async () => {
+      const cases: [Record<string, string>, string, string][] = [
+        [{ SLUICE_S3_ACCESS_KEY_ID: "AKIA1" }, "s3.secretAccessKey", "SLUICE_S3_SECRET_ACCESS_KEY"],
+        [{ SLUICE_S3_SECRET_ACCESS_KEY: "hunter2" }, "s3.accessKeyId", "SLUICE_S3_ACCESS_KEY_ID"],
+        [{ SLUICE_S3_SESSION_TOKEN: "tok-xyz" }, "s3.accessKeyId", "SLUICE_S3_ACCESS_KEY_ID"],
+      ];
+      for (const [env, path, variable] of cases) {
+        const err = await configError(() => loadConfig({ ...base, cwd, env }));
+        assert.equal(err.issues.length, 1, err.message);
+        assert.equal(err.issues[0].path, path);
+        assert.match(err.issues[0].expected, new RegExp(`expected ${path.replace(".", "\\.")}`));
+        assert.match(err.issues[0].source, new RegExp(`not set: use ${variable}`));
+        assert.doesNotMatch(err.message, /hunter2|tok-xyz/);
+      }
+      const ok = await loadConfig({
+        ...base,
+        cwd,
+        env: {
+          SLUICE_S3_ACCESS_KEY_ID: "AKIA1",
+          SLUICE_S3_SECRET_ACCESS_KEY: "hunter2",
+          SLUICE_S3_SESSION_TOKEN: "tok-xyz",
+        },
+      });
+      assert.equal(ok.s3.sessionToken, "tok-xyz");
     });
 
     await t.step("bad boolean", async () => {

@@ -160,6 +160,40 @@ function nonNegativeInt() {
   return z.int({ error: "expected an integer" }).min(0, { error: "expected an integer >= 0" });
 }
 
+/** The credential fields of the `s3` section, which must be given together. */
+interface S3Credentials {
+  accessKeyId?: string;
+  secretAccessKey?: string;
+  sessionToken?: string;
+}
+
+/**
+ * Refuses half a credential: a key id without its secret (or the reverse), or a session token
+ * without both. Each problem names the missing field, so the error says which setting to add.
+ */
+function withCredentialPairs<T extends z.ZodType<S3Credentials>>(section: T): T {
+  return section.superRefine((v, ctx) => {
+    const missing = (field: keyof S3Credentials, wanted: string) =>
+      ctx.addIssue({
+        code: "custom",
+        path: [field],
+        input: v[field],
+        message: `expected ${wanted} (or no credentials at all, for the AWS SDK's default ` +
+          "credential chain)",
+      });
+    if (v.accessKeyId === undefined && v.secretAccessKey !== undefined) {
+      missing("accessKeyId", "s3.accessKeyId to be set with s3.secretAccessKey");
+    } else if (v.accessKeyId !== undefined && v.secretAccessKey === undefined) {
+      missing("secretAccessKey", "s3.secretAccessKey to be set with s3.accessKeyId");
+    } else if (v.accessKeyId === undefined && v.sessionToken !== undefined) {
+      missing(
+        "accessKeyId",
+        "s3.accessKeyId and s3.secretAccessKey to be set with s3.sessionToken",
+      );
+    }
+  });
+}
+
 /**
  * Builds the schema of the shared sections with defaults for `ctx`.
  *
@@ -197,14 +231,16 @@ export function sharedSchema(ctx: DefaultsContext) {
         "Manifest and work queue: sqlite:///path.db or postgres://user@host/db",
       ),
     }),
-    s3: section({
+    s3: withCredentialPairs(section({
       endpoint: httpUrl("an S3-compatible endpoint").optional().describe(
         "S3 endpoint for RustFS/MinIO/emulators (unset = AWS); also AWS_ENDPOINT_URL_S3",
       ),
       region: z.string().min(1, { error: "expected a region name" }).default("us-east-1")
         .describe("S3 region; also AWS_REGION"),
-      forcePathStyle: z.boolean().default(false).describe(
-        "Path-style addressing (http://host/bucket/key), needed by most self-hosted servers",
+      // No fixed default: the object store turns it on with a custom endpoint (RustFS, MinIO
+      // and emulators need it) and leaves it off for AWS.
+      forcePathStyle: z.boolean().optional().describe(
+        "Path-style addressing (http://host/bucket/key); unset = on when endpoint is set, else off",
       ),
       accessKeyId: z.string().min(1).optional().describe(
         "Access key id (unset = the AWS SDK's default credential chain)",
@@ -216,7 +252,7 @@ export function sharedSchema(ctx: DefaultsContext) {
         .max(5120, { error: "expected an integer <= 5120 (S3's largest part)" })
         .default(8).describe("Multipart upload part size in MiB"),
       maxAttempts: positiveInt().default(5).describe("Attempts per S3 call on retryable errors"),
-    }),
+    })),
     staging: section({
       root: dirPath(cwd).default("/mnt/nvme/sluice").describe(
         "Local staging directory, ideally on NVMe",

@@ -40,29 +40,36 @@ function defaultLevel(): LogLevel {
   return v === "debug" || v === "warn" || v === "error" ? v : "info";
 }
 
-/** Creates a logger for one stage. */
+/** Keys every line has; a caller's field of the same name is written as `field_<name>`. */
+const CORE_KEYS = new Set(["ts", "level", "stage", "msg"]);
+
+/**
+ * Creates a logger for one stage. Lines are JSON objects (`ts`, `level`, `stage`, `msg`, then
+ * the fields, e.g. `item`), or a short readable line when `json` is false (the default on a
+ * terminal). Logging never throws: errors become their messages, bigints strings, and a cycle
+ * `"[circular]"`.
+ *
+ * @example
+ * ```ts
+ * const log = createLogger({ stage: "normalize", level: "debug" });
+ * log.child({ item: "img_01" }).warn("retrying", { attempt: 2 });
+ * ```
+ */
 export function createLogger(opts: LoggerOptions, base: LogFields = {}): Logger {
   const level = opts.level ?? defaultLevel();
   const json = opts.json ?? !Deno.stderr.isTerminal();
   const sink = opts.sink ?? ((line: string) => Deno.stderr.writeSync(encoder.encode(line + "\n")));
   const emit = (lvl: LogLevel, msg: string, fields?: LogFields) => {
     if (ORDER[lvl] < ORDER[level]) return;
-    const rec: LogFields = {
-      ts: new Date().toISOString(),
-      level: lvl,
-      stage: opts.stage,
-      ...base,
-      msg,
-      ...fields,
-    };
-    for (const [k, v] of Object.entries(rec)) {
-      if (v instanceof Error) rec[k] = v.message;
+    const rec: LogFields = { ts: new Date().toISOString(), level: lvl, stage: opts.stage, msg };
+    for (const [k, v] of Object.entries({ ...base, ...fields })) {
+      rec[CORE_KEYS.has(k) ? `field_${k}` : k] = v;
     }
     if (json) {
-      sink(JSON.stringify(rec));
+      sink(toJson(rec));
     } else {
       const { ts, level: l, stage, msg: m, ...rest } = rec;
-      const extra = Object.keys(rest).length ? " " + JSON.stringify(rest) : "";
+      const extra = Object.keys(rest).length ? " " + toJson(rest) : "";
       sink(
         `${String(ts).slice(11, 19)} ${String(l).toUpperCase().padEnd(5)} [${stage}] ${m}${extra}`,
       );
@@ -75,4 +82,25 @@ export function createLogger(opts: LoggerOptions, base: LogFields = {}): Logger 
     error: (m, f) => emit("error", m, f),
     child: (f) => createLogger(opts, { ...base, ...f }),
   };
+}
+
+// JSON that cannot fail: a log call must not turn a handled problem into a crash.
+function toJson(value: unknown): string {
+  const plain = (_k: string, v: unknown) =>
+    v instanceof Error ? v.message : typeof v === "bigint" ? v.toString() : v;
+  try {
+    return JSON.stringify(value, plain);
+  } catch {
+    // A cycle: mark objects already on the current path.
+    const path: unknown[] = [];
+    return JSON.stringify(value, function (this: unknown, k, v) {
+      while (path.length > 0 && path[path.length - 1] !== this) path.pop();
+      const out = plain(k, v);
+      if (out !== null && typeof out === "object") {
+        if (path.includes(out)) return "[circular]";
+        path.push(out);
+      }
+      return out;
+    });
+  }
 }

@@ -63,6 +63,7 @@ export interface AwsConnectionOptions {
   /** Explicit credentials; both unset means the SDK default provider chain. */
   accessKeyId?: string;
   secretAccessKey?: string;
+  /** Temporary credentials' token; only with `accessKeyId` and `secretAccessKey`. */
   sessionToken?: string;
   /** Tries per request, including the first (default 5). */
   maxAttempts?: number;
@@ -142,6 +143,15 @@ export function awsClientOptions(opts: AwsConnectionOptions = {}): AwsClientOpti
     throw new SluiceError(
       "invalid_options",
       "AWS client options: expected both accessKeyId and secretAccessKey or neither, found one",
+    );
+  }
+  if (o.sessionToken !== undefined && o.accessKeyId === undefined) {
+    // The default provider chain brings its own token (AWS_SESSION_TOKEN, SSO, IMDS); a token
+    // without the keys it belongs to would be dropped without a word.
+    throw new SluiceError(
+      "invalid_options",
+      "AWS client options: expected accessKeyId and secretAccessKey with sessionToken, found " +
+        "only sessionToken",
     );
   }
   const policy = retryPolicyOf(o);

@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import { ReceiveMessageCommand, SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { SluiceError } from "../errors/mod.ts";
 import { s3Availability, type S3TestServer, startS3Server } from "../../tests/harness/s3.ts";
-import { InvalidKeyError, openObjectStore } from "./mod.ts";
+import { z } from "zod";
+import { loadConfig } from "../config/mod.ts";
+import { InvalidKeyError, openObjectStore, s3StoreOptions } from "./mod.ts";
 import {
   awsClientOptions,
   parseS3Url,
@@ -55,6 +57,7 @@ Deno.test("S3 options are validated at the edge", async (t) => {
       { endpoint: "ftp://x" },
       { accessKeyId: "only-half" },
       { maxAttempts: 0 },
+      { sessionToken: "token-without-keys" },
       { unknown: true } as S3StoreOptions,
     ];
     for (const opts of bad) {
@@ -81,6 +84,31 @@ Deno.test("S3 options are validated at the edge", async (t) => {
       s3ClientOptions({ endpoint: "http://x:1", forcePathStyle: false }).forcePathStyle,
       false,
     );
+    assert.deepEqual(
+      s3ClientOptions({ accessKeyId: "k", secretAccessKey: "s", sessionToken: "t" }).credentials,
+      { accessKeyId: "k", secretAccessKey: "s", sessionToken: "t" },
+    );
+  });
+
+  await t.step("s3StoreOptions: partSizeMb becomes bytes; conflicts and bad sizes refused", () => {
+    assert.deepEqual(s3StoreOptions({ region: "eu-west-1", partSizeMb: 16 }), {
+      region: "eu-west-1",
+      partSize: 16 * MiB,
+    });
+    assert.deepEqual(s3StoreOptions({ partSize: 6 * MiB }), { partSize: 6 * MiB });
+    assert.deepEqual(s3StoreOptions({ partSize: 8 * MiB, partSizeMb: 8 }), { partSize: 8 * MiB });
+    assert.deepEqual(s3StoreOptions(), {});
+    assert.throws(
+      () => s3StoreOptions({ partSize: 6 * MiB, partSizeMb: 8 }),
+      (e: unknown) => isCode("invalid_options")(e) && /partSize.*partSizeMb/.test(String(e)),
+    );
+    for (const bad of [4, 5.5, 0, Number.NaN, "8" as unknown as number]) {
+      assert.throws(
+        () => s3StoreOptions({ partSizeMb: bad }),
+        (e: unknown) => isCode("invalid_options")(e) && /partSizeMb/.test(String(e)),
+        String(bad),
+      );
+    }
   });
 });
 
@@ -126,6 +154,48 @@ Deno.test({
         assert.ok(store instanceof S3ObjectStore);
         assert.equal(dec.decode(await store.getBytes("a/b")), "in p1");
       });
+
+      await t.step(
+        "the config's s3 section opens a store as is: partSizeMb and sessionToken reach the wire",
+        async () => {
+          const proxy = flakyHttpProxy(server.endpoint, () => false);
+          try {
+            const config = await loadConfig({
+              stage: "ingest",
+              stageSchema: z.object({}),
+              cwd: Deno.cwd(),
+              env: {
+                SLUICE_OBJECT_STORE_URL: `s3://${bucket}/from-config`,
+                // A host name, not an IP: the SDK would address it virtual-hosted
+                // (bucket.localhost) unless path-style is on, as it is by default here.
+                SLUICE_S3_ENDPOINT: proxy.endpoint.replace("127.0.0.1", "localhost"),
+                SLUICE_S3_REGION: server.region,
+                SLUICE_S3_ACCESS_KEY_ID: server.accessKeyId,
+                SLUICE_S3_SECRET_ACCESS_KEY: server.secretAccessKey,
+                SLUICE_S3_SESSION_TOKEN: "sts-session-token-123",
+                SLUICE_S3_PART_SIZE_MB: "5",
+              },
+            });
+            const store = await openObjectStore(config.objectStore.url, { s3: config.s3 });
+            stores.push(store);
+            const body = new Uint8Array(11 * MiB).map((_, i) => (i * 13) % 256);
+            const info = await store.put("big", body);
+            // 11 MiB in 5 MiB parts is three parts (the 8 MiB default would make two).
+            assert.match(info.etag, /-3$/);
+            assert.deepEqual(await store.getBytes("big"), body);
+            assert.ok(proxy.headers.length >= 5, `${proxy.headers.length} requests`);
+            for (const h of proxy.headers) {
+              assert.equal(h.get("x-amz-security-token"), "sts-session-token-123");
+              assert.match(h.get("authorization") ?? "", new RegExp(server.accessKeyId));
+            }
+            assert.equal(config.s3.forcePathStyle, undefined);
+            // Path-style by default with a custom endpoint: the bucket is in the path.
+            assert.ok(proxy.seen.every((r) => r.split(" ")[1].startsWith(`/${bucket}/`)));
+          } finally {
+            await proxy.stop();
+          }
+        },
+      );
 
       await t.step("a missing bucket is bucket_not_found, not a missing object", async () => {
         const store = open("s3://no-such-bucket-here", { maxAttempts: 1 });
@@ -226,11 +296,13 @@ Deno.test("S3ObjectStore gives up on a silent server instead of hanging", async 
 /** An HTTP proxy in front of the emulator that answers 503 SlowDown while `fail(req)` says so. */
 function flakyHttpProxy(target: string, fail: (req: Request, n: number) => boolean) {
   const seen: string[] = [];
+  const headers: Headers[] = [];
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen() {} },
     async (req) => {
       const url = new URL(req.url);
       const n = seen.push(`${req.method} ${url.pathname}${url.search}`);
+      headers.push(new Headers(req.headers));
       const body = req.body ? new Uint8Array(await req.arrayBuffer()) : undefined;
       if (fail(req, n)) {
         return new Response(
@@ -250,6 +322,7 @@ function flakyHttpProxy(target: string, fail: (req: Request, n: number) => boole
   return {
     endpoint: `http://127.0.0.1:${server.addr.port}`,
     seen,
+    headers,
     stop: () => server.shutdown(),
   };
 }

@@ -1,6 +1,7 @@
 /**
  * One claimed item's private scratch directory, `<root>/<stage>/<workerId>/<leaseId>/`, with a
- * `.lease.json` naming the item and start time (so start-up sweeps can age it). Everything the
+ * `.lease.json` naming the item, the start time and the owning process (so start-up sweeps can
+ * age it, or see that its owner is gone). Everything the
  * item stages lives inside; {@link StagingLease.release} removes it on success and on failure.
  *
  * @example
@@ -16,10 +17,11 @@ import { dirname, join, resolve } from "node:path";
 import { SluiceError } from "../errors/mod.ts";
 import { availableBytes, fsyncDir, isNoSpace, writeAll } from "./_fs.ts";
 import { LeaseReleasedError, StagingFullError } from "./errors.ts";
+import type { LeaseOwner } from "./_owner.ts";
 import { safeFileName } from "./safe_name.ts";
 
 /** The content of `.lease.json`. */
-export interface LeaseRecord {
+export interface LeaseRecord extends Partial<Omit<LeaseOwner, "pid">> {
   leaseId: string;
   itemId: string;
   stage: string;
@@ -40,6 +42,8 @@ export interface LeaseContext {
   /** `<root>/<stage>/<workerId>`. */
   workerDir: string;
   minFreeBytes: number;
+  /** The process writing leases, recorded so a successor can tell when it is gone. */
+  owner?: LeaseOwner;
   /** Called after the staged bytes changed (publish, release), e.g. to refresh gauges. */
   changed(): Promise<void>;
   /** Called once when the lease is released. */
@@ -96,6 +100,7 @@ export class StagingLease implements AsyncDisposable {
     await mkdir(ctx.workerDir, { recursive: true });
     await mkdir(lease.dir);
     const record: LeaseRecord = {
+      ...ctx.owner,
       leaseId: id,
       itemId,
       stage: ctx.stage,

@@ -12,6 +12,7 @@
  * ```
  * @module
  */
+import type { Dirent } from "node:fs";
 import { mkdir, readdir, readFile, rm, rmdir, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -20,7 +21,13 @@ import type { Logger } from "../log/mod.ts";
 import { availableBytes, errorCode, isNotFound, treeBytes } from "./_fs.ts";
 import { StagingNotNvmeError, StagingOptionsError, StagingUnavailableError } from "./errors.ts";
 import { backingDevice, type BackingDeviceOptions } from "./mount_info.ts";
-import { LEASE_RECORD, type LeaseContext, StagingLease } from "./staging_lease.ts";
+import { currentOwner, type LeaseOwner, ownerIsGone } from "./_owner.ts";
+import {
+  LEASE_RECORD,
+  type LeaseContext,
+  type LeaseRecord,
+  StagingLease,
+} from "./staging_lease.ts";
 
 /** Gauges the staging root keeps current; the metrics module provides them. */
 export interface StagingMetrics {
@@ -63,13 +70,15 @@ export interface StagingOptions {
   metrics?: StagingMetrics;
   /** Where to read mount and sysfs information (tests). */
   device?: BackingDeviceOptions;
+  /** Where to read process information for owner checks (tests; default `/proc`). */
+  procRoot?: string;
 }
 
 /** What `sweep()` did. */
 export interface SweepResult {
-  /** Lease directories removed. */
+  /** Lease directories removed: this worker's stale ones, and those of workers that are gone. */
   removed: string[];
-  /** Lease directories left because they are younger than the timeout or held now. */
+  /** This worker's lease directories left because they are younger than the timeout or held. */
   kept: number;
 }
 
@@ -88,7 +97,13 @@ export interface Staging {
   readonly minFreeBytes: number;
   /** Creates a lease directory for one claimed item. */
   lease(itemId: string): Promise<StagingLease>;
-  /** Removes this worker's lease directories older than `leaseTimeoutMs` (run at start-up). */
+  /**
+   * Run at start-up. Removes this worker's lease directories older than `leaseTimeoutMs`, and
+   * the lease directories (of any age) of other workers of this stage whose process is certainly
+   * gone: same host, and another boot, or no process left with the recorded pid and start time.
+   * The default worker id (`<host>-<pid>`) changes on restart, so this is how a restarted worker
+   * reclaims what its crashed predecessor staged. Leases of live or unknown owners stay.
+   */
   sweep(): Promise<SweepResult>;
   /** Bytes available on the root's filesystem (also reported to `metrics.setFreeBytes`). */
   freeBytes(): Promise<number>;
@@ -112,7 +127,7 @@ export interface Staging {
  * ```
  */
 export async function openStaging(options: StagingOptions): Promise<Staging> {
-  const { log, metrics, device: deviceOpts, ...rest } = options;
+  const { log, metrics, device: deviceOpts, procRoot, ...rest } = options;
   const parsed = OptionsSchema.safeParse(rest);
   if (!parsed.success) {
     throw new StagingOptionsError(
@@ -163,7 +178,19 @@ export async function openStaging(options: StagingOptions): Promise<Staging> {
     isNvme: dev.isNvme,
     fallback,
   });
-  return new StagingRoot(root, dev.source, dev.fsType, dev.isNvme, fallback, opts, log, metrics);
+  const owner = await currentOwner({ procRoot });
+  return new StagingRoot(
+    root,
+    dev.source,
+    dev.fsType,
+    dev.isNvme,
+    fallback,
+    opts,
+    log,
+    metrics,
+    owner,
+    procRoot,
+  );
 }
 
 // Returns null when `root` is usable (creating it and its stage directory), else why not.
@@ -212,6 +239,8 @@ class StagingRoot implements Staging {
     private readonly opts: z.infer<typeof OptionsSchema>,
     private readonly log: Logger,
     private readonly metrics: StagingMetrics | undefined,
+    private readonly owner: LeaseOwner,
+    private readonly procRoot: string | undefined,
   ) {
     this.workerDir = join(root, opts.stage, opts.workerId);
     this.minFreeBytes = Math.round(opts.minFreeMb * 1024 * 1024);
@@ -221,6 +250,7 @@ class StagingRoot implements Staging {
       workerId: opts.workerId,
       workerDir: this.workerDir,
       minFreeBytes: this.minFreeBytes,
+      owner,
       changed: () => this.#refreshGauges(),
       released: (lease) => this.#active.delete(lease),
     };
@@ -234,12 +264,12 @@ class StagingRoot implements Staging {
 
   async sweep(): Promise<SweepResult> {
     const result: SweepResult = { removed: [], kept: 0 };
-    let entries;
+    let entries: Dirent[] = [];
     try {
       entries = await readdir(this.workerDir, { withFileTypes: true });
     } catch (err) {
-      if (isNotFound(err)) return result;
-      throw err;
+      // Nothing of ours yet; other workers' leftovers may still be there.
+      if (!isNotFound(err)) throw err;
     }
     const held = new Set([...this.#active].map((l) => l.dir));
     const now = Date.now();
@@ -247,13 +277,17 @@ class StagingRoot implements Staging {
       if (!e.isDirectory()) continue;
       const dir = join(this.workerDir, e.name);
       const started = await leaseStart(dir);
-      if (held.has(dir) || started === null || now - started <= this.opts.leaseTimeoutMs) {
+      const young = started === null || now - started <= this.opts.leaseTimeoutMs;
+      // A stable worker id survives restarts: what its crashed predecessor left is not young.
+      if (held.has(dir) || (young && !(await this.#ownerGone(dir)))) {
         result.kept++;
         continue;
       }
       await rm(dir, { recursive: true, force: true });
       result.removed.push(dir);
     }
+    const orphans = await this.#sweepGoneWorkers();
+    result.removed.push(...orphans);
     if (result.removed.length > 0) {
       this.log.info("staging sweep removed stale leases", {
         removed: result.removed.length,
@@ -270,6 +304,52 @@ class StagingRoot implements Staging {
     }
     await this.#refreshGauges();
     return result;
+  }
+
+  async #ownerGone(leaseDir: string): Promise<boolean> {
+    const rec = await leaseRecord(leaseDir);
+    return rec !== null && await ownerIsGone(rec, this.owner, { procRoot: this.procRoot });
+  }
+
+  // Lease directories of other workers of this stage whose owning process is gone.
+  async #sweepGoneWorkers(): Promise<string[]> {
+    const stageDir = join(this.root, this.opts.stage);
+    const removed: string[] = [];
+    let workers;
+    try {
+      workers = await readdir(stageDir, { withFileTypes: true });
+    } catch (err) {
+      if (isNotFound(err)) return removed;
+      throw err;
+    }
+    for (const w of workers) {
+      const dir = join(stageDir, w.name);
+      if (!w.isDirectory() || dir === this.workerDir) continue;
+      let leases;
+      try {
+        leases = await readdir(dir, { withFileTypes: true });
+      } catch (err) {
+        if (isNotFound(err)) continue;
+        throw err;
+      }
+      let removedHere = 0;
+      for (const l of leases) {
+        if (!l.isDirectory()) continue;
+        const leaseDir = join(dir, l.name);
+        if (!(await this.#ownerGone(leaseDir))) continue;
+        await rm(leaseDir, { recursive: true, force: true });
+        removed.push(leaseDir);
+        removedHere++;
+      }
+      // Only a gone worker's directory: a live one may be about to create a lease in its own.
+      if (removedHere === 0) continue;
+      try {
+        if ((await readdir(dir)).length === 0) await rmdir(dir);
+      } catch (err) {
+        if (!isNotFound(err) && !isNotEmpty(err)) throw err;
+      }
+    }
+    return removed;
   }
 
   async freeBytes(): Promise<number> {
@@ -300,18 +380,23 @@ function isNotEmpty(err: unknown): boolean {
   return code === "ENOTEMPTY" || code === "EEXIST";
 }
 
+// A lease directory's record, or null when it is missing, torn or not an object.
+async function leaseRecord(dir: string): Promise<Partial<LeaseRecord> | null> {
+  try {
+    const rec: unknown = JSON.parse(await readFile(join(dir, LEASE_RECORD), "utf8"));
+    return typeof rec === "object" && rec !== null && !Array.isArray(rec)
+      ? rec as Partial<LeaseRecord>
+      : null;
+  } catch {
+    return null;
+  }
+}
+
 // Start time of a lease directory: its record's `startedAt`, else the directory's mtime (a crash
 // between mkdir and writing the record). Null when the directory vanished meanwhile.
 async function leaseStart(dir: string): Promise<number | null> {
-  try {
-    const rec: unknown = JSON.parse(await readFile(join(dir, LEASE_RECORD), "utf8"));
-    if (typeof rec === "object" && rec !== null && "startedAt" in rec) {
-      const t = (rec as { startedAt: unknown }).startedAt;
-      if (typeof t === "number" && Number.isFinite(t)) return t;
-    }
-  } catch {
-    // Missing or torn record: fall back to the directory's age.
-  }
+  const t = (await leaseRecord(dir))?.startedAt;
+  if (typeof t === "number" && Number.isFinite(t)) return t;
   try {
     return (await stat(dir)).mtimeMs;
   } catch {

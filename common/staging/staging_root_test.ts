@@ -267,3 +267,97 @@ Deno.test("Staging.sweep", async (t) => {
     });
   });
 });
+
+// A real worker process that stages an item and dies without releasing it, as a crash would.
+async function crashedWorker(root: string, workerId: string): Promise<string> {
+  const mod = new URL("./staging_root.ts", import.meta.url).href;
+  const logMod = new URL("../log/mod.ts", import.meta.url).href;
+  const program = `
+    import { openStaging } from ${JSON.stringify(mod)};
+    import { createLogger } from ${JSON.stringify(logMod)};
+    const log = createLogger({ stage: "ingest", json: true, sink: () => {} });
+    const staging = await openStaging({ root: ${JSON.stringify(root)}, stage: "ingest",
+      workerId: ${JSON.stringify(workerId)}.replace("PID", String(Deno.pid)), log });
+    const lease = await staging.lease("img_crash");
+    await lease.publish("a.jpg", new Uint8Array(1000));
+    console.log(lease.dir);
+    Deno.exit(3);
+  `;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", program],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 3, new TextDecoder().decode(out.stderr));
+  return new TextDecoder().decode(out.stdout).trim();
+}
+
+Deno.test({
+  name: "Staging.sweep reclaims what a crashed worker process left",
+  ignore: Deno.build.os !== "linux",
+  async fn(t) {
+    await t.step(
+      "a restarted worker with a new <host>-<pid> id removes its predecessor's leases",
+      async () => {
+        await withTemp(async (dir) => {
+          const { log } = collectingLogger();
+          const common = { root: dir, stage: "ingest", log, leaseTimeoutMs: 600_000 };
+          const leftover = await crashedWorker(dir, "host-PID");
+          const deadWorkerDir = join(leftover, "..");
+          assert.equal(await exists(join(leftover, ".lease.json")), true);
+          // A live worker of the same stage (this process) with a young and an old lease.
+          const live = await openStaging({ ...common, workerId: "live" });
+          const liveYoung = await live.lease("img_live");
+          const liveOld = await live.lease("img_live_old");
+          const rec = JSON.parse(await readFile(join(liveOld.dir, ".lease.json"), "utf8"));
+          rec.startedAt = Date.now() - 3_600_000;
+          await writeFile(join(liveOld.dir, ".lease.json"), JSON.stringify(rec));
+
+          const restarted = await openStaging({ ...common, workerId: `host-${Deno.pid}-new` });
+          const res = await restarted.sweep();
+          assert.deepEqual(res.removed, [leftover]);
+          assert.equal(await exists(deadWorkerDir), false, "the gone worker's directory too");
+          assert.equal(await exists(liveYoung.dir), true, "a live owner's leases stay, young...");
+          assert.equal(await exists(liveOld.dir), true, "...and old");
+          await liveYoung.release();
+          await liveOld.release();
+        });
+      },
+    );
+
+    await t.step("a stable worker id: young leases of the dead predecessor go too", async () => {
+      await withTemp(async (dir) => {
+        const { log } = collectingLogger();
+        const leftover = await crashedWorker(dir, "pod-7");
+        const again = await openStaging({
+          root: dir,
+          stage: "ingest",
+          workerId: "pod-7",
+          log,
+          leaseTimeoutMs: 600_000,
+        });
+        const mine = await again.lease("img_new");
+        const res = await again.sweep();
+        assert.deepEqual(res, { removed: [leftover], kept: 1 });
+        assert.equal(await exists(mine.dir), true, "this process's own lease is held");
+        assert.equal(await again.stagedBytes(), (await stat(join(mine.dir, ".lease.json"))).size);
+        await mine.release();
+      });
+    });
+
+    await t.step("leases without owner information (older records) are left alone", async () => {
+      await withTemp(async (dir) => {
+        const { log } = collectingLogger();
+        const oldStyle = join(dir, "ingest", "old-worker", "lease-1");
+        await mkdir(oldStyle, { recursive: true });
+        await writeFile(
+          join(oldStyle, ".lease.json"),
+          JSON.stringify({ leaseId: "lease-1", itemId: "x", pid: 1, startedAt: 0 }),
+        );
+        const s = await openStaging({ root: dir, stage: "ingest", workerId: "w", log });
+        assert.deepEqual(await s.sweep(), { removed: [], kept: 0 });
+        assert.equal(await exists(oldStyle), true);
+      });
+    });
+  },
+});
