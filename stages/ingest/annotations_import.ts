@@ -24,7 +24,10 @@ import {
   type ImageRef,
   type MatchableImage,
 } from "../../common/annotations/image_match.ts";
-import { parseLabelStudioExport } from "../../common/annotations/labelstudio.ts";
+import {
+  type LabelStudioImportOptions,
+  parseLabelStudioExport,
+} from "../../common/annotations/labelstudio.ts";
 import { messageOf, reasonOf } from "../../common/errors/mod.ts";
 import type { Logger } from "../../common/log/mod.ts";
 import type { AnnotationInput, ImageRow, ManifestStore } from "../../common/manifest/mod.ts";
@@ -55,6 +58,13 @@ export interface AnnotationImportSummary {
   boxes: Record<string, number>;
   /** Records in the file that could not be read (the rest were imported). */
   recordFailures: { path: string; message: string }[];
+  /**
+   * Shapes and annotations skipped or changed while reading the file (unknown COCO category,
+   * malformed bbox, cancelled Label Studio annotation, unsupported result type, ...), in total.
+   */
+  problems: number;
+  /** The first {@link MAX_PROBLEM_EXAMPLES} of those problems, with their JSON paths. */
+  problemExamples: { path: string; problem: string }[];
   /** Epoch ms. */
   at: number;
 }
@@ -67,9 +77,14 @@ export interface ImportAnnotationsOptions {
   file: string;
   format: AnnotationFormat | "auto";
   boxPolicy?: BoxPolicyOptions;
+  /** Which annotation of a Label Studio task wins (default `newest`). */
+  labelStudioChoose?: LabelStudioImportOptions["choose"];
   metrics?: IngestMetrics;
   log?: Logger;
 }
+
+/** How many problems an import summary (and its checkpoint) lists by path; all are counted. */
+export const MAX_PROBLEM_EXAMPLES = 50;
 
 /**
  * The manifest checkpoint where an annotation file's last import is recorded.
@@ -177,7 +192,18 @@ export async function importAnnotations(
     annotations: 0,
     boxes: {},
     recordFailures: [],
+    problems: 0,
+    problemExamples: [],
     at: Date.now(),
+  };
+  const noteProblems = (list: readonly { path: string; problem: string }[]) => {
+    summary.problems += list.length;
+    for (const p of list) {
+      if (summary.problemExamples.length < MAX_PROBLEM_EXAMPLES) {
+        summary.problemExamples.push({ path: p.path, problem: p.problem });
+      }
+      log?.debug("annotation problem", { file, path: p.path, problem: p.problem });
+    }
   };
   const finish = async () => {
     await manifest.setCheckpoint(importCheckpointName(file), JSON.stringify(summary));
@@ -211,7 +237,10 @@ export async function importAnnotations(
     }
     summary.format = format;
     if (format === "labelstudio") {
-      const ls = parseLabelStudioExport(doc, { file });
+      const ls = parseLabelStudioExport(doc, {
+        file,
+        ...(opts.labelStudioChoose ? { choose: opts.labelStudioChoose } : {}),
+      });
       records = ls.tasks.map((t) => ({
         ref: t.imageRef,
         width: t.width,
@@ -219,6 +248,7 @@ export async function importAnnotations(
         annotations: t.annotations,
       }));
       summary.recordFailures = ls.failures.map((f) => ({ path: f.path, message: f.message }));
+      noteProblems(ls.tasks.flatMap((t) => t.problems));
       labelOrder = records.flatMap((r) => r.annotations.map((a) => a.label));
     } else {
       const coco = parseCoco(doc, { file });
@@ -229,6 +259,7 @@ export async function importAnnotations(
         annotations: i.annotations,
       }));
       summary.recordFailures = coco.failures.map((f) => ({ path: f.path, message: f.message }));
+      noteProblems([...coco.problems, ...coco.images.flatMap((i) => i.problems)]);
       labelOrder = [...coco.categories].sort((a, b) => a.id - b.id).map((c) => c.name);
     }
   } catch (err) {
@@ -319,6 +350,19 @@ export async function importAnnotations(
   metrics?.annotationRecords.inc({ result: "matched" }, summary.matched);
   metrics?.annotationRecords.inc({ result: "unmatched" }, summary.unmatched.length);
   metrics?.annotationRecords.inc({ result: "ambiguous" }, summary.ambiguous.length);
+  metrics?.annotationRecords.inc({ result: "unreadable" }, summary.recordFailures.length);
+  metrics?.annotationProblems.inc(summary.problems);
+  if (summary.problems > 0 || summary.recordFailures.length > 0) {
+    log?.warn("annotation file has records or shapes that were skipped or changed", {
+      file,
+      problems: summary.problems,
+      recordFailures: summary.recordFailures.length,
+      examples: [
+        ...summary.recordFailures.map((f) => `${f.path}: ${f.message}`),
+        ...summary.problemExamples.map((p) => `${p.path}: ${p.problem}`),
+      ].slice(0, 20),
+    });
+  }
   if (summary.unmatched.length > 0 || summary.ambiguous.length > 0) {
     log?.warn("annotation records without a unique image", {
       file,
@@ -335,6 +379,7 @@ export async function importAnnotations(
     annotations: summary.annotations,
     boxes: summary.boxes,
     recordFailures: summary.recordFailures.length,
+    problems: summary.problems,
   });
   return await finish();
 }

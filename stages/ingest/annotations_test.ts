@@ -331,3 +331,108 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "which Label Studio annotation wins is configurable; skipped shapes are logged and counted",
+  ignore: !s3.ok,
+  fn: async (t) => {
+    const server = await startS3Server();
+    const oldest = await openTestEnv(server, { settings: { labelStudioChoose: "oldest" } });
+    const newest = await openTestEnv(server, { rawBucket: oldest.rawBucket });
+    const stages = [oldest, newest].map((env) => createIngestStage(env.config, { ...env }));
+    try {
+      await oldest.put("p.jpg", await makeImage({ width: 100, height: 100 }));
+      for (const s of stages) await s.runOnce({ progress: false });
+      const tasks = [{
+        id: 1,
+        data: { image: "p.jpg" },
+        annotations: [
+          {
+            id: 1,
+            created_at: "2026-01-01T00:00:00Z",
+            result: [rect("a", "first", 0, 0, 10, 10, [100, 100])],
+          },
+          {
+            id: 2,
+            created_at: "2026-03-01T00:00:00Z",
+            result: [rect("b", "latest", 0, 0, 10, 10, [100, 100])],
+          },
+          {
+            id: 3,
+            created_at: "2026-04-01T00:00:00Z",
+            was_cancelled: true,
+            result: [rect("c", "cancelled", 0, 0, 10, 10, [100, 100])],
+          },
+        ],
+      }];
+      const file = join(oldest.dir, "ls.json");
+      await Deno.writeTextFile(file, JSON.stringify(tasks));
+
+      await t.step(
+        "ingest.labelStudioChoose picks the annotation; the default is newest",
+        async () => {
+          const labels = [];
+          for (const [i, env] of [oldest, newest].entries()) {
+            const s = await stages[i].importAnnotations(file);
+            assert.equal(s.status, "imported");
+            assert.equal(s.problems, 1, "the cancelled annotation is reported");
+            assert.match(s.problemExamples[0].path, /annotations\[2\]\.was_cancelled/);
+            const [img] = await env.manifest.listImages({ status: "ingested" });
+            labels.push((await env.manifest.listAnnotations([img.id])).map((a) => a.label));
+          }
+          assert.deepEqual(labels, [["first"], ["latest"]]);
+        },
+      );
+
+      await t.step(
+        "unknown categories, null coordinates, negative and short boxes: skipped, counted, logged",
+        async () => {
+          const coco = {
+            images: [{ id: 1, file_name: "p.jpg", width: 100, height: 100 }],
+            categories: [{ id: 1, name: "car" }],
+            annotations: [
+              { id: 1, image_id: 1, category_id: 1, bbox: [10, 10, 20, 20] },
+              { id: 2, image_id: 1, category_id: 42, bbox: [10, 10, 20, 20] },
+              { id: 3, image_id: 1, category_id: 1, bbox: [10, 10, -5, 20] },
+              { id: 4, image_id: 1, category_id: 1, bbox: [10, null, 5, 20] },
+              { id: 5, image_id: 1, category_id: 1, bbox: [10, 10] },
+              { id: 6, image_id: 99, category_id: 1, bbox: [10, 10, 5, 5] },
+            ],
+          };
+          const cocoFile = join(newest.dir, "coco.json");
+          await Deno.writeTextFile(cocoFile, JSON.stringify(coco));
+          const before = newest.lines.length;
+          const s = await stages[1].importAnnotations(cocoFile);
+          assert.equal(s.status, "imported");
+          assert.equal(s.annotations, 1);
+          // Unknown category 42, the null coordinate, the 2-number bbox, the unknown image 99.
+          assert.equal(s.problems, 4);
+          const paths = s.problemExamples.map((p) => p.path).sort();
+          assert.deepEqual(paths, [
+            "$.annotations[1].category_id",
+            "$.annotations[3].bbox[1]",
+            "$.annotations[4].bbox",
+            "$.annotations[5].image_id",
+          ]);
+          // The negative width reaches the box policy, which drops it.
+          assert.deepEqual(s.boxes, { kept: 1, dropped: 1 });
+          const text = await newest.metrics.metrics();
+          assert.match(text, /sluice_ingest_annotation_problems_total 5\n/);
+          assert.match(text, /sluice_ingest_annotation_boxes_total\{outcome="dropped"\} 1/);
+          const warned = newest.lines.slice(before).map((l) => JSON.parse(l))
+            .find((l) => l.msg?.includes("skipped or changed"));
+          assert.ok(warned, "expected a warning naming the skipped shapes");
+          assert.equal(warned.problems, 4);
+          assert.ok(
+            warned.examples.some((e: string) => /category_id.*no category with id 42/.test(e)),
+          );
+        },
+      );
+    } finally {
+      for (const s of stages) await s.close();
+      await newest.close();
+      await oldest.close();
+      await server.stop();
+    }
+  },
+});

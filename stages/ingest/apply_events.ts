@@ -6,6 +6,10 @@
  * bucket, outside the source prefix, or with a suffix that is not accepted are ignored and
  * counted. When this returns, every accepted event is durably recorded.
  *
+ * A creation that names no etag (MinIO's summary-only body, notifiers that leave `eTag` out) is
+ * completed from a HEAD of the object first: recorded with a null etag, the next listing would
+ * see the object's etag as a change and ingest it a second time.
+ *
  * @example
  * ```ts
  * const { events } = parseS3Notification(body);
@@ -16,7 +20,8 @@
 import type { Logger } from "../../common/log/mod.ts";
 import type { ManifestStore } from "../../common/manifest/mod.ts";
 import { isStaleSequencer } from "../../common/manifest/sequencer.ts";
-import type { ObjectStore } from "../../common/objectstore/mod.ts";
+import { messageOf } from "../../common/errors/mod.ts";
+import { type ObjectStore, validateKey } from "../../common/objectstore/mod.ts";
 import type { IngestMetrics } from "./metrics.ts";
 import { orderEvents, type SourceEvent } from "./s3_event.ts";
 import { type SourceLocation, sourceUriFor } from "./source_location.ts";
@@ -97,13 +102,14 @@ export async function applySourceEvents(
     let result: EventResult;
     if (e.kind === "created") {
       metrics?.objectsSeen.inc({ via: origin });
+      const filled = e.etag === null ? await headOf(source, key, log) : null;
       const r = await manifest.upsertSourceObject({
         sourceUri,
         sourceKey: key,
-        etag: e.etag,
-        versionId: e.versionId,
+        etag: e.etag ?? filled?.etag ?? null,
+        versionId: e.versionId ?? filled?.versionId ?? null,
         sequencer: e.sequencer,
-        size: e.size,
+        size: e.size ?? filled?.size ?? null,
       });
       result = r.stale ? "stale" : r.created ? "created" : r.changed ? "changed" : "unchanged";
     } else {
@@ -127,4 +133,31 @@ export async function applySourceEvents(
     });
   }
   return summary;
+}
+
+/**
+ * The etag, size and version of an object an event did not describe; null when the key is one
+ * the store refuses, the object is gone, or the HEAD fails (the event is still recorded).
+ */
+async function headOf(
+  source: ObjectStore,
+  key: string,
+  log: Logger | undefined,
+): Promise<{ etag: string | null; size: number; versionId: string | null } | null> {
+  try {
+    validateKey(key);
+  } catch {
+    return null;
+  }
+  try {
+    const info = await source.head(key);
+    if (info === null) return null;
+    return { etag: info.etag || null, size: info.size, versionId: info.versionId ?? null };
+  } catch (err) {
+    log?.warn("could not complete an event without an etag from HEAD", {
+      key,
+      error: messageOf(err),
+    });
+    return null;
+  }
 }

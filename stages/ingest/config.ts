@@ -91,6 +91,9 @@ export const IngestSettingsSchema = z.strictObject({
   annotations: z.array(AnnotationFileSchema).default([]).describe(
     'Annotation files imported in once/poll mode: keys or URIs, or {"uri", "format"} (JSON)',
   ),
+  labelStudioChoose: z.enum(["newest", "oldest", "first", "merge"]).default("newest").describe(
+    "Label Studio tasks with several annotations: which wins (newest, oldest, first) or merge",
+  ),
   boxOutOfBounds: z.enum(["clamp", "drop"]).default("clamp").describe(
     "Imported boxes partly outside their image: clamp or drop",
   ),

@@ -107,3 +107,59 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "poll mode lists every pollIntervalMs, ingests what appears and imports annotations",
+  ignore: !s3.ok,
+  fn: async () => {
+    const server = await startS3Server();
+    const env = await openTestEnv(server, {
+      settings: { pollIntervalMs: 100, annotations: ["labels/coco.json"] },
+    });
+    const stage = createIngestStage(env.config, { ...env });
+    const shutdown = new AbortController();
+    const ingested = async () => (await env.manifest.stats()).images.ingested ?? 0;
+    const waitFor = async (what: string, check: () => Promise<boolean>) => {
+      const until = Date.now() + 15_000;
+      while (!(await check())) {
+        if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    let running: Promise<void> | null = null;
+    try {
+      await env.put("first.jpg", await makeImage({ width: 40, height: 20, rgb: [9, 9, 200] }));
+      const coco = {
+        images: [{ id: 1, file_name: "second.jpg", width: 40, height: 20 }],
+        categories: [{ id: 1, name: "boat" }],
+        annotations: [{ id: 1, image_id: 1, category_id: 1, bbox: [2, 2, 10, 5] }],
+      };
+      await env.put("labels/coco.json", new TextEncoder().encode(JSON.stringify(coco)));
+      running = stage.runPoll(shutdown.signal);
+      await waitFor("the object present at start-up", async () => (await ingested()) === 1);
+      // Appears after the first pass: only a later pass can find it.
+      await env.put("second.jpg", await makeImage({ width: 40, height: 20, rgb: [200, 9, 9] }));
+      await waitFor("the object that appeared later", async () => (await ingested()) === 2);
+      const second = await env.manifest.getImageBySource(env.source.uriFor("second.jpg"));
+      // The annotation file's only record matched nothing at first; a later pass retries it.
+      await waitFor(
+        "the annotation of the later object",
+        async () => (await env.manifest.listAnnotations([second!.id])).length === 1,
+      );
+      const cp = await readListCheckpoint(env.manifest, listCheckpointName(env.source.url, ""));
+      assert.ok(cp.passes >= 2, `expected at least 2 listing passes, found ${cp.passes}`);
+      shutdown.abort();
+      await running;
+      running = null;
+      const counts = (await env.manifest.workCounts("ingest")).ingest;
+      assert.equal(counts.done, 2);
+      assert.equal(counts.leased ?? 0, 0, "no claim is left behind at shutdown");
+    } finally {
+      shutdown.abort();
+      await running;
+      await stage.close();
+      await env.close();
+      await server.stop();
+    }
+  },
+});

@@ -28,6 +28,7 @@ Deno.test("sluice-ingest --help and --print-config", async (t) => {
     }
     assert.match(r.out, /--ingest-webhook-token <string>/);
     assert.match(r.out, /env SLUICE_INGEST_SQS_QUEUE_URL/);
+    assert.match(r.out, /--ingest-label-studio-choose <newest\|oldest\|first\|merge>/);
   });
   await t.step("--print-config shows the ingest section with secrets redacted", async () => {
     const r = await run([

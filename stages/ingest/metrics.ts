@@ -37,8 +37,13 @@ export interface IngestMetrics {
   readonly sqsMessages: Counter<"result">;
   /** Annotation file imports by `format` and `result` (imported, failed, skipped). */
   readonly annotationImports: Counter<"format" | "result">;
-  /** Imported annotation records by `result` (matched, unmatched, ambiguous). */
+  /** Imported annotation records by `result` (matched, unmatched, ambiguous, unreadable). */
   readonly annotationRecords: Counter<"result">;
+  /**
+   * Shapes skipped or changed while reading annotation files (unknown category, malformed box,
+   * cancelled annotation, unsupported result type, ...).
+   */
+  readonly annotationProblems: Counter<never>;
   /** Imported boxes by box-policy `outcome` (kept, clamped, dropped, polygon_removed). */
   readonly annotationBoxes: Counter<"outcome">;
 }
@@ -113,6 +118,10 @@ export function createIngestMetrics(stage: StageMetrics): IngestMetrics {
       name: "annotation_records_total",
       help: "Annotation records (tasks, COCO images) by match result.",
       labelNames: ["result"],
+    }),
+    annotationProblems: stage.counter({
+      name: "annotation_problems_total",
+      help: "Shapes skipped or changed while reading annotation files.",
     }),
     annotationBoxes: stage.counter({
       name: "annotation_boxes_total",

@@ -39,6 +39,7 @@ import type { Staging } from "../../common/staging/mod.ts";
 import type { ItemContext } from "../../common/worker/mod.ts";
 import type { IngestSettings } from "./config.ts";
 import type { IngestMetrics } from "./metrics.ts";
+import type { ContentLocks } from "./_content_locks.ts";
 
 /** File extension of each accepted format in published keys. */
 export const FORMAT_EXTENSIONS: Readonly<Record<ImageFormat, string>> = {
@@ -87,6 +88,11 @@ export interface ProcessDeps {
     | "augmentPrefix"
   >;
   metrics?: IngestMetrics;
+  /**
+   * Held per content hash from the dedupe lookup until the caller releases the item (the
+   * worker's `onResult`), so that same-content items processed at once are told apart.
+   */
+  contentLocks?: ContentLocks;
 }
 
 /**
@@ -163,7 +169,7 @@ function limitBytes(
 export function createItemProcessor(
   deps: ProcessDeps,
 ): (claim: Claim, ctx: ItemContext) => Promise<Effects> {
-  const { manifest, source, objectStore, staging, settings, metrics } = deps;
+  const { manifest, source, objectStore, staging, settings, metrics, contentLocks } = deps;
   const limits = { maxBytes: settings.maxBytes, maxPixels: settings.maxPixels };
 
   return async (claim, ctx) => {
@@ -212,6 +218,7 @@ export function createItemProcessor(
       format: info.format,
       error: null,
     };
+    await contentLocks?.acquire(sha256, claim.itemId);
     const dup = await manifest.findImageBySha256(sha256);
     if (dup && dup.id !== image.id) {
       metrics?.duplicates.inc();

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { serveStage } from "../../common/http/mod.ts";
 import { s3Availability, startS3Server } from "../../tests/harness/s3.ts";
 import { parseS3Notification } from "./s3_event.ts";
@@ -75,11 +76,24 @@ Deno.test({
 });
 
 Deno.test({
-  name: "events mode runs webhook, start-up reconciliation and the worker together",
+  name: "events mode runs webhook, SQS, start-up reconciliation and the worker together",
   ignore: !s3.ok,
   fn: async () => {
     const server = await startS3Server();
-    const env = await openTestEnv(server, { settings: { reconcileIntervalMs: 0 } });
+    const queueUrl = await server.createQueue(`events-${Date.now()}`);
+    const env = await openTestEnv(server, {
+      settings: {
+        reconcileIntervalMs: 0,
+        sqsQueueUrl: queueUrl,
+        sqsEndpoint: server.sqsEndpoint,
+        sqsWaitSeconds: 1,
+      },
+    });
+    const sqs = new SQSClient({
+      endpoint: server.sqsEndpoint,
+      region: server.region,
+      credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
+    });
     const stage = createIngestStage(env.config, { ...env });
     const shutdown = new AbortController();
     const http = serveStage(stage.handler, {
@@ -105,13 +119,27 @@ Deno.test({
       assert.equal(res.status, 200);
       await res.body?.cancel();
       await waitFor("the announced object", async () => (await ingested()) === 2);
+      await env.put("queued.jpg", await makeImage({ rgb: [1, 1, 200] }));
+      const queuedEtag = (await env.source.head("queued.jpg"))!.etag;
+      const aws = created(env.rawBucket, "queued.jpg", queuedEtag, "02");
+      // AWS names events without the s3: prefix and sends no MinIO summary fields.
+      await sqs.send(
+        new SendMessageCommand({
+          QueueUrl: queueUrl,
+          MessageBody: JSON.stringify({
+            Records: aws.Records.map((r) => ({ ...r, eventName: "ObjectCreated:Put" })),
+          }),
+        }),
+      );
+      await waitFor("the object announced on SQS", async () => (await ingested()) === 3);
       shutdown.abort();
       await running;
       const counts = (await env.manifest.workCounts("ingest")).ingest;
-      assert.equal(counts.done, 2);
+      assert.equal(counts.done, 3);
       assert.equal(counts.leased ?? 0, 0, "no claim is left behind at shutdown");
     } finally {
       shutdown.abort();
+      sqs.destroy();
       await http.finished;
       await stage.close();
       await env.close();

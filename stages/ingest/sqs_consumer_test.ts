@@ -128,6 +128,31 @@ Deno.test({
         assert.match(text, /sluice_ingest_sqs_messages_total\{result="unrecognised"\} 1/);
       });
 
+      await t.step("a message delivered twice records nothing new", async () => {
+        const pending = async () => (await env.manifest.workCounts("ingest")).ingest.pending;
+        const before = await pending();
+        const row = await env.manifest.getImageBySource(env.source.uriFor("in/plain one.jpg"));
+        const body = {
+          Records: [awsRecord(bucket, "ObjectCreated:Put", "in/plain one.jpg", "0A01")],
+        };
+        await send(body);
+        await send(sns(body));
+        let handled = 0;
+        for (let i = 0; i < 10 && handled < 2; i++) handled += (await stage.receiveSqs()).deleted;
+        assert.equal(handled, 2);
+        assert.equal(await pending(), before);
+        const after = await env.manifest.getImageBySource(env.source.uriFor("in/plain one.jpg"));
+        assert.deepEqual(after, row, "the image row is untouched");
+        assert.match(
+          await env.metrics.metrics(),
+          /sluice_ingest_events_total\{source="sqs",result="unchanged"\} 2/,
+        );
+        assert.match(
+          await env.metrics.metrics(),
+          /sluice_ingest_event_lag_seconds_count\{source="sqs"\} 5/,
+        );
+      });
+
       await t.step("a removal via SNS marks the image deleted", async () => {
         await send(
           sns({ Records: [awsRecord(bucket, "ObjectRemoved:Delete", "in/via-sns.jpg", "0A09")] }),

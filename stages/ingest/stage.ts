@@ -50,6 +50,7 @@ import type { ParsedNotification } from "./s3_event.ts";
 import { type SourceLocation, sourceLocation } from "./source_location.ts";
 import { receiveOnce, type ReceiveSummary, runSqsConsumer } from "./sqs_consumer.ts";
 import { createWebhookRoute } from "./webhook.ts";
+import { ContentLocks } from "./_content_locks.ts";
 import { sleep } from "./_sleep.ts";
 
 /** What the stage runs against. */
@@ -190,19 +191,22 @@ export function createIngestStage(config: IngestConfig, deps: IngestDeps): Inges
     suffixes: config.source.suffixes,
     ...(s.eventBucket ? { eventBucket: s.eventBucket } : {}),
   });
-  const process = createItemProcessor({
-    manifest,
-    source,
-    objectStore,
-    staging,
-    settings: s,
-    metrics,
-  });
+  const processDeps = { manifest, source, objectStore, staging, settings: s, metrics };
+  const process = createItemProcessor(processDeps);
+  // The worker's own processor holds a content lock per item until its outcome is recorded.
+  const contentLocks = new ContentLocks();
+  const workerProcess = createItemProcessor({ ...processDeps, contentLocks });
   const readOpts: AnnotationReadOptions = { source, s3: s3OpenOptions(config).s3 };
   const boxPolicy = {
     outOfBounds: s.boxOutOfBounds,
     minSize: s.minBoxSize,
     ...(s.labels ? { labels: s.labels } : {}),
+  };
+  const importOpts = {
+    boxPolicy,
+    labelStudioChoose: s.labelStudioChoose,
+    metrics,
+    log,
   };
 
   let sqs = deps.sqsClient;
@@ -276,8 +280,9 @@ export function createIngestStage(config: IngestConfig, deps: IngestDeps): Inges
         once: opts.once ?? false,
         permanentCodes: INGEST_PERMANENT_CODES,
         ...(opts.progress !== undefined ? { progress: opts.progress } : {}),
-        process,
-        onResult: (_claim, result, ms) => {
+        process: workerProcess,
+        onResult: (claim, result, ms) => {
+          contentLocks.release(claim.itemId);
           metrics.stage.itemsTotal.inc({ result: result.outcome });
           metrics.stage.itemDurationSeconds.observe(ms / 1000);
           if (result.reason && (result.outcome === "failed" || result.outcome === "retried")) {
@@ -318,6 +323,8 @@ export function createIngestStage(config: IngestConfig, deps: IngestDeps): Inges
         annotations: 0,
         boxes: {},
         recordFailures: [],
+        problems: 0,
+        problemExamples: [],
         at: Date.now(),
       };
       log.warn("annotation file unreadable", {
@@ -330,7 +337,7 @@ export function createIngestStage(config: IngestConfig, deps: IngestDeps): Inges
       await manifest.setCheckpoint(importCheckpointName(ref), JSON.stringify(summary));
       return summary;
     }
-    return await importAnnotations({ manifest, text, file, format, boxPolicy, metrics, log });
+    return await importAnnotations({ manifest, text, file, format, ...importOpts });
   };
 
   const importConfigured = async (
@@ -368,7 +375,7 @@ export function createIngestStage(config: IngestConfig, deps: IngestDeps): Inges
       metrics.annotationImports.inc({ format: last.format ?? "unknown", result: "skipped" });
       return null;
     }
-    return await importAnnotations({ manifest, text, file, format, boxPolicy, metrics, log });
+    return await importAnnotations({ manifest, text, file, format, ...importOpts });
   };
 
   const discover = (

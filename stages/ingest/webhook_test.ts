@@ -112,6 +112,9 @@ Deno.test({
         assert.equal(row.sourceKey, key);
         assert.equal(row.sourceSequencer, "1800000000000001");
         assert.equal(await pending(), 1);
+        const text = await env.metrics.metrics();
+        assert.match(text, /sluice_ingest_event_lag_seconds_count\{source="webhook"\} 1\n/);
+        assert.match(text, /sluice_ingest_objects_seen_total\{via="webhook"\} 1\n/);
       });
 
       await t.step("a duplicate delivery records nothing new", async () => {
