@@ -157,18 +157,8 @@ export function createIngestLogger(config: IngestConfig): Logger {
  * ```
  */
 export function s3OpenOptions(config: IngestConfig): OpenOptions {
-  const s3 = config.s3;
-  return {
-    s3: {
-      ...(s3.endpoint ? { endpoint: s3.endpoint } : {}),
-      region: s3.region,
-      forcePathStyle: s3.forcePathStyle,
-      ...(s3.accessKeyId ? { accessKeyId: s3.accessKeyId } : {}),
-      ...(s3.secretAccessKey ? { secretAccessKey: s3.secretAccessKey } : {}),
-      partSize: s3.partSizeMb * 1024 * 1024,
-      maxAttempts: s3.maxAttempts,
-    },
-  };
+  // The shared section is accepted as is (session token and part size in MiB included).
+  return { s3: config.s3 };
 }
 
 /**
@@ -217,7 +207,11 @@ export function createIngestStage(config: IngestConfig, deps: IngestDeps): Inges
         ...(s.sqsEndpoint ? { endpoint: s.sqsEndpoint } : {}),
         region: config.s3.region,
         ...(config.s3.accessKeyId && config.s3.secretAccessKey
-          ? { accessKeyId: config.s3.accessKeyId, secretAccessKey: config.s3.secretAccessKey }
+          ? {
+            accessKeyId: config.s3.accessKeyId,
+            secretAccessKey: config.s3.secretAccessKey,
+            ...(config.s3.sessionToken ? { sessionToken: config.s3.sessionToken } : {}),
+          }
           : {}),
         // Above the long-poll wait, so a quiet queue is not a dead socket.
         idleTimeoutMs: (s.sqsWaitSeconds + 10) * 1000,

@@ -176,17 +176,7 @@ export async function createNormalizeStage(
     }
     let store = deps.store;
     if (!store) {
-      const opened = store = await openObjectStore(config.objectStore.url, {
-        s3: {
-          endpoint: config.s3.endpoint,
-          region: config.s3.region,
-          forcePathStyle: config.s3.forcePathStyle,
-          accessKeyId: config.s3.accessKeyId,
-          secretAccessKey: config.s3.secretAccessKey,
-          partSize: config.s3.partSizeMb * 1024 * 1024,
-          maxAttempts: config.s3.maxAttempts,
-        },
-      });
+      const opened = store = await openObjectStore(config.objectStore.url, { s3: config.s3 });
       closers.push(() => opened.close());
     }
     let staging = deps.staging;

@@ -54,18 +54,8 @@ export const TRAIN_PERMANENT_CODES: readonly string[] = [
 
 /** The S3 options of `config` for `openObjectStore`. */
 export function s3Options(config: Pick<TrainConfig, "s3">): OpenOptions {
-  const s3 = config.s3;
-  return {
-    s3: {
-      endpoint: s3.endpoint,
-      region: s3.region,
-      forcePathStyle: s3.forcePathStyle,
-      accessKeyId: s3.accessKeyId,
-      secretAccessKey: s3.secretAccessKey,
-      partSize: s3.partSizeMb * 1024 * 1024,
-      maxAttempts: s3.maxAttempts,
-    },
-  };
+  // The shared section is accepted as is (session token and part size in MiB included).
+  return { s3: config.s3 };
 }
 
 /** Where the tracker of `config` keeps its data (for the manifest's training run rows). */
