@@ -907,7 +907,18 @@ class SqlManifestStore implements ManifestStore {
       );
       if (held.length === 0) throw new LeaseLostError(claim);
 
-      if (fx.image) await this.#updateImage(tx, fx.image.id ?? claim.itemId, fx.image, now);
+      if (fx.image) {
+        const imageId = fx.image.id ?? claim.itemId;
+        const original = await this.#contentOwner(tx, imageId, fx.image);
+        if (original !== null) {
+          // Another worker (another process or host) published the same content first: this
+          // image becomes its duplicate and flows no further. Its augmentations are dropped too.
+          fx.image = { ...fx.image, status: "duplicate", duplicateOf: original };
+          fx.enqueue = (fx.enqueue ?? []).filter((e) => e.itemId !== imageId);
+          fx.augmentations = (fx.augmentations ?? []).filter((a) => a.parentImageId !== imageId);
+        }
+        await this.#updateImage(tx, imageId, fx.image, now);
+      }
       for (const v of fx.variants ?? []) {
         await tx.query(
           `INSERT INTO variants (${VARIANT_COLUMNS})
@@ -980,6 +991,31 @@ class SqlManifestStore implements ManifestStore {
         [claim.stage, claim.itemId, now],
       );
     });
+  }
+
+  /**
+   * For an image about to be recorded as ingested with a content hash, the id of a different
+   * image already ingested with that hash, else null. On PostgreSQL an advisory lock on the hash
+   * serialises concurrent completions of the same content across connections; SQLite write
+   * transactions are serialised already.
+   */
+  async #contentOwner(
+    tx: SqlDriver,
+    imageId: string,
+    image: NonNullable<Effects["image"]>,
+  ): Promise<string | null> {
+    if (image.status !== "ingested" || !image.sha256) return null;
+    if (tx.dialect === "postgres") {
+      await tx.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 7))`, [
+        `sluice:sha256:${image.sha256}`,
+      ]);
+    }
+    const rows = await tx.query<{ id: string }>(
+      `SELECT id FROM images WHERE sha256 = $1 AND status = 'ingested' AND id <> $2
+       ORDER BY id LIMIT 1`,
+      [image.sha256, imageId],
+    );
+    return rows[0]?.id ?? null;
   }
 
   async #updateImage(
