@@ -85,11 +85,11 @@ async function open(req: Extract<WorkerRequest, { type: "open" }>): Promise<void
   if (req.intraOpThreads > 0) base.intraOpNumThreads = req.intraOpThreads;
   if (req.interOpThreads > 0) base.interOpNumThreads = req.interOpThreads;
   const cuda = cudaListed(), gpu = gpuPresent();
+  // An explicit "cuda" is tried even where it cannot work, so the reason gets logged; either
+  // way the CPU takes over when CUDA cannot start (a missing provider library, no device).
   const attempts: string[][] = req.provider === "cpu"
     ? [["cpu"]]
-    : req.provider === "cuda"
-    ? [["cuda", "cpu"]]
-    : cuda && gpu
+    : req.provider === "cuda" || (cuda && gpu)
     ? [["cuda", "cpu"], ["cpu"]]
     : [["cpu"]];
   let fallbackReason: string | undefined = req.provider !== "auto" || (cuda && gpu)

@@ -65,7 +65,8 @@ export const InferSettingsSchema = z.strictObject({
     "Class-wise NMS IoU (unset = the model card's; NMS is skipped when the graph does it)",
   ),
   executionProvider: z.enum(EXECUTION_PROVIDERS).default("auto").describe(
-    "onnxruntime execution provider: auto (CUDA when offered, else CPU), cpu or cuda",
+    "onnxruntime execution provider: auto (CUDA when offered, else CPU), cpu, or cuda " +
+      "(CUDA first; the CPU, with a warning, when CUDA cannot start)",
   ),
   intraOpThreads: z.int().min(0).max(256).default(0).describe(
     "onnxruntime intra-op threads (0 = onnxruntime's default, one per core)",

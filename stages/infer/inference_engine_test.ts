@@ -125,6 +125,51 @@ Deno.test({
         },
       );
 
+      await t.step(
+        "the next batch is decoded and letterboxed while the batch in flight is unfinished",
+        async () => {
+          const model = await load(a, "1");
+          let release!: () => void;
+          const gate = new Promise<void>((r) => (release = r));
+          let started!: () => void;
+          const firstBatch = new Promise<void>((r) => (started = r));
+          const batches: number[] = [];
+          const engine = new InferenceEngine<number>(model, {
+            batchSize: 2,
+            // Only full batches run: the batch sizes below do not depend on timing.
+            lingerMs: 60_000,
+            scoreThreshold: 0.3,
+            log,
+            onBatch: (b) => batches.push(b.size),
+            afterBatch: async () => {
+              if (batches.length === 1) {
+                started();
+                await gate;
+              }
+            },
+          });
+          try {
+            const first = [engine.predict(images[0].bytes, 0), engine.predict(images[1].bytes, 1)];
+            await firstBatch;
+            let firstDone = false;
+            const firstAll = Promise.all(first).then((r) => (firstDone = true, r));
+            const next = [engine.predict(images[2].bytes, 2), engine.predict(images[3].bytes, 3)];
+            // Both images of the next batch get prepared although the first has not finished.
+            while (engine.waiting < 2) await new Promise((r) => setTimeout(r, 5));
+            assert.equal(firstDone, false);
+            assert.deepEqual(batches, [2]);
+            release();
+            await firstAll;
+            const after = await Promise.all(next);
+            assert.deepEqual(batches, [2, 2]);
+            assert.ok(after.every((p) => p.boxes.length === 1));
+          } finally {
+            release();
+            await engine.close();
+          }
+        },
+      );
+
       await t.step("a corrupt image fails by itself; the rest of its batch goes on", async () => {
         const model = await load(a, "1");
         const engine = new InferenceEngine<number>(model, {

@@ -4,9 +4,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { FileTracker } from "../../common/mlflow/mod.ts";
+import { openObjectStore } from "../../common/objectstore/mod.ts";
+import { s3Availability, startS3Server } from "../../tests/harness/s3.ts";
 import { fetchModel, loadModel, MODEL_MARKER, modelCacheDir } from "./model_loader.ts";
 import { type ModelSource, resolveModelSource } from "./model_resolver.ts";
 import { buildModel, NEEDS_TORCH, registerModel } from "./_test_fixtures.ts";
+
+const s3 = await s3Availability();
 
 function fileSource(uri: string): ModelSource {
   return { name: "det", version: null, alias: null, via: "uri", uri, movable: false };
@@ -86,6 +90,21 @@ Deno.test({
           assert.equal(f.ref.alias, "champion");
           const model = await loadModel(f, { provider: "auto" });
           await model.session.close();
+
+          // runs:/<run>/model: the run's artifacts, cached under run-<id>.
+          const v = await tracker.getModelVersion("det", version);
+          const byRun = await resolveModelSource(tracker, {
+            name: "det",
+            alias: "champion",
+            approvedTag: { key: "approved", value: "true" },
+            stage: "Production",
+            modelUri: `runs:/${v.runId}/model`,
+          });
+          const r = await fetchModel(byRun, { root, tracker });
+          assert.equal(r.dir, join(root, "models", "det", `run-${v.runId}`));
+          assert.deepEqual(await Deno.readFile(r.onnxPath), await Deno.readFile(f.onnxPath));
+          assert.equal(r.cached, false);
+          assert.equal((await fetchModel(byRun, { root, tracker })).cached, true);
         } finally {
           await tracker.close();
         }
@@ -121,6 +140,82 @@ Deno.test({
         assert.equal(bad.code, "invalid_model");
       });
     } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "fetchModel reads s3:// models (a prefix, or one .onnx with its card) from a real S3 server",
+  ignore: NEEDS_TORCH || !s3.ok,
+  async fn(t) {
+    const dir = await mkdtemp(join(tmpdir(), "infer-loader-s3-"));
+    const server = await startS3Server();
+    const opts = {
+      endpoint: server.endpoint,
+      region: server.region,
+      accessKeyId: server.accessKeyId,
+      secretAccessKey: server.secretAccessKey,
+      forcePathStyle: true,
+    };
+    const root = join(dir, "nvme");
+    try {
+      const built = await buildModel("boxfinder", join(dir, "built"), { size: 96 });
+      await server.createBucket("models");
+      const bucket = await openObjectStore("s3://models/det/v7", { s3: opts });
+      try {
+        for (const name of ["model.onnx", "model_card.json", "labels.json"]) {
+          await bucket.put(name, await Deno.readFile(join(built, name)));
+        }
+      } finally {
+        await bucket.close();
+      }
+
+      await t.step("a prefix: every object under it, versioned by the ONNX content", async () => {
+        const f = await fetchModel(fileSource("s3://models/det/v7/"), { root, s3: opts });
+        assert.match(f.ref.version, /^sha-[0-9a-f]{12}$/);
+        assert.deepEqual((await readdir(f.dir)).sort(), [
+          MODEL_MARKER,
+          "labels.json",
+          "model.onnx",
+          "model_card.json",
+        ]);
+        assert.deepEqual(
+          await Deno.readFile(f.onnxPath),
+          await Deno.readFile(join(built, "model.onnx")),
+        );
+        const model = await loadModel(f, { provider: "cpu" });
+        try {
+          assert.equal(model.spec.inputWidth, 96);
+          assert.deepEqual(model.spec.labels, ["red"]);
+        } finally {
+          await model.session.close();
+        }
+      });
+
+      await t.step("one .onnx object brings its model_card.json and labels.json", async () => {
+        const f = await fetchModel(
+          { ...fileSource("s3://models/det/v7/model.onnx"), name: "single" },
+          { root, s3: opts },
+        );
+        assert.equal(f.cached, false);
+        assert.deepEqual((await readdir(f.dir)).sort(), [
+          MODEL_MARKER,
+          "labels.json",
+          "model.onnx",
+          "model_card.json",
+        ]);
+      });
+
+      await t.step("a prefix without a model is refused by name", async () => {
+        const err = await fetchModel(fileSource("s3://models/empty/"), { root, s3: opts })
+          .catch((e) => e);
+        assert.equal(err.code, "model_fetch_failed");
+        assert.match(err.message, /expected one \.onnx file/);
+      });
+    } finally {
+      await server.stop();
       await rm(dir, { recursive: true, force: true });
     }
   },

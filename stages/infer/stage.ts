@@ -47,6 +47,7 @@ import {
 import { type InferConfig, inFlightFor, parseApprovedTag } from "./config.ts";
 import { type EvalPrediction, type EvalReport, evaluate } from "./evaluate.ts";
 import { type ImagePrediction, InferenceEngine, type LoadedModel } from "./inference_engine.ts";
+import type { DetectorSpec } from "./model_card.ts";
 import { type InputItem, resolveInputs, storeKeyOf } from "./inputs.ts";
 import { labelStudioPusher } from "./labelstudio_push.ts";
 import { createInferMetrics, type InferMetrics } from "./metrics.ts";
@@ -318,12 +319,19 @@ function assemble(p: Parts): InferStage {
   let closed = false;
   let running = false;
   let generation: AbortController | null = null;
-  let dirty = false;
   let lastInputRun: EvalPrediction[] | null = null;
-  // Boxes per claimed item, until its outcome is known.
-  const boxesOf = new Map<string, number>();
+  // Every model version loaded so far: a version swapped out still has outputs to publish.
+  const loaded = new Map<string, { ref: ModelRef; spec: DetectorSpec }>();
+  // Versions with recorded predictions that their published files do not hold yet.
+  const dirty = new Set<string>();
+  // The model whose queue the worker loop is working on (null between generations).
+  let loopRef: ModelRef | null = null;
+  // Boxes and predicting model per claimed item, until its outcome is known.
+  const boxesOf = new Map<string, { boxes: number; version: string }>();
   // Per-run counters the batch hook adds to.
   const counters = { pushed: 0, failedPushBatches: 0, swaps: 0 };
+  const versionKey = (ref: Pick<ModelRef, "name" | "version">) => `${ref.name}\u0000${ref.version}`;
+  const remember = (m: LoadedModel) => loaded.set(versionKey(m.ref), { ref: m.ref, spec: m.spec });
 
   const imageUrl = (uri: string, key: string | null): string =>
     settings.imageUrlPrefix && key !== null
@@ -404,6 +412,7 @@ function assemble(p: Parts): InferStage {
       await model.session.close();
       return engine;
     }
+    remember(model);
     engine = new InferenceEngine<Tag>(model, {
       batchSize: settings.batchSize,
       lingerMs: settings.lingerMs,
@@ -450,6 +459,7 @@ function assemble(p: Parts): InferStage {
       to: describeModel(source),
     });
     const next = await loadSource(source);
+    remember(next);
     if (closed) {
       await next.session.close();
       return false;
@@ -488,9 +498,11 @@ function assemble(p: Parts): InferStage {
     }
   };
 
-  const publish = async (): Promise<(OutputKeys & { images: number }) | null> => {
-    const eng = await ensureEngine();
-    const model = eng.model;
+  /** Rebuilds one version's output files from the manifest (default: the model in use). */
+  const publish = async (
+    target?: { ref: ModelRef; spec: DetectorSpec },
+  ): Promise<(OutputKeys & { images: number }) | null> => {
+    const model = target ?? (await ensureEngine()).model;
     const { images, missing } = await predictedImagesFromManifest(manifest, model.ref, rowUrl);
     if (missing.length > 0) {
       log.warn("predictions without an image size were left out of the outputs", {
@@ -500,9 +512,18 @@ function assemble(p: Parts): InferStage {
     }
     const keys = await writeOutputs(store, settings.prefix, model.ref, model.spec, images);
     metrics.outputsPublishedTotal.inc();
-    dirty = false;
+    dirty.delete(versionKey(model.ref));
     log.info("outputs published", { dir: keys.dir, images: images.length });
     return { ...keys, images: images.length };
+  };
+
+  /** Publishes the versions no longer in use that recorded predictions since their last files. */
+  const publishRetired = async (): Promise<void> => {
+    const current = engine ? versionKey(engine.model.ref) : null;
+    for (const key of [...dirty]) {
+      const m = loaded.get(key);
+      if (key !== current && m) await publish(m);
+    }
   };
 
   /** Stages the image on local disk, then predicts it; errors name the image. */
@@ -567,6 +588,18 @@ function assemble(p: Parts): InferStage {
         `image ${image.id}: ${image.size} bytes exceeds the limit of ${settings.maxBytes} bytes`,
       );
     }
+    // Around a model swap an image can sit in the old version's queue and the new one's (this
+    // worker or another drains the old queue with the new model): predict it once per version.
+    const model = (await ensureEngine()).model.ref;
+    const already = await manifest.listPredictions({
+      modelName: model.name,
+      modelVersion: model.version,
+      imageIds: [image.id],
+    });
+    if (already.length > 0) {
+      ctx.log.info("skipped: already predicted by this version", { model: describeModel(model) });
+      return {};
+    }
     const tag: Tag = {
       id: image.id,
       url: imageUrl(image.datasetUri, key),
@@ -579,7 +612,7 @@ function assemble(p: Parts): InferStage {
       image.size ?? undefined,
       ctx.signal,
     );
-    boxesOf.set(claim.itemId, pred.boxes.length);
+    boxesOf.set(claim.itemId, { boxes: pred.boxes.length, version: versionKey(pred.model) });
     return {
       predictions: [{
         imageId: image.id,
@@ -769,11 +802,16 @@ function assemble(p: Parts): InferStage {
           try {
             const swapped = await checkModel();
             const ref = engine!.model.ref;
-            if (!swapped) summary.enqueued += await enqueueCurrent(ref);
+            // Only into the queue the loop works on: after a swap the loop fills the new queue
+            // itself once the old one's claims are done, so images in flight are not queued
+            // for the new version while it is about to predict them anyway.
+            if (!swapped && loopRef && versionKey(loopRef) === versionKey(ref)) {
+              summary.enqueued += await enqueueCurrent(ref);
+            }
             const left = await refreshQueueDepth(ref);
             // Rebuilding the files reads every prediction of the version: do it once a pass
             // is over, not while the queue is still moving.
-            if (dirty && left === 0) await publish();
+            if (dirty.has(versionKey(ref)) && left === 0) await publish();
           } catch (err) {
             metrics.errorsTotal.inc({ reason: reasonOf(err) });
             log.warn("periodic model check failed", {
@@ -788,7 +826,7 @@ function assemble(p: Parts): InferStage {
       }
 
       while (!opts.signal?.aborted && !closed) {
-        const ref = engine!.model.ref;
+        const ref = loopRef = engine!.model.ref;
         const queue = inferQueue(ref);
         if (!summary.queues.includes(queue)) summary.queues.push(queue);
         summary.enqueued += await enqueueCurrent(ref);
@@ -816,15 +854,13 @@ function assemble(p: Parts): InferStage {
             onResult: (_claim: Claim, result, ms) => {
               metrics.itemsTotal.inc({ result: result.outcome });
               metrics.itemDurationSeconds.observe(ms / 1000);
-              const boxes = boxesOf.get(_claim.itemId);
+              const predicted = boxesOf.get(_claim.itemId);
               boxesOf.delete(_claim.itemId);
-              if (result.outcome === "done") {
-                dirty = true;
-                if (boxes !== undefined) {
-                  summary.predictions++;
-                  summary.boxes += boxes;
-                  metrics.detectionsTotal.inc(boxes);
-                }
+              if (result.outcome === "done" && predicted !== undefined) {
+                dirty.add(predicted.version);
+                summary.predictions++;
+                summary.boxes += predicted.boxes;
+                metrics.detectionsTotal.inc(predicted.boxes);
               }
               if (result.outcome === "failed" || result.outcome === "retried") {
                 metrics.errorsTotal.inc({ reason: result.reason ?? "internal" });
@@ -845,11 +881,16 @@ function assemble(p: Parts): InferStage {
         } finally {
           opts.signal?.removeEventListener("abort", stop);
           generation = null;
+          loopRef = null;
         }
         if (opts.once) break;
+        // The generation ended on a swap: what it finished for the old version gets its files.
+        if (ticking) await ticking;
+        await publishRetired();
       }
       if (ticking) await ticking;
-      if (dirty || opts.once) summary.outputs = await publish();
+      await publishRetired();
+      if (dirty.size > 0 || opts.once) summary.outputs = await publish();
       return summary;
     } finally {
       clearInterval(timer);
@@ -881,7 +922,7 @@ function assemble(p: Parts): InferStage {
     },
     run,
     checkModel,
-    publish,
+    publish: () => publish(),
     async evaluate(gt) {
       if (lastInputRun) return await evaluate({ gt, predictions: lastInputRun });
       const eng = await ensureEngine();

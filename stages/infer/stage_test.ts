@@ -10,6 +10,8 @@ import { type BBox, type ManifestStore, openManifest } from "../../common/manife
 import { findPromtool, promtoolCheck } from "../../common/metrics/mod.ts";
 import { FileTracker } from "../../common/mlflow/mod.ts";
 import { type ObjectStore, openObjectStore } from "../../common/objectstore/mod.ts";
+import { INCOMING_PREFIX, seedRawBucket } from "../../tests/demo/synthetic_source.ts";
+import sharp from "sharp";
 import { createInferStage, runInferOnce } from "./stage.ts";
 import {
   buildModel,
@@ -114,6 +116,15 @@ Deno.test({
         width: 64,
         height: 48,
       });
+      // Recorded as ingested, but its dataset object has since disappeared.
+      const gone = await seedIngested(manifest, store, {
+        name: "gone.png",
+        bytes: await encode(drawRedBox(50, 40, [5, 5, 10, 10]), 50, 40, "png"),
+        format: "png",
+        width: 50,
+        height: 40,
+      });
+      await store.delete(gone.key);
       const labelled = await seedIngested(manifest, store, {
         name: "labelled.png",
         bytes: await encode(drawRedBox(100, 100, [10, 10, 20, 20]), 100, 100, "png"),
@@ -127,7 +138,7 @@ Deno.test({
       }]);
 
       await t.step(
-        "runInferOnce predicts the queue; a corrupt image fails by name, the rest go on",
+        "runInferOnce predicts the queue; corrupt and missing images fail by name, the rest go on",
         async () => {
           const s = await runInferOnce(config, deps);
           assert.deepEqual([s.model?.name, s.model?.version, s.model?.alias, s.model?.via], [
@@ -138,23 +149,37 @@ Deno.test({
           ]);
           assert.equal(s.provider, "cpu");
           assert.deepEqual(s.queues, ["infer:det@1"]);
-          assert.equal(s.enqueued, GOOD.length + 1, "annotated images are not enqueued");
+          assert.equal(s.enqueued, GOOD.length + 2, "annotated images are not enqueued");
           assert.deepEqual([s.done, s.failed, s.retried, s.leaseLost, s.released], [
             GOOD.length,
-            1,
+            2,
             0,
             0,
             0,
           ]);
           assert.equal(s.predictions, GOOD.length);
           assert.equal(s.boxes, GOOD.length);
-          assert.equal(s.failures.length, 1);
-          assert.equal(s.failures[0].item, broken.id);
-          assert.equal(s.failures[0].reason, "decode_failed");
-          assert.match(s.failures[0].message, new RegExp(`image ${broken.id} \\(broken\\.jpg\\)`));
-          const [dead] = await manifest!.listWork("infer:det@1", "failed");
-          assert.equal(dead.itemId, broken.id);
-          assert.match(dead.lastError ?? "", /^decode_failed: image img_\w+ \(broken\.jpg\)/);
+          const failures = [...s.failures].sort((a, b) => a.reason.localeCompare(b.reason));
+          assert.deepEqual(failures.map((f) => [f.item, f.outcome, f.reason]), [
+            [broken.id, "failed", "decode_failed"],
+            [gone.id, "failed", "source_missing"],
+          ]);
+          assert.match(failures[0].message, new RegExp(`image ${broken.id} \\(broken\\.jpg\\)`));
+          assert.match(failures[1].message, new RegExp(`image ${gone.id} \\(gone\\.png\\)`));
+          // Both are dead letters with their reason, after one attempt (neither is retryable).
+          const dead = new Map(
+            (await manifest!.listWork("infer:det@1", "failed")).map((w) => [w.itemId, w]),
+          );
+          assert.deepEqual([...dead.keys()].sort(), [broken.id, gone.id].sort());
+          assert.match(
+            dead.get(broken.id)!.lastError ?? "",
+            /^decode_failed: image img_\w+ \(broken\.jpg\)/,
+          );
+          assert.match(
+            dead.get(gone.id)!.lastError ?? "",
+            /^source_missing: image img_\w+ \(gone\.png\)/,
+          );
+          assert.ok([...dead.values()].every((w) => w.attempts === 1));
 
           const rows = await manifest!.listPredictions({ modelName: "det", modelVersion: "1" });
           assert.equal(rows.length, GOOD.length);
@@ -245,6 +270,24 @@ Deno.test({
         assert.deepEqual([s.enqueued, s.done, s.failed], [0, 0, 0]);
         assert.deepEqual(await store!.getBytes("predictions/det/1/labelstudio.json"), before);
       });
+
+      await t.step(
+        "an image queued again for a version that already predicted it is not predicted twice",
+        async () => {
+          // As when another worker drains an old queue with this version around a model swap.
+          const [id] = seeded.keys();
+          const before = await manifest!.listPredictions({ modelVersion: "1", imageIds: [id] });
+          const imports = ls.imports.length;
+          assert.equal(await manifest!.enqueue("infer:det@1", [id], { reset: true }), 1);
+          const s = await runInferOnce(config, deps);
+          assert.deepEqual([s.done, s.failed, s.predictions], [1, 0, 0]);
+          assert.equal(ls.imports.length, imports, "no second Label Studio task");
+          assert.deepEqual(
+            await manifest!.listPredictions({ modelVersion: "1", imageIds: [id] }),
+            before,
+          );
+        },
+      );
 
       await t.step(
         "evaluate scores the predictions against held-out COCO ground truth",
@@ -380,6 +423,17 @@ Deno.test({
             assert.match(metricsText, /sluice_infer_inference_seconds_count [1-9]/);
             assert.match(metricsText, /sluice_infer_queue_depth\{state="/);
             assert.match(metricsText, /sluice_infer_model_swaps_total 1/);
+            // The common stage metrics: items by result, durations, staging use and free space.
+            assert.match(metricsText, /sluice_infer_items_total\{result="done"\} [1-9]/);
+            assert.match(metricsText, /sluice_infer_items_total\{result="failed"\} [1-9]/);
+            assert.match(
+              metricsText,
+              /sluice_infer_item_duration_seconds_bucket\{le="\+Inf"\} [1-9]/,
+            );
+            assert.match(metricsText, /sluice_infer_errors_total\{reason="decode_failed"\} [1-9]/);
+            assert.match(metricsText, /sluice_infer_staging_bytes \d+/);
+            assert.match(metricsText, /sluice_infer_staging_free_bytes [1-9]/);
+            assert.match(metricsText, /sluice_infer_detections_total [1-9]/);
             const promtool = await findPromtool();
             if (promtool) {
               const lint = await promtoolCheck(metricsText, promtool);
@@ -396,7 +450,10 @@ Deno.test({
             assert.equal(s.swaps, 1);
             assert.deepEqual(s.queues, ["infer:det@1", "infer:det@2"]);
             assert.equal(s.leaseLost, 0);
-            assert.ok(s.failures.every((f) => f.item === broken.id), JSON.stringify(s.failures));
+            assert.ok(
+              s.failures.every((f) => f.item === broken.id || f.item === gone.id),
+              JSON.stringify(s.failures),
+            );
           }
           for (
             const r of await manifest!.listPredictions({ modelName: "det", modelVersion: "2" })
@@ -420,6 +477,248 @@ Deno.test({
       await store?.close();
       await tracker.close();
       await ls.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  },
+});
+
+/** A Label Studio stand-in whose first import waits until `release()` is called. */
+function gatedLabelStudio() {
+  const imports: LabelStudioTask[][] = [];
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  let arrived!: () => void;
+  const first = new Promise<void>((r) => (arrived = r));
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    const tasks = await req.json() as LabelStudioTask[];
+    imports.push(tasks);
+    if (imports.length === 1) {
+      arrived();
+      await gate;
+    }
+    return Response.json({ task_count: tasks.length }, { status: 201 });
+  });
+  return {
+    url: `http://127.0.0.1:${server.addr.port}`,
+    imports,
+    first,
+    release,
+    close: () => server.shutdown(),
+  };
+}
+
+Deno.test({
+  name: "infer stage: a model swap while a batch is in flight drops none of the claimed work",
+  ignore: NEEDS_TORCH,
+  async fn() {
+    const dir = await mkdtemp(join(tmpdir(), "infer-swap-"));
+    const ls = gatedLabelStudio();
+    const tracker = new FileTracker({ root: join(dir, "mlruns") });
+    let manifest: ManifestStore | undefined;
+    let store: ObjectStore | undefined;
+    try {
+      const config = await testConfig(dir, {
+        SLUICE_INFER_BATCH_SIZE: "2",
+        SLUICE_INFER_IN_FLIGHT: "4",
+        SLUICE_INFER_LINGER_MS: "10",
+        SLUICE_INFER_SCORE_THRESHOLD: "0.3",
+        SLUICE_INFER_ALIAS_CHECK_SECONDS: "0.1",
+        SLUICE_INFER_LABEL_STUDIO_URL: ls.url,
+        SLUICE_INFER_LABEL_STUDIO_TOKEN: "t",
+        SLUICE_INFER_LABEL_STUDIO_PROJECT_ID: "7",
+      });
+      manifest = await openManifest(config.manifest.url);
+      store = await openObjectStore(config.objectStore.url);
+      assert.equal(
+        await registerModel(tracker, "det", await buildModel("boxfinder", join(dir, "v1"))),
+        "1",
+      );
+      await tracker.setAlias("det", "champion", "1");
+      const v2Dir = await buildModel("boxfinder", join(dir, "v2"), { size: 128 });
+      const boxes = new Map<string, BBox>();
+      for (const g of GOOD) {
+        const bytes = await encode(drawRedBox(g.w, g.h, g.box), g.w, g.h, g.format);
+        const s = await seedIngested(manifest, store, {
+          name: g.name,
+          bytes,
+          format: g.format,
+          width: g.w,
+          height: g.h,
+        });
+        boxes.set(s.id, g.box);
+      }
+
+      const stage = await createInferStage(config, { manifest, store, tracker, log });
+      const stop = new AbortController();
+      const running = stage.run({ signal: stop.signal });
+      let summary;
+      try {
+        // The first batch has run on v1 and now waits on its Label Studio import; the next
+        // images are claimed and prepared behind it.
+        await ls.first;
+        const heldIds = ls.imports[0].map((x) => x.data.sluice_image_id as string);
+        assert.ok(heldIds.length >= 1 && heldIds.length <= 2, String(heldIds));
+        assert.equal(await registerModel(tracker, "det", v2Dir), "2");
+        await tracker.setAlias("det", "champion", "2");
+        await waitFor("the swap to v2", () => Promise.resolve(stage.model?.ref.version === "2"));
+        ls.release();
+        await waitFor(
+          "v2 predictions for every image",
+          async () =>
+            (await manifest!.listPredictions({ modelName: "det", modelVersion: "2" })).length ===
+              GOOD.length,
+        );
+        // The batch that was in flight during the swap finished and was recorded on v1.
+        const v1 = await manifest.listPredictions({ modelName: "det", modelVersion: "1" });
+        assert.deepEqual(v1.map((r) => r.imageId).sort(), [...heldIds].sort());
+        // Nothing claimed from v1's queue failed or is still held: what was claimed completed
+        // (and none was released, see the summary); the rest was never claimed from it.
+        const counts = (await manifest.workCounts("infer:det@1"))["infer:det@1"];
+        assert.deepEqual([counts.leased, counts.failed], [0, 0], JSON.stringify(counts));
+        assert.equal(counts.done + counts.pending, GOOD.length, JSON.stringify(counts));
+        assert.ok(counts.done > heldIds.length, JSON.stringify(counts));
+        for (const r of [...v1, ...await manifest.listPredictions({ modelVersion: "2" })]) {
+          const err = boxError(r.boxes[0].bbox, boxes.get(r.imageId)!);
+          assert.ok(err <= 1.5, `${r.modelVersion} ${r.imageId}: off by ${err}`);
+        }
+      } finally {
+        ls.release();
+        stop.abort();
+        summary = await running;
+        await stage.close();
+      }
+      assert.equal(summary.swaps, 1);
+      assert.deepEqual(summary.queues, ["infer:det@1", "infer:det@2"]);
+      assert.deepEqual(
+        [summary.failed, summary.retried, summary.leaseLost, summary.released],
+        [0, 0, 0, 0],
+        JSON.stringify(summary),
+      );
+      assert.equal(summary.predictions, summary.done);
+      const work = await manifest.workCounts();
+      assert.equal(summary.done, work["infer:det@1"].done + work["infer:det@2"].done);
+      // The old version's files hold what it finished during the swap.
+      const v1Tasks = await readJson<LabelStudioTask[]>(
+        store,
+        "predictions/det/1/labelstudio.json",
+      );
+      const v1Ids = (await manifest.listPredictions({ modelVersion: "1" })).map((r) => r.imageId);
+      assert.deepEqual(v1Tasks.map((x) => x.data.sluice_image_id), [...v1Ids].sort());
+      const v1Coco = await readJson<unknown[]>(store, "predictions/det/1/coco_results.json");
+      assert.equal(v1Coco.length, v1Ids.length);
+      const v2Tasks = await readJson<LabelStudioTask[]>(
+        store,
+        "predictions/det/2/labelstudio.json",
+      );
+      assert.equal(v2Tasks.length, GOOD.length);
+      // Every batch was imported into Label Studio once, naming the model that ran it.
+      const versions = ls.imports.flat().map((x) => x.predictions![0].model_version);
+      assert.equal(
+        versions.filter((v) => v === "det:1@champion").length,
+        (await manifest.listPredictions({ modelVersion: "1" })).length,
+      );
+      assert.equal(versions.filter((v) => v === "det:2@champion").length, GOOD.length);
+    } finally {
+      await manifest?.close();
+      await store?.close();
+      await tracker.close();
+      await ls.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  },
+});
+
+/**
+ * A demo image with its texture kept as grey (R = G = B) and one of its objects painted pure red:
+ * the box finder then has exactly one known box to find.
+ */
+async function greyWithRedBox(bytes: Uint8Array, box: BBox): Promise<Uint8Array> {
+  const { data, info } = await sharp(bytes).removeAlpha().raw().toBuffer({
+    resolveWithObject: true,
+  });
+  const rgb = new Uint8Array(info.width * info.height * 3);
+  for (let i = 0; i < info.width * info.height; i++) {
+    const [r, g, b] = [data[i * 3], data[i * 3 + 1], data[i * 3 + 2]];
+    rgb[i * 3] = rgb[i * 3 + 1] = rgb[i * 3 + 2] = Math.round(0.299 * r + 0.587 * g + 0.114 * b);
+  }
+  const [bx, by, bw, bh] = box;
+  for (let y = by; y < by + bh; y++) {
+    for (let x = bx; x < bx + bw; x++) rgb.set([255, 0, 0], (y * info.width + x) * 3);
+  }
+  return rgb;
+}
+
+Deno.test({
+  name: "infer stage on the demo's held-out images: a known box survives letterbox and back (1 px)",
+  ignore: NEEDS_TORCH,
+  async fn() {
+    const dir = await mkdtemp(join(tmpdir(), "infer-demo-heldout-"));
+    const tracker = new FileTracker({ root: join(dir, "mlruns") });
+    const raw = await openObjectStore(join(dir, "raw"));
+    let manifest: ManifestStore | undefined;
+    let store: ObjectStore | undefined;
+    try {
+      // The demo's raw bucket, as `deno task demo` seeds it (seed 7), with 8 held-out images.
+      const seeded = await seedRawBucket(raw, { annotated: 1, heldOut: 8, seed: 7 });
+      const config = await testConfig(dir, { SLUICE_INFER_SCORE_THRESHOLD: "0.3" });
+      manifest = await openManifest(config.manifest.url);
+      store = await openObjectStore(config.objectStore.url);
+      // The trainer's input size.
+      const model = await buildModel("boxfinder", join(dir, "model"), { size: 320 });
+      await tracker.setAlias("det", "champion", await registerModel(tracker, "det", model));
+
+      const truth = {
+        images: seeded.heldOutTruth.images,
+        annotations: [] as { id: number; image_id: number; category_id: number; bbox: BBox }[],
+        categories: [{ id: 1, name: "red" }],
+      };
+      const painted = new Map<string, { box: BBox; w: number; h: number }>();
+      const sizes = new Set<string>();
+      for (const img of seeded.heldOutTruth.images) {
+        const first = seeded.heldOutTruth.annotations.find((a) => a.image_id === img.id)!;
+        const box = first.bbox as BBox;
+        const format = img.file_name.endsWith(".png") ? "png" : "jpeg";
+        const original = await raw.getBytes(`${INCOMING_PREFIX}/${img.file_name}`);
+        const rgb = await greyWithRedBox(original, box);
+        const s = await seedIngested(manifest, store, {
+          name: `${INCOMING_PREFIX}/${img.file_name}`,
+          bytes: await encode(rgb, img.width, img.height, format),
+          format,
+          width: img.width,
+          height: img.height,
+        });
+        painted.set(s.id, { box, w: img.width, h: img.height });
+        sizes.add(`${img.width}x${img.height}`);
+        truth.annotations.push({ id: img.id, image_id: img.id, category_id: 1, bbox: box });
+      }
+      assert.ok(sizes.size >= 3, `expected several aspect ratios, found ${[...sizes]}`);
+
+      const s = await runInferOnce(config, { manifest, store, tracker, log });
+      assert.deepEqual([s.done, s.failed], [painted.size, 0], JSON.stringify(s.failures));
+      const rows = await manifest.listPredictions({ modelName: "det", modelVersion: "1" });
+      assert.equal(rows.length, painted.size);
+      for (const r of rows) {
+        const p = painted.get(r.imageId)!;
+        assert.equal(r.boxes.length, 1, JSON.stringify(r.boxes));
+        const err = boxError(r.boxes[0].bbox, p.box);
+        assert.ok(err <= 1, `${p.w}x${p.h}: ${r.boxes[0].bbox} vs ${p.box} (off by ${err})`);
+      }
+      // Scored against the held-out truth by file name, as `sluice-infer --eval` does.
+      const gtPath = join(dir, "heldout_red.json");
+      await writeFile(gtPath, JSON.stringify(truth));
+      const stage = await createInferStage(config, { manifest, store, tracker, log });
+      try {
+        const report = await stage.evaluate(gtPath);
+        assert.equal(report.matchedImages, painted.size);
+        near(report.map50, 1);
+      } finally {
+        await stage.close();
+      }
+    } finally {
+      await manifest?.close();
+      await store?.close();
+      await raw.close();
+      await tracker.close();
       await rm(dir, { recursive: true, force: true });
     }
   },

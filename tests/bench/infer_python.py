@@ -3,7 +3,7 @@
 Python service would run it, timed end to end per round (decode, letterbox, batch, inference,
 box decoding, mapping back to original pixels).
 
-  infer_python.py --model-dir DIR --list IMAGES.txt [--batch 8] [--threads N] [--threshold 0.25]
+  infer_python.py --model-dir DIR --list IMAGES.txt [--batch 8] [--threads N] [--threshold 0.05]
                   [--rounds 3] [--backend auto|onnxruntime|torch]
 
 Backend: onnxruntime on model.onnx when importable; else PyTorch running the trainer's module
@@ -83,7 +83,7 @@ def main():
     p.add_argument("--list", required=True)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--threshold", type=float, default=0.25)
+    p.add_argument("--threshold", type=float, default=0.05)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--backend", choices=["auto", "onnxruntime", "torch"], default="auto")
     a = p.parse_args()
