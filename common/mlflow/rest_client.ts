@@ -72,7 +72,10 @@ const s3Schema = z.object({
   forcePathStyle: z.boolean().optional(),
   accessKeyId: z.string().optional(),
   secretAccessKey: z.string().optional(),
+  sessionToken: z.string().optional(),
   partSize: z.number().int().positive().optional(),
+  // The config's `s3` section gives the part size in MiB; openObjectStore converts it.
+  partSizeMb: z.number().int().min(5).optional(),
   maxAttempts: z.number().int().positive().optional(),
 });
 

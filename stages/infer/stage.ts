@@ -171,15 +171,8 @@ interface Tag {
 }
 
 function s3Options(config: InferConfig): OpenOptions["s3"] {
-  return {
-    endpoint: config.s3.endpoint,
-    region: config.s3.region,
-    forcePathStyle: config.s3.forcePathStyle,
-    accessKeyId: config.s3.accessKeyId,
-    secretAccessKey: config.s3.secretAccessKey,
-    partSize: config.s3.partSizeMb * 1024 * 1024,
-    maxAttempts: config.s3.maxAttempts,
-  };
+  // The shared section is accepted as is (session token and part size in MiB included).
+  return config.s3;
 }
 
 const sleep = (ms: number, signal?: AbortSignal) =>
