@@ -34,8 +34,8 @@ const HELP = `sluice demo: the whole pipeline on bundled synthetic data, embedde
 usage: deno task demo [--fresh] [--annotated N] [--held-out N] [--epochs N] [--max-minutes M]
 
   --fresh          remove ./.sluice (objects, raw, manifest, mlruns, staging) first
-  --annotated N    labelled images delivered with a Label Studio export (default 360)
-  --held-out N     new, unlabelled images that the trained model annotates (default 80)
+  --annotated N    labelled images delivered with a Label Studio export (default 2000)
+  --held-out N     new, unlabelled images that the trained model annotates (default 200)
   --epochs N       training epochs (default 30; training stops at --max-minutes anyway)
   --max-minutes M  training time budget in minutes (default 8)
 `;
@@ -44,8 +44,8 @@ const { values } = parseArgs({
   args: Deno.args,
   options: {
     fresh: { type: "boolean", default: false },
-    annotated: { type: "string", default: "360" },
-    "held-out": { type: "string", default: "80" },
+    annotated: { type: "string", default: "2000" },
+    "held-out": { type: "string", default: "200" },
     epochs: { type: "string", default: "30" },
     "max-minutes": { type: "string", default: "8" },
     help: { type: "boolean", default: false },

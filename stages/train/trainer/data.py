@@ -119,6 +119,85 @@ def load_images(records, coco, images_root, size):
     return pixels, boxes, classes, transforms
 
 
+def _window(lo_obj, size_obj, crop, size, u):
+    """A crop origin in [0, size - crop] that keeps [lo_obj, lo_obj + size_obj] inside."""
+    lo = max(0.0, lo_obj + size_obj - crop)
+    hi = min(float(size - crop), lo_obj)
+    if lo > hi:  # object larger than the crop: centre it
+        return int(round(min(max(lo_obj + size_obj / 2 - crop / 2, 0.0), size - crop)))
+    return int(lo + (hi - lo) * u)
+
+
+def _clip_boxes(b, classes, x0, y0, crop):
+    """Boxes shifted by (-x0, -y0) and clipped to the crop: (kept boxes, kept classes, ignored)."""
+    x1, y1 = b[:, 0] - x0, b[:, 1] - y0
+    x2, y2 = x1 + b[:, 2], y1 + b[:, 3]
+    cx1, cy1, cx2, cy2 = (np.clip(v, 0, crop) for v in (x1, y1, x2, y2))
+    vis = np.clip(cx2 - cx1, 0, None) * np.clip(cy2 - cy1, 0, None)
+    clipped = np.stack([cx1, cy1, cx2 - cx1, cy2 - cy1], axis=1).reshape(-1, 4)
+    keep = vis >= 0.45 * b[:, 2] * b[:, 3]
+    drop = ~keep & (vis > 0)
+    return (torch.from_numpy(clipped[keep].astype(np.float32)).view(-1, 4),
+            classes[torch.from_numpy(keep)], clipped[drop])
+
+
+def random_crops(images, boxes, classes, crop, gen):
+    """Object-centred square crops at full scale: each crop holds one whole object (picked at
+    random) plus whatever surrounds it. A crop costs (crop / size)^2 of a full image but keeps
+    most of its objects, so early training sees more objects per second. Objects cut to under
+    45% become ignore regions (no heatmap penalty) rather than background.
+    """
+    n, _, size, _ = images.shape
+    out = images.new_empty((n, images.shape[1], crop, crop))
+    out_boxes, out_classes, ignores = [], [], []
+    for i in range(n):
+        b = boxes[i].numpy().astype(np.float64).reshape(-1, 4)
+        r = torch.rand(3, generator=gen).tolist()
+        if len(b):
+            bx, by, bw, bh = b[min(int(r[0] * len(b)), len(b) - 1)]
+            x0, y0 = _window(bx, bw, crop, size, r[1]), _window(by, bh, crop, size, r[2])
+        else:
+            x0, y0 = int(r[1] * (size - crop + 1)), int(r[2] * (size - crop + 1))
+        out[i] = images[i, :, y0:y0 + crop, x0:x0 + crop]
+        kb, kc, ig = _clip_boxes(b, classes[i], x0, y0, crop)
+        out_boxes.append(kb)
+        out_classes.append(kc)
+        ignores.append(ig)
+    return out, out_boxes, out_classes, ignores
+
+
+def augment_light(images, boxes, classes, gen, ignores=None):
+    """Exact dihedral flips/transposes and a channel permutation: no resampling, nearly free.
+
+    Every shape class is closed under the 8 flips/rotations, and colour is not a class cue.
+    `ignores` (per-image arrays of boxes) move with the image.
+    """
+    n, _, size, _ = images.shape
+    r = torch.rand(n, 3, generator=gen).tolist()
+    perm = [torch.randperm(3, generator=gen) for _ in range(n)]
+    out, out_boxes, out_ignores = [], [], []
+    for i in range(n):
+        img = images[i, perm[i]]
+        b = boxes[i].clone()
+        g = np.array(ignores[i], dtype=np.float64).reshape(-1, 4) if ignores is not None else np.zeros((0, 4))
+        if r[i][0] < 0.5:
+            img = img.flip(2)
+            b[:, 0] = size - b[:, 0] - b[:, 2]
+            g[:, 0] = size - g[:, 0] - g[:, 2]
+        if r[i][1] < 0.5:
+            img = img.flip(1)
+            b[:, 1] = size - b[:, 1] - b[:, 3]
+            g[:, 1] = size - g[:, 1] - g[:, 3]
+        if r[i][2] < 0.5:
+            img = img.transpose(1, 2)
+            b = b[:, [1, 0, 3, 2]]
+            g = g[:, [1, 0, 3, 2]]
+        out.append(img)
+        out_boxes.append(b)
+        out_ignores.append(g)
+    return torch.stack(out), out_boxes, [c.clone() for c in classes], out_ignores
+
+
 def augment(images, boxes, classes, gen):
     """Random dihedral flips/transposes, scale and translation (one batched grid_sample), colour
     (channel mix, inversion, gain, bias: one 3x3 matrix per image) and noise on a float batch in
@@ -150,7 +229,7 @@ def augment(images, boxes, classes, gen):
 
     half = size / 2.0
     a_np, s_np, t_np = a.numpy().astype(np.float64), s.numpy().astype(np.float64), t.numpy().astype(np.float64)
-    out_boxes, out_classes = [], []
+    out_boxes, out_classes, ignores = [], [], []
     for i in range(n):
         b = boxes[i].numpy().astype(np.float64)
         # Box corners to normalised coords, through the forward map, back to pixels.
@@ -164,11 +243,12 @@ def augment(images, boxes, classes, gen):
         area = (x2 - x1) * (y2 - y1)
         cx1, cy1, cx2, cy2 = (np.clip(v, 0, size) for v in (x1, y1, x2, y2))
         vis = np.clip(cx2 - cx1, 0, None) * np.clip(cy2 - cy1, 0, None)
-        # Objects pushed mostly out of frame are dropped; the visible rest becomes the box.
+        # Objects pushed mostly out of frame become ignore regions; the visible rest is the box.
         keep = vis >= 0.45 * area
-        nb = np.stack([cx1, cy1, cx2 - cx1, cy2 - cy1], axis=1)[keep]
-        out_boxes.append(torch.from_numpy(nb.astype(np.float32)).view(-1, 4))
+        nb = np.stack([cx1, cy1, cx2 - cx1, cy2 - cy1], axis=1)
+        out_boxes.append(torch.from_numpy(nb[keep].astype(np.float32)).view(-1, 4))
         out_classes.append(classes[i][torch.from_numpy(keep)])
+        ignores.append(nb[~keep & (vis > 0)].reshape(-1, 4))
 
     perm = torch.stack([torch.randperm(3, generator=gen) for _ in range(n)])
     m = torch.zeros(n, 3, 3)
@@ -182,24 +262,29 @@ def augment(images, boxes, classes, gen):
     x = torch.einsum("nij,njhw->nihw", m.to(device), x) + bias.to(device)[:, :, None, None]
     sigma = torch.empty(n, 1, 1, 1).uniform_(0.0, 0.04, generator=gen).to(device)
     x = x + torch.randn((n, 1, size, size), generator=gen).to(device) * sigma
-    return x.clamp_(0.0, 1.0), out_boxes, out_classes
+    return x.clamp_(0.0, 1.0), out_boxes, out_classes, ignores
 
 
-def build_targets(boxes, classes, num_classes, size, device):
+def build_targets(boxes, classes, num_classes, size, device, ignores=None):
     """CenterNet targets at stride 4.
 
     heatmap: elliptical Gaussians (sigma = 0.54 * side / 6 in cells, as TTFNet) peaking at 1 on
     each object's centre cell. Size (log w, log h in cells) is supervised at the centre cell and
     its 8 neighbours (weight 1 at the centre, 0.5 around), so a peak found one cell off still
     reads a sensible box; the loss reads offsets at weight-1 cells only. Smaller objects win
-    shared cells.
+    shared cells. Cells inside `ignores` boxes (cut-off objects) carry no background penalty.
     """
     n = len(boxes)
     h = w = size // STRIDE
     hm = np.zeros((n, num_classes, h, w), dtype=np.float32)
     reg = np.zeros((n, 4, h, w), dtype=np.float32)
     weight = np.zeros((n, 1, h, w), dtype=np.float32)
+    ignore = np.zeros((n, 1, h, w), dtype=np.float32)
     for i in range(n):
+        for gx0, gy0, gw, gh in (ignores[i] if ignores is not None else ()):
+            xa, xb = int(gx0 // STRIDE), int(math.ceil((gx0 + gw) / STRIDE))
+            ya, yb = int(gy0 // STRIDE), int(math.ceil((gy0 + gh) / STRIDE))
+            ignore[i, 0, max(0, ya):min(h, yb), max(0, xa):min(w, xb)] = 1.0
         b = boxes[i].numpy().astype(np.float64)
         c = classes[i].numpy()
         for j in np.argsort(-(b[:, 2] * b[:, 3]), kind="stable"):
@@ -226,4 +311,4 @@ def build_targets(boxes, classes, num_classes, size, device):
             reg[i, 3, ya:yb, xa:xb] = cy - np.arange(ya, yb)[:, None]
             weight[i, 0, ya:yb, xa:xb] = 0.5
             weight[i, 0, iy, ix] = 1.0
-    return torch.from_numpy(hm).to(device), torch.from_numpy(reg).to(device), torch.from_numpy(weight).to(device)
+    return tuple(torch.from_numpy(a).to(device) for a in (hm, reg, weight, ignore))

@@ -4,10 +4,13 @@ import torch
 import torch.nn.functional as F
 
 
-def focal_loss(logits, target, alpha=2.0, beta=4.0):
-    """CenterNet's variant of focal loss, normalised by the number of objects."""
+def focal_loss(logits, target, ignore=None, alpha=2.0, beta=4.0):
+    """CenterNet's variant of focal loss, normalised by the number of objects. `ignore` (N x 1 x
+    H x W, 1 = ignore) removes the background penalty where a cut-off object lies."""
     pos = target.eq(1.0).float()
     neg = 1.0 - pos
+    if ignore is not None:
+        neg = neg * (1.0 - ignore)
     logp = F.logsigmoid(logits)
     log1mp = F.logsigmoid(-logits)
     p = torch.sigmoid(logits)
@@ -25,8 +28,8 @@ def regression_loss(pred, target, weight):
 
 def detection_loss(outputs, targets, size_weight=1.0, offset_weight=1.0):
     hm_logits, size, offset = outputs
-    hm_t, reg_t, w = targets
-    l_hm = focal_loss(hm_logits, hm_t)
+    hm_t, reg_t, w, ignore = targets
+    l_hm = focal_loss(hm_logits, hm_t, ignore)
     l_size = regression_loss(size, reg_t[:, 0:2], w)
     # Offsets only at centre cells: a neighbour's offset (in [-1, 2)) needs sub-cell position
     # knowledge the network learns slowly, and peaks land on the centre cell nearly always.

@@ -77,6 +77,9 @@ class CenterNet(nn.Module):
         self.trunk = DWBlock(fine)
         # One 1x1 conv for all heads: heatmap logits, log-size, offset.
         self.out = nn.Conv2d(fine, num_classes + 4, 1)
+        # Near-zero weights as CenterNet's heads: with default init, random logits over 6400 cells
+        # x classes blew the focal loss up ~20x in the first steps and wrecked early training.
+        nn.init.normal_(self.out.weight, std=0.001)
         with torch.no_grad():
             # Focal-loss prior p = 0.1 (CenterNet's -2.19); sizes start near 32 px.
             self.out.bias.copy_(torch.tensor([-2.19] * num_classes + [math.log(8.0)] * 2 + [0.5] * 2))

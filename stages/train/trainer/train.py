@@ -18,16 +18,19 @@ Exit status: 0 done, 2 bad input (message on stderr and an "error" event), 1 any
 
 import argparse
 import copy
-import json
 import math
 import os
 import sys
 import time
 
-import torch
+# Before torch loads libgomp: spinning OpenMP workers cost up to 3x throughput when other
+# processes held one of the two cores (measured); sleeping ones cost ~15% on an idle machine.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
 import torch.distributed as dist
 
-from data import DataError, augment, build_targets, categories_of, load_coco, load_images, read_shard
+from data import DataError, augment, augment_light, build_targets, random_crops, categories_of, load_coco, load_images, read_shard
 from decode import DEFAULTS as DECODE_DEFAULTS, decode_batch
 from events import emit, log, set_rank
 from export_onnx import export_onnx, model_card, verify_onnx, write_json
@@ -53,11 +56,17 @@ def parse_args(argv):
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--max-minutes", type=float, default=None, help="wall-time budget of the training loop")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--crop", type=int, default=128,
+                   help="train on object-centred crops of this side (multiple of 32; 0: off) ...")
+    p.add_argument("--crop-until", type=float, default=0.9,
+                   help="... until this fraction of training, then on full images")
+    p.add_argument("--ema-decay", type=float, default=0.998, help="EMA of weights used for eval/export")
     p.add_argument("--width", type=float, default=1.0, help="channel width multiplier")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: cores / local ranks)")
     p.add_argument("--eval-every", type=int, default=0, help="also evaluate every N epochs (0: only at the end)")
     p.add_argument("--log-every", type=int, default=10, help="steps between metric events")
-    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--augment", choices=["none", "light", "full"], default="light",
+                   help="light: exact flips and channel order; full: also scale, shift, colour, noise")
     p.add_argument("--dump-predictions", action="store_true",
                    help="write out/val_predictions.json and reference outputs for the first val images")
     p.add_argument("--bench", action="store_true", help="measure training images/s on random data and exit")
@@ -65,6 +74,10 @@ def parse_args(argv):
     a = p.parse_args(argv)
     if a.input_size % 32 != 0 or a.input_size < 64:
         p.error(f"--input-size: expected a multiple of 32 >= 64, found {a.input_size}")
+    if a.crop % 32 != 0 or a.crop < 0:
+        p.error(f"--crop: expected 0 or a multiple of 32, found {a.crop}")
+    if a.crop >= a.input_size:
+        a.crop = 0  # a crop as large as the image is no crop
     if a.batch_size < 1 or a.epochs < 1:
         p.error("--batch-size and --epochs: expected >= 1")
     return a
@@ -133,7 +146,9 @@ def pick_device(choice):
     if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
             raise DataError("--device cuda: expected a CUDA device, found none")
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
+        torch.cuda.set_device(device)  # before NCCL starts, or every rank talks through GPU 0
+        return device
     return torch.device("cpu")
 
 
@@ -229,12 +244,12 @@ def train(args):
 
     torch.manual_seed(args.seed)
     model = CenterNet(len(cats), args.width).to(device)
-    ema = EMA(model)
+    ema = EMA(model, args.ema_decay)
     params = {
         "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "weight_decay": args.weight_decay,
         "input_size": args.input_size, "max_minutes": args.max_minutes, "seed": args.seed, "width": args.width,
-        "world_size": dd.world, "device": device.type, "threads": threads, "augment": not args.no_augment,
-        "model": "centernet-dw", "num_params": count_parameters(model), "num_classes": len(cats),
+        "world_size": dd.world, "device": device.type, "threads": threads, "augment": args.augment,
+        "crop": args.crop, "crop_until": args.crop_until, "ema_decay": args.ema_decay, "model": "centernet-dw", "num_params": count_parameters(model), "num_classes": len(cats),
         "torch": torch.__version__,
     }
     for k, v in params.items():
@@ -272,12 +287,6 @@ def train(args):
             if idx.numel() == 0:  # shorter shard than another rank's: wrap around
                 idx = torch.randint(0, n_local, (args.batch_size,), generator=gen)
             il = idx.tolist()
-            x = pixels_dev[idx].float() / 255.0
-            bx = [boxes[i] for i in il]
-            cl = [classes[i] for i in il]
-            if not args.no_augment:
-                x, bx, cl = augment(x, bx, cl, gen)
-            targets = build_targets(bx, cl, len(cats), args.input_size, device)
             elapsed = dd.reduce(time.time() - t_start, dist.ReduceOp.MAX if dd.enabled else None)
             progress = step / max(1, total_steps)
             if budget:
@@ -285,6 +294,21 @@ def train(args):
             if progress >= 1.0:
                 stop = True
                 break
+            x = pixels_dev[idx].float() / 255.0
+            bx = [boxes[i] for i in il]
+            cl = [classes[i] for i in il]
+            ig = None
+            side = args.input_size
+            if args.crop and progress < args.crop_until:
+                x, bx, cl, ig = random_crops(x, bx, cl, args.crop, gen)
+                side = args.crop
+                if args.augment != "none":
+                    x, bx, cl, ig = augment_light(x, bx, cl, gen, ig)
+            elif args.augment == "full":
+                x, bx, cl, ig = augment(x, bx, cl, gen)
+            elif args.augment == "light":
+                x, bx, cl, ig = augment_light(x, bx, cl, gen)
+            targets = build_targets(bx, cl, len(cats), side, device, ig)
             lr = lr_at(progress, step, warmup, args.lr)
             for g in opt.param_groups:
                 g["lr"] = lr
@@ -410,8 +434,16 @@ def bench(args):
         if device.type == "cuda":
             torch.cuda.synchronize()
         t = time.time()
-        x, bx, cl = augment(pixels.float() / 255.0, boxes, classes, gen)
-        targets = build_targets(bx, cl, 3, s, device)
+        x, bx, cl, ig = pixels.float() / 255.0, boxes, classes, None
+        side = s
+        if args.crop:
+            x, bx, cl, ig = random_crops(x, bx, cl, args.crop, gen)
+            side = args.crop
+        elif args.augment == "full":
+            x, bx, cl, ig = augment(x, bx, cl, gen)
+        elif args.augment == "light":
+            x, bx, cl, ig = augment_light(x, bx, cl, gen)
+        targets = build_targets(bx, cl, 3, side, device, ig)
         loss, _ = detection_loss(model(x), targets)
         opt.zero_grad()
         loss.backward()
@@ -423,6 +455,7 @@ def bench(args):
     times.sort()
     median = times[len(times) // 2]
     emit({"type": "bench", "images_per_sec": n / median, "batch_size": n, "input_size": s, "threads": threads,
+          "augment": args.augment, "crop": args.crop,
           "device": device.type, "steps": len(times), "median_step_s": median,
           "num_params": count_parameters(model), "torch": torch.__version__})
 
