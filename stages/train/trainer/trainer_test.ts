@@ -104,19 +104,32 @@ interface ModelCard {
 }
 
 Deno.test({
-  name: "trainer: one epoch, ONNX export checked in onnxruntime-node and against Python decoding",
+  name:
+    "trainer: a short training, ONNX export checked in onnxruntime-node and against Python decoding",
   ignore: SKIP,
   fn: async () => {
     if (missing) throw new Error(`CI=true but the trainer's Python stack is missing: ${missing}`);
     await withTempDir(async (dir) => {
       const size = 128;
+      const EPOCHS = 12;
       const ds = await generateDataset({ count: 32, seed: 21 });
       const set = await writeTrainingSet(ds, { dir, inputSize: size, valCount: 8, format: "png" });
       const out = join(dir, "out");
       const run = await spawnTrainer([
         ...["--data-dir", dir, "--shard", set.shardPaths[0], "--train-coco", set.trainCocoPath],
         ...["--val-coco", set.valCocoPath, "--images-root", set.imagesDir, "--out", out],
-        ...["--epochs", "1", "--batch-size", "8", "--lr", "0.003", "--input-size", String(size)],
+        // Enough steps to leave the warm-up and the heatmap prior, so detections have distinct
+        // scores and the runtime comparison below compares real detections.
+        ...[
+          "--epochs",
+          String(EPOCHS),
+          "--batch-size",
+          "8",
+          "--lr",
+          "0.003",
+          "--input-size",
+          String(size),
+        ],
         ...["--device", "cpu", "--seed", "1", "--log-every", "1", "--dump-predictions"],
       ]);
       assert.equal(run.code, 0, run.stderr);
@@ -126,8 +139,13 @@ Deno.test({
       assert.equal(params.lr, "0.003");
       assert.equal(params.input_size, String(size));
       const losses = ofType(run.events, "metric").filter((e) => e.key === "train_loss");
-      assert.equal(losses.length, 3); // 24 images / batch 8, logged every step
-      assert.ok(losses.every((e) => Number.isFinite(e.value) && e.epoch === 1));
+      // 24 images / batch 8 = 3 steps per epoch, logged every step.
+      assert.equal(losses.length, 3 * EPOCHS);
+      assert.ok(
+        losses.every((e) =>
+          Number.isFinite(e.value) && Number(e.epoch) >= 1 && Number(e.epoch) <= EPOCHS
+        ),
+      );
       assert.ok(ofType(run.events, "progress").every((e) => Number(e.images_per_sec) > 0));
       const [summary] = ofType(run.events, "summary");
       assert.equal(summary.ap_definition, "coco-101-point");
@@ -200,7 +218,11 @@ Deno.test({
         });
 
         // The whole val set through sharp + onnxruntime-node + TS decode: same detections.
-        let matched = 0, total = 0;
+        // Detections of one class whose scores tie within float noise (a flat, one-epoch heatmap
+        // has many) are ordered by last-bit differences between PyTorch and onnxruntime, so which
+        // of them survive NMS/top-k is not the decoder's doing: they are counted apart. The exact
+        // decoder check above covers ties on identical inputs.
+        let matched = 0, total = 0, tied = 0;
         for (const im of set.val.images) {
           const { data } = await sharp(join(set.imagesDir, im.file_name)).removeAlpha().raw()
             .toBuffer({ resolveWithObject: true });
@@ -216,7 +238,15 @@ Deno.test({
             size: r.size,
             offset: r.offset,
           }, opts);
-          for (const p of preds.filter((q) => q.image_id === im.id)) {
+          const pyImage = preds.filter((q) => q.image_id === im.id);
+          for (const p of pyImage) {
+            const isTie = pyImage.some((q) =>
+              q !== p && q.category_id === p.category_id && Math.abs(q.score - p.score) < 1e-4
+            );
+            if (isTie) {
+              tied++;
+              continue;
+            }
             total++;
             const hit = dets.some((d) =>
               card.category_ids[d.classId] === p.category_id &&
@@ -226,9 +256,11 @@ Deno.test({
             if (hit) matched++;
           }
         }
-        assert.ok(total > 0);
-        // Float noise between runtimes may reorder near-ties; allow a sliver.
-        assert.ok(matched / total >= 0.97, `${matched}/${total} Python detections reproduced`);
+        assert.ok(total >= tied, `most detections are comparable: ${total} vs ${tied} tied`);
+        assert.ok(
+          matched / total >= 0.97,
+          `${matched}/${total} Python detections reproduced (${tied} tied ones set apart)`,
+        );
 
         // TS and Python mAP agree on the trainer's predictions.
         const ts = meanAveragePrecision(set.val, preds);
