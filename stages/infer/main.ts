@@ -14,9 +14,11 @@
  * ```
  * @module
  */
+import "../../common/runtime_assets/sharp_preload.ts"; // first: sharp loads its addon from the runtime cache
 import { EXIT_USAGE, parseStageArgs } from "../../common/config/mod.ts";
 import { messageOf, reasonOf } from "../../common/errors/mod.ts";
 import { serveStage } from "../../common/http/mod.ts";
+import { materialiseRuntimeAssets } from "../../common/runtime_assets/mod.ts";
 import { createLogger } from "../../common/log/mod.ts";
 import { shutdownSignal } from "../../common/worker/mod.ts";
 import { InferSettingsSchema } from "./config.ts";
@@ -84,6 +86,7 @@ async function main(argv: readonly string[]): Promise<number> {
   shutdown.signal.addEventListener("abort", stopServer);
   let server: Deno.HttpServer<Deno.NetAddr> | undefined;
   try {
+    await materialiseRuntimeAssets(config, { addons: ["onnxruntime"] });
     const stage = await createInferStage(config, { log });
     try {
       log.info("starting", { mode, inputs: inputs.length, eval: gt ?? null });

@@ -17,10 +17,12 @@
  * ```
  * @module
  */
+import "../../common/runtime_assets/sharp_preload.ts"; // first: sharp loads its addon from the runtime cache
 import { resolve } from "node:path";
 import { EXIT_USAGE, parseStageArgs } from "../../common/config/mod.ts";
 import { messageOf, reasonOf } from "../../common/errors/mod.ts";
 import { serveStage } from "../../common/http/mod.ts";
+import { materialiseRuntimeAssets } from "../../common/runtime_assets/mod.ts";
 import { shutdownSignal } from "../../common/worker/mod.ts";
 import { ANNOTATION_FORMATS, type AnnotationFormat, IngestSettingsSchema } from "./config.ts";
 import { openIngestDeps } from "./run_once.ts";
@@ -125,6 +127,7 @@ export async function main(argv: readonly string[], opts: MainOptions = {}): Pro
   const log = createIngestLogger(config);
   const shutdown = shutdownSignal();
   try {
+    await materialiseRuntimeAssets(config);
     if (command === "import-annotations" || command === "export") {
       const deps = await openIngestDeps(config, {}, log);
       const stage = createIngestStage(config, deps);

@@ -13,9 +13,11 @@
  * ```
  * @module
  */
+import "../../common/runtime_assets/sharp_preload.ts"; // first: sharp loads its addon from the runtime cache
 import { EXIT_USAGE, parseStageArgs } from "../../common/config/mod.ts";
 import { messageOf, reasonOf } from "../../common/errors/mod.ts";
 import { serveStage } from "../../common/http/mod.ts";
+import { materialiseRuntimeAssets } from "../../common/runtime_assets/mod.ts";
 import { createLogger } from "../../common/log/mod.ts";
 import { shutdownSignal } from "../../common/worker/mod.ts";
 import { effectiveConcurrency, NormalizeSettingsSchema } from "./config.ts";
@@ -65,6 +67,7 @@ async function main(argv: readonly string[]): Promise<number> {
   shutdown.signal.addEventListener("abort", stopServer);
   let server: Deno.HttpServer<Deno.NetAddr> | undefined;
   try {
+    await materialiseRuntimeAssets(config);
     const stage = await createNormalizeStage(config, {
       log,
       concurrency: effectiveConcurrency(config, sources),

@@ -19,6 +19,7 @@ import { messageOf, reasonOf } from "../../common/errors/mod.ts";
 import { serveStage } from "../../common/http/mod.ts";
 import { shutdownSignal } from "../../common/worker/mod.ts";
 import { TrainSettingsSchema } from "./config.ts";
+import { materialisedTrainerCommand } from "./trainer_source.ts";
 import { createTrainLogger, createTrainStage } from "./stage.ts";
 
 const MODES = ["run", "worker", "request", "node"] as const;
@@ -92,6 +93,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const serverAbort = new AbortController();
   let server: Deno.HttpServer<Deno.NetAddr> | undefined;
   try {
+    config.stage.trainerCommand = await materialisedTrainerCommand(config);
     const stage = await createTrainStage(config, { log, signal: shutdown.signal });
     try {
       if (mode === "request") {
