@@ -32,6 +32,9 @@ import { SluiceError } from "../errors/mod.ts";
 /** Bump when the layout of a materialised directory changes (it is part of the hash). */
 export const CACHE_FORMAT = 1;
 
+/** Where fingerprints of already materialised sources point to their directories. */
+export const INDEX_DIR = ".index";
+
 /** The record written last into a complete directory. */
 export const COMPLETE_FILE = ".complete";
 
@@ -159,6 +162,65 @@ export function materialiseFiles(spec: AssetSpec): MaterialisedAsset {
   checkSpec(spec);
   const files = [...spec.files].map((f) => ({ ...f, to: normalize(f.to) }))
     .sort((a, b) => (a.to < b.to ? -1 : a.to > b.to ? 1 : 0));
+  const identity = sourceIdentity(spec, files);
+  const known = identity === undefined ? undefined : lookUp(spec.cacheDir, identity);
+  if (known) return { dir: known, written: false };
+  const result = materialiseContents(spec, files);
+  if (identity !== undefined) remember(spec.cacheDir, identity, result.dir);
+  return result;
+}
+
+/**
+ * A cheap fingerprint of the sources (paths, sizes, modification times; in a compiled binary also
+ * the binary's own), so that a start whose sources have not changed finds its directory through
+ * `<cache>/.index/` without reading and hashing tens of megabytes. Undefined when a source cannot
+ * be stat'ed (the full path then reports it).
+ */
+function sourceIdentity(spec: AssetSpec, files: readonly AssetFile[]): string | undefined {
+  const h = createHash("sha256");
+  h.update(`${CACHE_FORMAT}\0${spec.name}\0`);
+  try {
+    if (Deno.build.standalone) {
+      const exe = Deno.statSync(Deno.execPath());
+      h.update(`exe\0${Deno.execPath()}\0${exe.size}\0${exe.mtime?.getTime()}\0`);
+    }
+    for (const f of files) {
+      const st = Deno.statSync(f.from);
+      h.update(
+        `${f.from}\0${f.to}\0${f.mode ?? 0o644}\0${st.size}\0${st.mtime?.getTime()}\0` +
+          `${st.ctime?.getTime()}\0`,
+      );
+    }
+  } catch {
+    return undefined;
+  }
+  return h.digest("hex").slice(0, 32);
+}
+
+function lookUp(cacheDir: string, identity: string): string | undefined {
+  try {
+    const name = Deno.readTextFileSync(join(cacheDir, INDEX_DIR, identity)).trim();
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) return undefined;
+    const dir = join(cacheDir, name);
+    return readComplete(dir) ? dir : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function remember(cacheDir: string, identity: string, dir: string): void {
+  try {
+    const index = join(cacheDir, INDEX_DIR);
+    Deno.mkdirSync(index, { recursive: true });
+    const tmp = join(index, `.tmp-${identity}-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`);
+    Deno.writeTextFileSync(tmp, `${dir.split("/").pop()}\n`);
+    Deno.renameSync(tmp, join(index, identity));
+  } catch {
+    // Only a shortcut: the next start hashes the sources again.
+  }
+}
+
+function materialiseContents(spec: AssetSpec, files: readonly AssetFile[]): MaterialisedAsset {
   const contents = files.map((f) => readSource(spec, f));
   const hash = createHash("sha256");
   hash.update(`sluice-runtime-asset\0${CACHE_FORMAT}\0${spec.name}\0`);

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { SluiceError } from "../errors/mod.ts";
-import { COMPLETE_FILE, materialiseFiles } from "./materialise.ts";
+import { COMPLETE_FILE, INDEX_DIR, materialiseFiles } from "./materialise.ts";
 import { onnxRuntimeAddon } from "./native_addons.ts";
 
 const CHILD = fileURLToPath(new URL("./testdata/materialise_child.ts", import.meta.url));
@@ -51,6 +51,13 @@ Deno.test("materialiseFiles writes a content-addressed directory once and reuses
 
     const again = materialiseFiles(spec);
     assert.deepEqual(again, { dir: first.dir, written: false });
+    // The next start finds the directory by the sources' fingerprint (no re-hashing).
+    const index = [...Deno.readDirSync(join(spec.cacheDir, INDEX_DIR))];
+    assert.equal(index.length, 1);
+    assert.equal(
+      Deno.readTextFileSync(join(spec.cacheDir, INDEX_DIR, index[0].name)).trim(),
+      first.dir.split("/").pop(),
+    );
 
     await Deno.writeTextFile(join(src, "train.py"), "print('v2')\n");
     const changed = materialiseFiles(spec);
@@ -58,7 +65,8 @@ Deno.test("materialiseFiles writes a content-addressed directory once and reuses
     assert.notEqual(changed.dir, first.dir, "new content, new directory");
     assert.equal(await Deno.readTextFile(join(changed.dir, "train.py")), "print('v2')\n");
     // Nothing but the two complete directories: no temporary directories left behind.
-    const entries = [...Deno.readDirSync(spec.cacheDir)].map((e) => e.name).sort();
+    const entries = [...Deno.readDirSync(spec.cacheDir)].map((e) => e.name)
+      .filter((n) => n !== INDEX_DIR).sort();
     assert.deepEqual(entries, [first.dir, changed.dir].map((d) => d.split("/").pop()).sort());
   });
 });
@@ -141,7 +149,9 @@ Deno.test("two processes materialising at once agree on one intact directory", a
       for (const [rel, hash] of expected) {
         assert.equal(sha256(join(results[0].dir, rel)), hash, `${rel} intact`);
       }
-      const left = [...Deno.readDirSync(cacheDir)].map((e) => e.name);
+      const left = [...Deno.readDirSync(cacheDir)].map((e) => e.name).filter((n) =>
+        n !== INDEX_DIR
+      );
       assert.deepEqual(left, [results[0].dir.split("/").pop()], "no temporary directories left");
     });
   }
