@@ -169,3 +169,35 @@ Deno.test("the stage entry points load sharp from the runtime cache before sharp
     }
   });
 });
+
+Deno.test("the infer detector worker loads onnxruntime's binding from the runtime cache", async () => {
+  await withDir(async (dir) => {
+    const cacheDir = join(dir, "cache");
+    const session = fileURLToPath(
+      new URL("../../stages/infer/detector_session.ts", import.meta.url),
+    );
+    // The worker is a thread of this process: its libraries show in the process's maps.
+    const code = `const { DetectorSession } = await import(${JSON.stringify(session)});
+      const s = await DetectorSession.open(${
+      JSON.stringify(testdata("add_one.onnx"))
+    }, { provider: "cpu" });
+      const m = Deno.readTextFileSync("/proc/self/maps").split("\\n")
+        .map((l) => l.split(/\\s+/).slice(5).join(" "))
+        .filter((p) => /onnxruntime[^/]*\\.(node|so[.0-9]*)$/.test(p));
+      console.log(JSON.stringify({ inputs: s.graph.inputNames, mapped: [...new Set(m)] }));
+      await s.close();`;
+    const o = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", code],
+      env: { SLUICE_RUNTIME_CACHE_DIR: cacheDir },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const d = new TextDecoder();
+    assert.equal(o.code, 0, d.decode(o.stderr));
+    const r = JSON.parse(d.decode(o.stdout));
+    assert.deepEqual(r.inputs, ["x"]);
+    assert.ok(r.mapped.some((p: string) => p.endsWith("/libonnxruntime.so.1")), r.mapped);
+    assert.ok(r.mapped.some((p: string) => p.endsWith("/onnxruntime_binding.node")), r.mapped);
+    for (const p of r.mapped) assert.ok(p.startsWith(cacheDir + "/"), `${p} is in the cache`);
+  });
+});
