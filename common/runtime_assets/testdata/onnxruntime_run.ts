@@ -2,6 +2,9 @@
  * Test child: loads onnxruntime-node the way the infer detector worker does (the preload first,
  * with SLUICE_RUNTIME_CACHE_DIR set by the test), runs `add_one.onnx` and prints the output and
  * the paths libonnxruntime and the binding were mapped from.
+ *
+ * `add_one.onnx` (97 bytes) is `y = x + 1` on a float vector, opset 13, made with Python's
+ * `onnx.helper` (make_node("Add", ["x", "one"], ["y"]) with the initializer one = [1.0]).
  * @module
  */
 import "../onnxruntime_preload.ts";
