@@ -3,7 +3,8 @@
 # binaries as systemd units.
 #
 #   host.sh [--dry-run] [--release VERSION] [--artifacts URL] [--stage STAGE]...
-#           [--rke2 server|agent] [--rke2-install-url URL] [--dest DIR] [-- NVME_ARGS...]
+#           [--rke2 server|agent] [--rke2-install-url URL] [--dest DIR]
+#           [--env KEY=VALUE]... [--env-ssm KEY=SSM_PARAMETER]... [-- NVME_ARGS...]
 #
 # 1. runs nvme.sh (beside this script) with NVME_ARGS;
 # 2. with --rke2, installs RKE2 of that type unless present (config in /etc/rancher/rke2/) and
@@ -11,13 +12,15 @@
 # 3. with --stage, fetches the release's artifacts into DEST (default /opt/sluice/VERSION):
 #    URL/bin/sluice-<stage> and URL/systemd/ (the units and install.sh), from s3:// (aws CLI),
 #    file:// or a directory, or https:// (URL/bundle.tar.gz holding bin/ and systemd/);
-# 4. runs systemd/install.sh --stage STAGE --binary DEST/bin/sluice-STAGE for each stage.
+# 4. sets --env values (and --env-ssm ones, read from SSM Parameter Store with decryption) in
+#    /etc/sluice/sluice.env (mode 0640, group sluice), other lines kept;
+# 5. runs systemd/install.sh --stage STAGE --binary DEST/bin/sluice-STAGE for each stage.
 # --dry-run prints every step (nvme.sh prints its own plan) and changes nothing.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 DRY=0 RELEASE="" ARTIFACTS="" RKE2="" RKE2_URL=https://get.rke2.io DEST=""
-STAGES=() NVME_ARGS=()
+STAGES=() NVME_ARGS=() ENVS=() ENV_SSM=() ENV_FILE=/etc/sluice/sluice.env
 
 die() { echo "host.sh: error: $*" >&2; exit 1; }
 step() {
@@ -34,6 +37,8 @@ while [ $# -gt 0 ]; do
     --rke2) RKE2=$2; shift 2 ;;
     --rke2-install-url) RKE2_URL=$2; shift 2 ;;
     --dest) DEST=$2; shift 2 ;;
+    --env) ENVS+=("$2"); shift 2 ;;
+    --env-ssm) ENV_SSM+=("$2"); shift 2 ;;
     --) shift; NVME_ARGS=("$@"); break ;;
     -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
@@ -41,6 +46,9 @@ while [ $# -gt 0 ]; do
 done
 for s in "${STAGES[@]}"; do
   case $s in ingest | normalize | train | infer) ;; *) die "--stage: expected ingest, normalize, train or infer, found '$s'" ;; esac
+done
+for kv in "${ENVS[@]}" "${ENV_SSM[@]}"; do
+  [[ $kv =~ ^[A-Z_][A-Z0-9_]*=.*$ ]] || die "--env/--env-ssm: expected KEY=VALUE, found '$kv'"
 done
 case $RKE2 in "" | server | agent) ;; *) die "--rke2: expected server or agent, found '$RKE2'" ;; esac
 if [ ${#STAGES[@]} -gt 0 ]; then
@@ -94,7 +102,30 @@ if [ "$DRY" = 0 ]; then
   done
 fi
 
-# 4. units
+# 4. settings
+set_env() { # KEY VALUE: replace or add KEY=VALUE in the env file
+  local tmp="$ENV_FILE.sluice-tmp"
+  install -d -m 0755 "$(dirname "$ENV_FILE")"
+  { grep -v "^$1=" "$ENV_FILE" 2>/dev/null || true; printf '%s=%s\n' "$1" "$2"; } >"$tmp"
+  chmod 0640 "$tmp"
+  getent group sluice >/dev/null && chgrp sluice "$tmp"
+  mv "$tmp" "$ENV_FILE"
+}
+for kv in "${ENVS[@]}"; do
+  step "set ${kv%%=*} in $ENV_FILE" set_env "${kv%%=*}" "${kv#*=}"
+done
+for kv in "${ENV_SSM[@]}"; do
+  if [ "$DRY" = 1 ]; then
+    echo "plan: set ${kv%%=*} in $ENV_FILE from SSM parameter ${kv#*=}"
+  else
+    value=$(aws ssm get-parameter --with-decryption --name "${kv#*=}" --query Parameter.Value --output text) ||
+      die "SSM parameter ${kv#*=} (for ${kv%%=*}): expected it to be readable, found an error"
+    echo "run: set ${kv%%=*} in $ENV_FILE from SSM parameter ${kv#*=}"
+    set_env "${kv%%=*}" "$value"
+  fi
+done
+
+# 5. units
 for s in "${STAGES[@]}"; do
   step "install stage $s" bash "$DEST/systemd/install.sh" --stage "$s" --binary "$DEST/bin/sluice-$s"
 done

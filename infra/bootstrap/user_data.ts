@@ -28,6 +28,10 @@ export interface HostBootstrap {
   rke2?: "server" | "agent";
   /** RKE2 install script URL (a mirror for air-gapped sites). */
   rke2InstallUrl?: string;
+  /** Non-secret settings written to /etc/sluice/sluice.env. */
+  env?: Readonly<Record<string, string>>;
+  /** Settings read at boot from SSM Parameter Store (SecureString), by parameter name. */
+  envSsm?: Readonly<Record<string, string>>;
 }
 
 function packed(name: string): string {
@@ -57,6 +61,8 @@ export function hostBootstrapScript(h: HostBootstrap): string {
   for (const s of h.stages ?? []) args.push("--stage", s);
   if (h.rke2) args.push("--rke2", h.rke2);
   if (h.rke2InstallUrl) args.push("--rke2-install-url", h.rke2InstallUrl);
+  for (const [k, v] of Object.entries(h.env ?? {})) args.push("--env", `${k}=${v}`);
+  for (const [k, v] of Object.entries(h.envSsm ?? {})) args.push("--env-ssm", `${k}=${v}`);
   args.push("--", ...nvmeArgs(h.nvme));
   const dir = "/opt/sluice/bootstrap";
   return [

@@ -23,6 +23,8 @@ const script = hostBootstrapScript({
   release: "1.2.0",
   artifacts: "s3://artifacts-bucket/sluice/1.2.0",
   stages: ["ingest", "normalize"],
+  env: { SLUICE_SOURCE_URL: "s3://raw-bucket" },
+  envSsm: { SLUICE_MANIFEST_URL: "/sluice/manifest-url" },
 });
 
 Deno.test("host bootstrap fits EC2 user data and is a Terraform template as is", () => {
@@ -83,6 +85,14 @@ Deno.test("host bootstrap unpacks the scripts and runs host.sh (dry run)", async
     assert.match(
       r.out,
       /install\.sh --stage normalize --binary \/opt\/sluice\/1\.2\.0\/bin\/sluice-normalize/,
+    );
+    assert.match(
+      r.out,
+      /plan: set SLUICE_SOURCE_URL in \/etc\/sluice\/sluice\.env: set_env SLUICE_SOURCE_URL s3:\/\/raw-bucket/,
+    );
+    assert.match(
+      r.out,
+      /plan: set SLUICE_MANIFEST_URL in \/etc\/sluice\/sluice\.env from SSM parameter \/sluice\/manifest-url/,
     );
     assert.match(r.out, /host\.sh: dry run: nothing changed/);
   } finally {
