@@ -2,7 +2,7 @@
 # Sluice host bootstrap (EC2 user data, RKE2 hosts): NVMe staging, optionally RKE2, then the stage
 # binaries as systemd units.
 #
-#   host.sh [--dry-run] [--release VERSION] [--artifacts URL] [--stage STAGE]...
+#   host.sh [--dry-run] [--release VERSION] [--artifacts URL] [--stage STAGE]... [--stages A,B]
 #           [--rke2 server|agent] [--rke2-install-url URL] [--dest DIR]
 #           [--env KEY=VALUE]... [--env-ssm KEY=SSM_PARAMETER]... [-- NVME_ARGS...]
 #
@@ -34,6 +34,7 @@ while [ $# -gt 0 ]; do
     --release) RELEASE=$2; shift 2 ;;
     --artifacts) ARTIFACTS=${2%/}; shift 2 ;;
     --stage) STAGES+=("$2"); shift 2 ;;
+    --stages) IFS=, read -r -a more <<<"$2"; STAGES+=("${more[@]}"); shift 2 ;;
     --rke2) RKE2=$2; shift 2 ;;
     --rke2-install-url) RKE2_URL=$2; shift 2 ;;
     --dest) DEST=$2; shift 2 ;;

@@ -21,6 +21,8 @@ export interface HostBootstrap {
   nvme: NvmeSettings;
   /** Stage binaries to install as systemd units (none on Kubernetes nodes). */
   stages?: readonly ("ingest" | "normalize" | "train" | "infer")[];
+  /** Comma-separated stages, e.g. a Terraform expression `${join(",", each.value.stages)}`. */
+  stageList?: string;
   /** Release version (names the install directory /opt/sluice/<release>). */
   release?: string;
   /** Artifacts location: s3://bucket/sluice/<release>, https://…, file://… */
@@ -59,6 +61,7 @@ export function hostBootstrapScript(h: HostBootstrap): string {
   if (h.release) args.push("--release", h.release);
   if (h.artifacts) args.push("--artifacts", h.artifacts);
   for (const s of h.stages ?? []) args.push("--stage", s);
+  if (h.stageList !== undefined) args.push("--stages", h.stageList);
   if (h.rke2) args.push("--rke2", h.rke2);
   if (h.rke2InstallUrl) args.push("--rke2-install-url", h.rke2InstallUrl);
   for (const [k, v] of Object.entries(h.env ?? {})) args.push("--env", `${k}=${v}`);

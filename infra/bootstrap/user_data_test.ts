@@ -109,6 +109,8 @@ Deno.test("host.sh: shellcheck clean, refuses bad stages and a missing artifacts
   const bad = await run("bash", [host, "--dry-run", "--stage", "ingester"]);
   assert.notEqual(bad.code, 0);
   assert.match(bad.out, /--stage: expected ingest, normalize, train or infer, found 'ingester'/);
+  const list = await run("bash", [host, "--dry-run", "--release", "1", "--stages", "ingest,bogus"]);
+  assert.match(list.out, /--stage: expected ingest, normalize, train or infer, found 'bogus'/);
   const noUrl = await run("bash", [host, "--dry-run", "--release", "1", "--stage", "infer"]);
   assert.notEqual(noUrl.code, 0);
   assert.match(

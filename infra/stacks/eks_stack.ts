@@ -13,7 +13,7 @@
  */
 import { Buffer } from "node:buffer";
 import type { Construct } from "constructs";
-import { Fn, TerraformOutput, TerraformStack, TerraformVariable } from "cdktf";
+import { Fn, TerraformLocal, TerraformOutput, TerraformStack, TerraformVariable } from "cdktf";
 import { AwsProvider } from "@cdktf/provider-aws/lib/provider/index.js";
 import { DataAwsPartition } from "@cdktf/provider-aws/lib/data-aws-partition/index.js";
 import { IamRole } from "@cdktf/provider-aws/lib/iam-role/index.js";
@@ -33,7 +33,7 @@ import { NvmeSettingsSchema, stagingPath } from "../nvme_settings.ts";
 import { hostBootstrapScript, mimeUserData } from "../bootstrap/user_data.ts";
 import { type PolicyDocument, serviceTrust, stagePolicy } from "./_iam.ts";
 import { addStorage } from "./_storage.ts";
-import { addManifests } from "./_k8s_manifests.ts";
+import { addManifests, manifestId } from "./_k8s_manifests.ts";
 
 /** Build-time settings of the eks variant. */
 export const EksSettingsSchema = z.strictObject({
@@ -180,7 +180,12 @@ export class EksStack extends TerraformStack {
     );
 
     // IRSA: one role per stage ServiceAccount, and one for the train Job's ranks.
-    const issuer = '${replace(aws_eks_cluster.cluster.identity[0].oidc[0].issuer, "https://", "")}';
+    // A local, so the policy JSON holds no quotes inside its interpolations.
+    const issuer = new TerraformLocal(
+      this,
+      "oidc_issuer",
+      '${replace(aws_eks_cluster.cluster.identity[0].oidc[0].issuer, "https://", "")}',
+    ).asString;
     const ns = s.k8s.namespace;
     const irsa = (name: string, sa: string, policy: PolicyDocument) => {
       const role = new IamRole(this, `irsa_${name}`, {
@@ -245,7 +250,9 @@ export class EksStack extends TerraformStack {
       kind: "ServiceAccount",
       metadata: { name: "default", namespace: ns },
       annotations: { "eks.amazonaws.com/role-arn": trainJobRole.arn },
-      dependsOn: [manifests.get(`namespace_${ns}`)!],
+      dependsOn: [
+        manifests.get(manifestId({ apiVersion: "v1", kind: "Namespace", metadata: { name: ns } }))!,
+      ],
     });
 
     const out = (name: string, value: unknown, description: string) =>
