@@ -20,6 +20,8 @@ import { IamRole } from "@cdktf/provider-aws/lib/iam-role/index.js";
 import { IamRolePolicy } from "@cdktf/provider-aws/lib/iam-role-policy/index.js";
 import { IamInstanceProfile } from "@cdktf/provider-aws/lib/iam-instance-profile/index.js";
 import { SecurityGroup } from "@cdktf/provider-aws/lib/security-group/index.js";
+import { VpcSecurityGroupIngressRule } from "@cdktf/provider-aws/lib/vpc-security-group-ingress-rule/index.js";
+import { VpcSecurityGroupEgressRule } from "@cdktf/provider-aws/lib/vpc-security-group-egress-rule/index.js";
 import { LaunchTemplate } from "@cdktf/provider-aws/lib/launch-template/index.js";
 import { AutoscalingGroup } from "@cdktf/provider-aws/lib/autoscaling-group/index.js";
 import { DbSubnetGroup } from "@cdktf/provider-aws/lib/db-subnet-group/index.js";
@@ -81,12 +83,12 @@ export class AwsStack extends TerraformStack {
     });
     const vpc = v("vpc_id", { type: "string", description: "VPC of the hosts" });
     const subnets = v("subnet_ids", { type: "list(string)", description: "Subnets of the hosts" });
-    const metricsCidrs = v("metrics_cidrs", {
+    v("metrics_cidrs", {
       type: "list(string)",
       default: [],
       description: "CIDRs allowed to scrape /metrics on every stage's port (9101-9104)",
     });
-    const webhookCidrs = v("webhook_cidrs", {
+    v("webhook_cidrs", {
       type: "list(string)",
       default: [],
       description: "CIDRs allowed to POST S3 events to the ingest webhook (9101)",
@@ -141,47 +143,53 @@ export class AwsStack extends TerraformStack {
     );
 
     // Security groups: each stage's port open to the metrics CIDRs; ingest's also to webhooks.
+    // One rule per CIDR (for_each), so an empty list opens nothing.
     const groups = {} as Record<HostStage, SecurityGroup>;
+    const rule = (
+      id: string,
+      o: ConstructorParameters<typeof VpcSecurityGroupIngressRule>[2],
+      each?: string,
+    ) => {
+      const r = new VpcSecurityGroupIngressRule(this, id, o);
+      if (each) r.addOverride("for_each", each);
+      return r;
+    };
     for (const stage of HOST_STAGES) {
       const port = DEFAULT_HTTP_PORTS[stage];
-      groups[stage] = new SecurityGroup(this, `${stage}_sg`, {
+      const sg = new SecurityGroup(this, `${stage}_sg`, {
         name: `${prefix.stringValue}-${stage}`,
         description: `Sluice ${stage}: metrics${stage === "ingest" ? " and S3 event webhook" : ""}`,
         vpcId: vpc.stringValue,
-        ingress: [
-          {
-            description: "Prometheus scrape of /metrics",
-            fromPort: port,
-            toPort: port,
-            protocol: "tcp",
-            cidrBlocks: metricsCidrs.listValue,
-          },
-          ...(stage === "ingest"
-            ? [{
-              description: "S3 event notifications (POST /events)",
-              fromPort: port,
-              toPort: port,
-              protocol: "tcp",
-              cidrBlocks: webhookCidrs.listValue,
-            }]
-            : []),
-          ...(stage === "train"
-            ? [{
-              description: "torch.distributed rendezvous between train hosts",
-              fromPort: s.trainMasterPort,
-              toPort: s.trainMasterPort + 100,
-              protocol: "tcp",
-              selfAttribute: true,
-            }]
-            : []),
-        ],
-        egress: [{
-          description: "S3, SQS, PostgreSQL, MLflow",
-          fromPort: 0,
-          toPort: 0,
-          protocol: "-1",
-          cidrBlocks: ["0.0.0.0/0"],
-        }],
+      });
+      groups[stage] = sg;
+      const tcp = { securityGroupId: sg.id, ipProtocol: "tcp", fromPort: port, toPort: port };
+      rule(`${stage}_metrics`, {
+        ...tcp,
+        description: "Prometheus scrape of /metrics",
+        cidrIpv4: "${each.value}",
+      }, "${toset(var.metrics_cidrs)}");
+      if (stage === "ingest") {
+        rule(`${stage}_webhook`, {
+          ...tcp,
+          description: "S3 event notifications (POST /events)",
+          cidrIpv4: "${each.value}",
+        }, "${toset(var.webhook_cidrs)}");
+      }
+      if (stage === "train") {
+        rule(`${stage}_rendezvous`, {
+          securityGroupId: sg.id,
+          ipProtocol: "tcp",
+          fromPort: s.trainMasterPort,
+          toPort: s.trainMasterPort + 100,
+          description: "torch.distributed rendezvous between train hosts",
+          referencedSecurityGroupId: sg.id,
+        });
+      }
+      new VpcSecurityGroupEgressRule(this, `${stage}_egress`, {
+        securityGroupId: sg.id,
+        ipProtocol: "-1",
+        cidrIpv4: "0.0.0.0/0",
+        description: "S3, SQS, SSM, PostgreSQL, MLflow, artifacts",
       });
     }
 
@@ -278,13 +286,18 @@ export class AwsStack extends TerraformStack {
       name: `${prefix.stringValue}-manifest`,
       description: "Sluice manifest PostgreSQL: 5432 from the stage hosts",
       vpcId: vpc.stringValue,
-      ingress: [{
+    });
+    for (const st of HOST_STAGES) {
+      const r = new VpcSecurityGroupIngressRule(this, `rds_from_${st}`, {
+        securityGroupId: "${aws_security_group.rds_sg[0].id}",
+        ipProtocol: "tcp",
         fromPort: 5432,
         toPort: 5432,
-        protocol: "tcp",
-        securityGroups: HOST_STAGES.map((st) => groups[st].id),
-      }],
-    });
+        referencedSecurityGroupId: groups[st].id,
+        description: `PostgreSQL from ${st}`,
+      });
+      r.addOverride("count", "${var.create_rds ? 1 : 0}");
+    }
     const dbSubnets = new DbSubnetGroup(this, "rds_subnets", {
       count: "${var.create_rds ? 1 : 0}" as unknown as number,
       name: `${prefix.stringValue}-manifest`,

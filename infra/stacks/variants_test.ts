@@ -108,18 +108,33 @@ Deno.test("aws: protected buckets, the event notification, NVMe hosts, outputs",
     assert.match(script, /'--artifacts' '\$\{local\.artifacts_source\}'/);
     assert.ok(res("aws", "aws_autoscaling_group")[`${stage}_asg`], `${stage}: ASG`);
     assert.ok(res("aws", "aws_iam_instance_profile")[`${stage}_profile`], `${stage}: profile`);
-    for (const rule of res("aws", "aws_security_group")[`${stage}_sg`].ingress as Json[]) {
-      assert.ok(
-        !JSON.stringify(rule.cidr_blocks ?? []).includes("0.0.0.0/0"),
-        `${stage}: open ingress`,
-      );
-      assert.ok(
-        ["${var.metrics_cidrs}", "${var.webhook_cidrs}"].includes(rule.cidr_blocks) ||
-          rule.self === true,
-        `${stage}: ingress from named CIDRs only, found ${JSON.stringify(rule)}`,
-      );
-    }
+    assert.equal(
+      res("aws", "aws_security_group")[`${stage}_sg`].ingress,
+      undefined,
+      "rules are separate",
+    );
   }
+  const ingress = res("aws", "aws_vpc_security_group_ingress_rule");
+  const sources = Object.fromEntries(
+    Object.entries(ingress).map((
+      [k, r]: [string, Json],
+    ) => [k, r.for_each ?? r.referenced_security_group_id]),
+  );
+  assert.deepEqual(sources, {
+    ingest_metrics: "${toset(var.metrics_cidrs)}",
+    ingest_webhook: "${toset(var.webhook_cidrs)}",
+    normalize_metrics: "${toset(var.metrics_cidrs)}",
+    train_metrics: "${toset(var.metrics_cidrs)}",
+    train_rendezvous: "${aws_security_group.train_sg.id}",
+    infer_metrics: "${toset(var.metrics_cidrs)}",
+    rds_from_ingest: "${aws_security_group.ingest_sg.id}",
+    rds_from_normalize: "${aws_security_group.normalize_sg.id}",
+    rds_from_train: "${aws_security_group.train_sg.id}",
+    rds_from_infer: "${aws_security_group.infer_sg.id}",
+  }, "ingress only from the named CIDRs and the stage groups");
+  assert.equal(ingress.ingest_metrics.from_port, 9101);
+  assert.equal(ingress.infer_metrics.to_port, 9104);
+  assert.ok(!JSON.stringify(ingress).includes("0.0.0.0/0"), "no ingress from anywhere");
   assert.equal(res("aws", "aws_db_instance").manifest.count, "${var.create_rds ? 1 : 0}");
   assert.equal(res("aws", "aws_db_instance").manifest.manage_master_user_password, true);
   for (
