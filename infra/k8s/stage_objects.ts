@@ -216,6 +216,8 @@ export function configData(s: K8sSettings): Record<string, string> {
     // The train launcher's Indexed Job uses the same image as the Deployments.
     SLUICE_TRAIN_K8S_IMAGE: imageRef(s.image),
     SLUICE_TRAIN_K8S_NAMESPACE: s.namespace,
+    // The image has the binaries on PATH; the Job the launcher writes runs this.
+    SLUICE_TRAIN_BIN_PATH: WORKLOAD_COMMANDS.train[0],
     ...s.config,
   };
 }
