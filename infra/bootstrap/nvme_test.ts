@@ -102,6 +102,22 @@ Deno.test("nvme.sh dry-run plans", async (t) => {
     assert.match(r.out, /dry run: \d+ steps planned, nothing changed/);
   });
 
+  await t.step("systemd mount unit: by UUID, noatime,nofail, wanted by local-fs", async () => {
+    const r = await plan(
+      [...ROOT, disk("nvme1n1", { model: STORE })],
+      "--mount-method",
+      "systemd",
+      "--unit-dir",
+      "/nonexistent-unit-dir",
+    );
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /plan: write mount unit \/nonexistent-unit-dir\/[^:]*\.mount/);
+    assert.match(r.out, /What=\/dev\/disk\/by-uuid\/<uuid of \/dev\/nvme1n1>/);
+    assert.match(r.out, /Type=xfs\nOptions=noatime,nofail\n/);
+    assert.match(r.out, /WantedBy=local-fs\.target/);
+    assert.match(r.out, /plan: mount .*: systemctl start .*\.mount/);
+  });
+
   await t.step("several disks: one RAID0 array, mkfs on the array only", async () => {
     const r = await plan(
       [

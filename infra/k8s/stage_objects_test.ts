@@ -120,7 +120,11 @@ Deno.test("stage objects", async (t) => {
     const cm = objects.find((o): o is IConfigMap => o.kind === "ConfigMap")!;
     assert.equal(cm.data!.SLUICE_TRAIN_K8S_IMAGE, "ghcr.io/sluice/sluice:1.4.2");
     assert.equal(cm.data!.SLUICE_TRAIN_K8S_NAMESPACE, "sluice");
-    assert.equal(cm.data!.SLUICE_TRAIN_BIN_PATH, c.command![0], "launcher and Job run the same binary");
+    assert.equal(
+      cm.data!.SLUICE_TRAIN_BIN_PATH,
+      c.command![0],
+      "launcher and Job run the same binary",
+    );
   });
 
   await t.step("the ingest Service exposes the webhook and metrics port", () => {
