@@ -12,8 +12,16 @@ import { join } from "node:path";
 import { staleInfraFiles } from "./synth.ts";
 import { renderInfraFiles, type Variant, variantFile, VARIANTS } from "./variants.ts";
 
-// deno-lint-ignore no-explicit-any
-type Json = Record<string, any>;
+/**
+ * Parsed Terraform JSON, loosely typed for navigation in assertions: every property and element
+ * is again a Json, usable as a string or an array where the document holds one (a wrong guess
+ * fails the assertion that uses it).
+ */
+interface JsonNode {
+  readonly [k: string]: Json;
+}
+type Json = JsonNode & string & JsonList;
+interface JsonList extends ReadonlyArray<Json> {}
 
 const started = performance.now();
 const files = renderInfraFiles();
@@ -44,7 +52,7 @@ Deno.test("every variant declares its providers and OpenTofu version", () => {
   for (const v of VARIANTS) {
     const t = tf(v).terraform;
     assert.deepEqual(Object.keys(t.required_providers).sort(), want[v], v);
-    for (const p of Object.values(t.required_providers) as { source: string }[]) {
+    for (const p of Object.values(t.required_providers)) {
       assert.match(p.source, /^hashicorp\//, `${v}: full provider source`);
     }
     assert.equal(t.backend, undefined, `${v}: backend left to the operator`);
@@ -78,7 +86,7 @@ Deno.test("aws: protected buckets, the event notification, NVMe hosts, outputs",
   }
   const lifecycle = res("aws", "aws_s3_bucket_lifecycle_configuration").dataset_lifecycle.rule;
   assert.deepEqual(
-    lifecycle.filter((r: Json) => r.expiration).map((r: Json) => r.filter[0].prefix),
+    lifecycle.filter((r: Json) => r.expiration).map((r: Json) => (r as JsonNode).filter[0].prefix),
     ["staging/", "tmp/"],
   );
   const note = res("aws", "aws_s3_bucket_notification").raw_events;
@@ -187,7 +195,7 @@ Deno.test("eks: NVMe node groups, IRSA per stage, the stage objects, outputs", (
     assert.equal(pod.containers[0].image, "${var.image}");
     assert.deepEqual(pod.nodeSelector, { "sluice.dev/nvme": "true" });
     assert.equal(
-      pod.volumes.find((v: Json) => v.name === "staging").hostPath.path,
+      pod.volumes.find((v: Json) => v.name === "staging")!.hostPath.path,
       "/mnt/nvme/sluice",
     );
   }
@@ -227,7 +235,7 @@ Deno.test("openshift: restricted SCC workloads on local PVs, NVMe MachineConfig,
     assert.equal(pod.securityContext.runAsUser, undefined);
     assert.equal(pod.containers[0].securityContext.allowPrivilegeEscalation, false);
     assert.equal(
-      pod.volumes.find((v: Json) => v.name === "staging").ephemeral.volumeClaimTemplate.spec
+      pod.volumes.find((v: Json) => v.name === "staging")!.ephemeral.volumeClaimTemplate.spec
         .storageClassName,
       "sluice-nvme",
     );
@@ -259,10 +267,10 @@ Deno.test("rke2: servers, agents and stage hosts over SSH, in-cluster option, ou
     assert.equal(h.connection.type, "ssh");
     const script = h.provisioner.find((p: Json) =>
       p.file?.destination === "/tmp/sluice-bootstrap.sh"
-    ).file.content;
+    )!.file.content;
     assert.match(script, NVME_ARGS, name);
     assert.match(
-      h.provisioner.at(-1)["remote-exec"].inline.at(-1),
+      Array.from<Json>(h.provisioner).at(-1)!["remote-exec"].inline.at(-1)!,
       /sudo bash \/tmp\/sluice-bootstrap\.sh/,
     );
   }
