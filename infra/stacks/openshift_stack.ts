@@ -134,7 +134,7 @@ export class OpenshiftStack extends TerraformStack {
       validation: [{
         condition:
           `\${var.volumes_per_node >= 1 && var.volumes_per_node <= ${MAX_VOLUMES_PER_NODE}}`,
-        errorMessage: `volumes_per_node: expected 1 to ${MAX_VOLUMES_PER_NODE}`,
+        errorMessage: `Expected volumes_per_node between 1 and ${MAX_VOLUMES_PER_NODE}.`,
       }],
     });
     v("pv_capacity", {
