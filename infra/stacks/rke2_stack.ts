@@ -91,7 +91,7 @@ export class Rke2Stack extends TerraformStack {
       type: "ssh" as const,
       host: "${each.value.address}",
       user,
-      privateKey: "${file(var.ssh_private_key_path)}",
+      privateKey: "${file(pathexpand(var.ssh_private_key_path))}",
     });
     const rke2Config = (role: "server" | "agent") =>
       [
