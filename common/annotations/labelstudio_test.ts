@@ -275,8 +275,11 @@ Deno.test("Label Studio export", async (t) => {
     assert.equal(r0.from_name, "label");
     assert.equal(r0.to_name, "image");
     assert.equal(r0.original_width, 640);
-    // Default: polygons go out as their box, for detection-only labelling configs.
-    assert.equal(r1.type, "rectanglelabels");
+    // Default: polygons stay polygons (what the source held); `polygons: "rectangle"` boxes them.
+    assert.equal(r1.type, "polygonlabels");
+    const boxed = toLabelStudioTasks(images, anns, { polygons: "rectangle" });
+    assert.equal(boxed[0].annotations?.[0].result[1].type, "rectanglelabels");
+    assert.deepEqual(boxed[0].annotations?.[0].result[1].value.width, 10);
     assert.equal(tasks[1].annotations, undefined);
     assert.equal(toLabelStudioTasks(images, anns, { includeEmpty: false }).length, 1);
   });
