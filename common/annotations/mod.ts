@@ -26,4 +26,3 @@ export * from "./rotated_box.ts";
 export * from "./voc.ts";
 export * from "./voc_dataset.ts";
 export * from "./yolo.ts";
-export * from "./yolo_dataset.ts";
