@@ -134,7 +134,7 @@ Deno.test("sluice-ingest annotation commands: YOLO, VOC, Label Studio with a lab
         const yaml = await readFile(join(dir, "yolo", "data.yaml"), "utf8");
         assert.match(yaml, /^path: .*\ntrain: images\/train\nval: images\/val\n/);
         // Class ids follow the manifest's label ids (labels in the order the import met them).
-      assert.match(yaml, /\nnames:\n {2}0: dog\n {2}1: car\n {2}2: cat\n$/);
+        assert.match(yaml, /\nnames:\n {2}0: dog\n {2}1: car\n {2}2: cat\n$/);
         assert.equal(await readFile(join(dir, "yolo/labels/train/b.txt"), "utf8"), "");
         assert.equal(
           await exists(join(dir, "yolo/labels/train/c.txt")),
@@ -251,6 +251,38 @@ Deno.test("sluice-ingest annotation commands: YOLO, VOC, Label Studio with a lab
       },
     );
 
+    await t.step(
+      "a COCO image without annotations exports as reviewed, not unlabelled",
+      async () => {
+        await Deno.writeTextFile(
+          join(dir, "coco.json"),
+          JSON.stringify({
+            images: [
+              { id: 1, file_name: "a.jpg", width: 200, height: 100 },
+              { id: 3, file_name: "c.jpg", width: 64, height: 96 },
+            ],
+            annotations: [{ id: 9, image_id: 1, category_id: 1, bbox: [1, 2, 30, 40] }],
+            categories: [{ id: 1, name: "dog" }],
+          }),
+        );
+        const imp = await run(
+          ["import-annotations", "--format", "coco", "coco.json", ...common],
+          dir,
+        );
+        assert.equal(imp.code, 0, imp.err + imp.out);
+        assert.equal(JSON.parse(imp.out).reviewedEmpty, 1);
+        const r = await run(
+          ["export", "--format", "labelstudio", "--out", "-", "--source", "coco", ...common],
+          dir,
+        );
+        const tasks = JSON.parse(r.out) as { data: { image: string }; annotations?: unknown[] }[];
+        const c = tasks.find((x) => x.data.image.endsWith("c.jpg"))!;
+        assert.deepEqual(c.annotations, [{ result: [], ground_truth: false }]);
+        const b = tasks.find((x) => x.data.image.endsWith("b.jpg"))!;
+        assert.equal(b.annotations, undefined, "b: no COCO annotations and not in the COCO file");
+      },
+    );
+
     await t.step("a label the config lacks fails the export with its name", async () => {
       await Deno.writeTextFile(
         join(dir, "small.xml"),
@@ -265,6 +297,8 @@ Deno.test("sluice-ingest annotation commands: YOLO, VOC, Label Studio with a lab
           "-",
           "--label-config",
           "small.xml",
+          "--source",
+          "labelstudio",
           ...common,
         ],
         dir,
