@@ -283,6 +283,69 @@ Deno.test("sluice-ingest annotation commands: YOLO, VOC, Label Studio with a lab
       },
     );
 
+    await t.step(
+      "import with a label config: aliases map to labels, unknown labels are skipped",
+      async () => {
+        await Deno.writeTextFile(
+          join(dir, "alias.xml"),
+          '<View><Image name="image" value="$image"/><RectangleLabels name="label" toName="image">' +
+            '<Label value="cat" alias="C"/><Label value="dog"/></RectangleLabels></View>',
+        );
+        await Deno.writeTextFile(
+          join(dir, "alias.json"),
+          JSON.stringify([{
+            data: { image: "/data/local-files/?d=raw/c.jpg" },
+            annotations: [{
+              result: [
+                result(
+                  "rectanglelabels",
+                  { x: 0, y: 0, width: 50, height: 50, rectanglelabels: ["C"] },
+                  64,
+                  96,
+                ),
+                result(
+                  "rectanglelabels",
+                  { x: 10, y: 10, width: 5, height: 5, rectanglelabels: ["horse"] },
+                  64,
+                  96,
+                ),
+              ],
+            }],
+          }]),
+        );
+        const r = await run(
+          [
+            "import-annotations",
+            "--format",
+            "labelstudio",
+            "--label-config",
+            "alias.xml",
+            "alias.json",
+            ...common,
+          ],
+          dir,
+        );
+        assert.equal(r.code, 0, r.err + r.out);
+        const out = JSON.parse(r.out);
+        assert.equal(out.annotations, 1);
+        assert.ok(
+          out.problemExamples.some((p: { problem: string }) =>
+            p.problem === 'label "horse" is not in the label config: skipped'
+          ),
+        );
+        const ls = await run(
+          ["export", "--format", "labelstudio", "--out", "-", "--source", "labelstudio", ...common],
+          dir,
+        );
+        const c = (JSON.parse(ls.out) as {
+          data: { image: string };
+          annotations: { result: { value: { rectanglelabels: string[] } }[] }[];
+        }[])
+          .find((x) => x.data.image.endsWith("c.jpg"))!;
+        assert.deepEqual(c.annotations[0].result.map((x) => x.value.rectanglelabels[0]), ["cat"]);
+      },
+    );
+
     await t.step("a label the config lacks fails the export with its name", async () => {
       await Deno.writeTextFile(
         join(dir, "small.xml"),
