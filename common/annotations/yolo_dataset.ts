@@ -27,7 +27,7 @@ import type { AnnotationInput } from "../manifest/mod.ts";
 import { AnnotationFormatError, type AnnotationProblem } from "./errors.ts";
 import { type ByImage, lookupByImage } from "./_by_image.ts";
 import { formatDataYaml, parseDataYaml } from "./_data_yaml.ts";
-import { type ImageRef, imageRefFromUrl } from "./image_match.ts";
+import { type ImageRef, imageRefFromUrl, withoutUploadPrefix } from "./image_match.ts";
 import { formatYoloLabels, parseYoloLabels, type YoloTask } from "./yolo.ts";
 
 /** Image file extensions Ultralytics reads (`IMG_FORMATS`). */
@@ -372,12 +372,16 @@ export async function readYoloDataset(
           ...(opts.task ? { task: opts.task } : {}),
         });
       const sluiceId = typeof sidecar[rel] === "string" ? sidecar[rel] : null;
+      const imageRef = imageRefFromUrl(rel, sluiceId);
+      // Label Studio's YOLO export names uploaded images `<hash>-<name>`.
+      const bare = withoutUploadPrefix(imageRef.fileName);
+      if (bare && !imageRef.candidates.includes(bare)) imageRef.candidates.push(bare);
       images.push({
         path: rel,
         split,
         width: size.width,
         height: size.height,
-        imageRef: imageRefFromUrl(rel, sluiceId),
+        imageRef,
         labelled: text !== null,
         annotations: parsed.annotations,
         problems: parsed.problems,

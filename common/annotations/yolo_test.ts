@@ -154,10 +154,10 @@ Deno.test("YOLO datasets on disk", async (t) => {
         await mkdir(join(root, "labels"), { recursive: true });
         await writeFile(join(root, "classes.txt"), "Airplane\nCar\n");
         await writeFile(join(root, "notes.json"), '{"categories": []}');
-        await png(join(root, "images", "a.png"), 40, 20);
+        await png(join(root, "images", "8f3c1a2e-a.png"), 40, 20); // Label Studio's upload name
         await png(join(root, "images", "b.jpg"), 40, 20, 6); // stored 40×20, shown 20×40
         await png(join(root, "images", "c.png"), 10, 10);
-        await writeFile(join(root, "labels", "a.txt"), "1 0.5 0.5 0.5 0.5\n");
+        await writeFile(join(root, "labels", "8f3c1a2e-a.txt"), "1 0.5 0.5 0.5 0.5\n");
         await writeFile(join(root, "labels", "b.txt"), "");
         await writeFile(join(root, "labels", "orphan.txt"), "0 0.5 0.5 0.1 0.1\n");
         const ds = await readYoloDataset(root);
@@ -165,7 +165,7 @@ Deno.test("YOLO datasets on disk", async (t) => {
         assert.deepEqual(ds.names, ["Airplane", "Car"]);
         assert.deepEqual(
           ds.images.map((i) => [i.path, i.width, i.height, i.labelled, i.annotations.length]),
-          [["images/a.png", 40, 20, true, 1], ["images/b.jpg", 20, 40, true, 0], [
+          [["images/8f3c1a2e-a.png", 40, 20, true, 1], ["images/b.jpg", 20, 40, true, 0], [
             "images/c.png",
             10,
             10,
@@ -174,6 +174,7 @@ Deno.test("YOLO datasets on disk", async (t) => {
           ]],
         );
         assert.deepEqual(ds.images[0].annotations[0].bbox, [10, 5, 20, 10]);
+        assert.ok(ds.images[0].imageRef.candidates.includes("a.png"), "matches the source name");
         assert.equal(ds.images[0].annotations[0].label, "Car");
         assert.deepEqual(ds.problems, [{
           path: "labels/orphan.txt",
