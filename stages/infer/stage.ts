@@ -50,6 +50,7 @@ import { type ImagePrediction, InferenceEngine, type LoadedModel } from "./infer
 import type { DetectorSpec } from "./model_card.ts";
 import { type InputItem, resolveInputs, storeKeyOf } from "./inputs.ts";
 import { labelStudioPusher } from "./labelstudio_push.ts";
+import { type LabelStudioTarget, loadLabelStudioNames } from "./labelstudio_names.ts";
 import { createInferMetrics, type InferMetrics } from "./metrics.ts";
 import { fetchModel, loadModel } from "./model_loader.ts";
 import {
@@ -267,7 +268,19 @@ export async function createInferStage(
         log.info("removed stale staging leases", { removed: swept.removed.length });
       }
     }
-    return assemble({ config, deps, log, metrics, manifest, store, tracker, staging, closeAll });
+    const lsTarget = await loadLabelStudioNames(config.stage);
+    return assemble({
+      config,
+      deps,
+      log,
+      metrics,
+      manifest,
+      store,
+      tracker,
+      staging,
+      closeAll,
+      lsTarget,
+    });
   } catch (err) {
     await closeAll();
     throw err;
@@ -284,6 +297,8 @@ interface Parts {
   tracker: Tracker;
   staging: Staging;
   closeAll: () => Promise<void>;
+  /** Label Studio names for pre-annotations (from infer.labelStudioLabelConfig). */
+  lsTarget: LabelStudioTarget;
 }
 
 function assemble(p: Parts): InferStage {
@@ -301,6 +316,8 @@ function assemble(p: Parts): InferStage {
     ? labelStudioPusher({
       url: settings.labelStudioUrl,
       token: settings.labelStudioToken,
+      auth: settings.labelStudioAuth,
+      batchSize: settings.labelStudioBatchSize,
       projectId: settings.labelStudioProjectId,
       fetch: p.deps.fetch,
     })
@@ -344,12 +361,14 @@ function assemble(p: Parts): InferStage {
       s3: s3Options(config),
       log,
     });
-    return await loadModel(fetched, {
+    const model = await loadModel(fetched, {
       provider: settings.executionProvider,
       intraOpThreads: settings.intraOpThreads,
       interOpThreads: settings.interOpThreads,
       log,
     });
+    p.lsTarget.checkLabels(model.spec.labels);
+    return model;
   };
 
   const afterBatch = async (
@@ -366,7 +385,13 @@ function assemble(p: Parts): InferStage {
       score: prediction.score,
     }));
     // Upload before anything is recorded: a crash after this leaves a part the retry rewrites.
-    const { key, tasks } = await writePart(store, settings.prefix, model.ref, images);
+    const { key, tasks } = await writePart(
+      store,
+      settings.prefix,
+      model.ref,
+      images,
+      p.lsTarget.names,
+    );
     for (const { tag } of items) tag.partKey = key;
     if (push) await pushTasks(tasks);
   };
@@ -503,7 +528,14 @@ function assemble(p: Parts): InferStage {
         first: missing.slice(0, 5),
       });
     }
-    const keys = await writeOutputs(store, settings.prefix, model.ref, model.spec, images);
+    const keys = await writeOutputs(
+      store,
+      settings.prefix,
+      model.ref,
+      model.spec,
+      images,
+      p.lsTarget.names,
+    );
     metrics.outputsPublishedTotal.inc();
     dirty.delete(versionKey(model.ref));
     log.info("outputs published", { dir: keys.dir, images: images.length });
@@ -719,7 +751,14 @@ function assemble(p: Parts): InferStage {
       boxes: prediction.boxes,
       score: prediction.score,
     }));
-    const keys = await writeOutputs(store, settings.prefix, model.ref, model.spec, images);
+    const keys = await writeOutputs(
+      store,
+      settings.prefix,
+      model.ref,
+      model.spec,
+      images,
+      p.lsTarget.names,
+    );
     metrics.outputsPublishedTotal.inc();
     summary.outputs = { ...keys, images: images.length };
     summary.predictions = results.length;

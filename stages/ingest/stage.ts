@@ -195,6 +195,7 @@ export function createIngestStage(config: IngestConfig, deps: IngestDeps): Inges
   const importOpts = {
     boxPolicy,
     labelStudioChoose: s.labelStudioChoose,
+    ...(s.labelConfig ? { labelConfigFile: s.labelConfig } : {}),
     metrics,
     log,
   };
