@@ -53,6 +53,11 @@ import type { SqlDriver, SqlRow, SqlValue } from "./_driver.ts";
 import { fromJson, toNumber, toStringOrNull } from "./_columns.ts";
 import { ImageNotFoundError, ManifestInputError, SnapshotConflictError } from "./errors.ts";
 import { migrate } from "./migrations/mod.ts";
+import {
+  completeBatch,
+  type CompletionOutcome,
+  type CompletionRequest,
+} from "./queue/complete_batch.ts";
 import { compareSequencers, isStaleSequencer } from "./sequencer.ts";
 import {
   ANNOTATION_COLUMNS,
@@ -1081,6 +1086,10 @@ class SqlManifestStore implements ManifestStore {
       if (terminal && claim.stage === INGEST) await this.#failImage(tx, claim.itemId, error, now);
       return state;
     });
+  }
+
+  completeMany(requests: CompletionRequest[]): Promise<CompletionOutcome[]> {
+    return completeBatch(this.#db, this.#now, requests, (c, fx) => this.complete(c, fx));
   }
 
   async release(claim: Claim): Promise<void> {
