@@ -8,7 +8,9 @@
  *
  * - `single`: `claim(max = batch)` then `complete(claim, effects)` per item (one transaction
  *   each, all of a batch in flight at once): the path the worker loop used before batching;
- * - `batched`: `claim(max = batch)` then one `completeMany` for the batch.
+ * - `batched`: `claim(max = batch)` then one `completeMany` for the batch;
+ * - `pipelined`: as `batched`, with the next claim in flight while the batch completes (what the
+ *   worker loop does with `prefetch` and `completionBatch`).
  *
  * Each run checks exactly-once: every item completed once, the stage all `done`, one follow-up
  * per item. Then it measures manifest growth on a fresh database: `--growth N` images recorded
@@ -17,7 +19,7 @@
  * file size).
  *
  * Options: `--items N` (default 20000), `--workers 1,4,16`, `--batch 10,100`,
- * `--backends sqlite,postgres`, `--paths single,batched`, `--growth N` (10000; 0 skips), `--json`.
+ * `--backends sqlite,postgres`, `--paths single,batched,pipelined`, `--growth N` (10000; 0 skips), `--json`.
  *
  * @example
  * ```sh
@@ -53,7 +55,9 @@ const OptionsSchema = z.object({
   backends: z.string().transform((s) => s.split(",")).pipe(
     z.array(z.enum(["sqlite", "postgres"])),
   ),
-  paths: z.string().transform((s) => s.split(",")).pipe(z.array(z.enum(["single", "batched"]))),
+  paths: z.string().transform((s) => s.split(",")).pipe(
+    z.array(z.enum(["single", "batched", "pipelined"])),
+  ),
   growth: z.coerce.number().int().min(0),
   json: z.boolean(),
 });
@@ -61,7 +65,7 @@ const OptionsSchema = z.object({
 /** One timed drain. */
 export interface QueueResult {
   backend: "sqlite" | "postgres";
-  path: "single" | "batched";
+  path: Path;
   workers: number;
   batch: number;
   items: number;
@@ -71,21 +75,25 @@ export interface QueueResult {
 
 type Open = () => Promise<ManifestStore>;
 
+type Path = "single" | "batched" | "pipelined";
+
 async function drain(
   stores: ManifestStore[],
   stage: string,
-  path: "single" | "batched",
+  path: Path,
   batch: number,
   completions: Map<string, number>,
 ): Promise<void> {
   await Promise.all(stores.map(async (s, w) => {
+    const claim = () => s.claim(stage, { max: batch, owner: `w${w}`, leaseMs: 600_000 });
+    let next: Promise<Claim[]> | null = null;
     while (true) {
-      const claims: Claim[] = await s.claim(stage, {
-        max: batch,
-        owner: `w${w}`,
-        leaseMs: 600_000,
-      });
+      const claims: Claim[] = await (next ?? claim());
+      next = null;
       if (claims.length === 0) return;
+      // Pipelined: the next batch is claimed while this one completes (the worker loop's
+      // prefetch buffer), on the same store's connection pool.
+      if (path === "pipelined") next = claim();
       const requests = claims.map((claim) => ({
         claim,
         effects: { enqueue: [{ stage: `${stage}-next`, itemId: claim.itemId }] },
@@ -321,7 +329,7 @@ export async function run(args: string[]): Promise<QueueResult[]> {
       workers: { type: "string", default: "1,4,16" },
       batch: { type: "string", default: "10,100" },
       backends: { type: "string", default: "sqlite,postgres" },
-      paths: { type: "string", default: "single,batched" },
+      paths: { type: "string", default: "single,batched,pipelined" },
       growth: { type: "string", default: "10000" },
       json: { type: "boolean", default: false },
     },
@@ -379,14 +387,14 @@ export async function run(args: string[]): Promise<QueueResult[]> {
       }
     }
   }
-  for (const r of results.filter((r) => r.path === "batched")) {
+  for (const r of results.filter((r) => r.path !== "single")) {
     const base = results.find((s) =>
       s.path === "single" && s.backend === r.backend && s.workers === r.workers &&
       s.batch === r.batch
     );
     if (base && !o.json) {
       console.log(
-        `${r.backend} workers=${r.workers} batch=${r.batch}: batched ${
+        `${r.backend} workers=${r.workers} batch=${r.batch}: ${r.path} ${
           (r.perSecond / base.perSecond).toFixed(1)
         }× single`,
       );
