@@ -896,14 +896,15 @@ class SqlManifestStore implements ManifestStore {
     });
   }
 
-  async complete(claim: Claim, effects: Effects = {}): Promise<void> {
+  /** `within`: an open transaction to run in (completeMany's batch); default a new one. */
+  async complete(claim: Claim, effects: Effects = {}, within?: SqlDriver): Promise<void> {
     const fx = parse(effectsSchema, effects, `complete ${claim.stage}/${claim.itemId} effects`);
     const augIds = await Promise.all(
       (fx.augmentations ?? []).map((a) =>
         augmentationIdFor(a.parentImageId, a.recipe, a.index, a.seed)
       ),
     );
-    await this.#db.transaction(async (tx) => {
+    await (within ?? this.#db).transaction(async (tx) => {
       const now = this.#now();
       // Fence first: on PostgreSQL this also locks the row, so no claim can take it meanwhile.
       const held = await tx.query(
@@ -1089,7 +1090,7 @@ class SqlManifestStore implements ManifestStore {
   }
 
   completeMany(requests: CompletionRequest[]): Promise<CompletionOutcome[]> {
-    return completeBatch(this.#db, this.#now, requests, (c, fx) => this.complete(c, fx));
+    return completeBatch(this.#db, this.#now, requests, (c, fx, tx) => this.complete(c, fx, tx));
   }
 
   async release(claim: Claim): Promise<void> {

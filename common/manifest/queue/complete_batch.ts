@@ -7,8 +7,10 @@
  * Items whose effects are only follow-up enqueues (the common case of a queue hop) are applied
  * set-based: one fencing UPDATE for the whole batch, one multi-row INSERT per follow-up stage,
  * one UPDATE marking them done. Items with row effects (image, variants, annotations,
- * augmentations, predictions) go through `completeOne` (the store's `complete`), one
- * transaction each, so their semantics (duplicate detection, image checks) are unchanged.
+ * augmentations, predictions) go through `completeOne` (the store's `complete`, so duplicate
+ * detection and image checks are unchanged) inside ONE shared transaction, each item within its
+ * own SAVEPOINT: an item that fails is rolled back to its savepoint alone. A deadlock or
+ * serialisation failure re-runs the whole shared transaction (the driver retries it).
  *
  * @example
  * ```ts
@@ -60,6 +62,30 @@ function tuples(rows: number, width: number, from: number): string {
 
 const keyOf = (c: { stage: string; itemId: string }) => `${c.stage}\u0000${c.itemId}`;
 
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Runs `fn` in a savepoint of the open transaction `tx`; rolled back to if `fn` throws. */
+async function inSavepoint(tx: SqlDriver, fn: (sp: SqlDriver) => Promise<void>): Promise<void> {
+  if (tx.savepoint) return await tx.savepoint(fn);
+  await tx.query("SAVEPOINT sluice_item");
+  try {
+    await fn(tx);
+  } catch (error) {
+    await tx.query("ROLLBACK TO SAVEPOINT sluice_item");
+    await tx.query("RELEASE SAVEPOINT sluice_item");
+    throw error;
+  }
+  await tx.query("RELEASE SAVEPOINT sluice_item");
+}
+
+/** PostgreSQL deadlock / serialisation failure: the whole transaction must be re-run. */
+function retryable(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === "40P01" || code === "40001";
+}
+
 /**
  * Completes `requests` and returns one outcome per request, in the same order. Never throws for
  * one item's failure (lease lost, invalid effects, missing image); a database error on the
@@ -75,7 +101,7 @@ export async function completeBatch(
   db: SqlDriver,
   now: () => number,
   requests: readonly CompletionRequest[],
-  completeOne: (claim: Claim, effects: Effects) => Promise<void>,
+  completeOne: (claim: Claim, effects: Effects, tx: SqlDriver) => Promise<void>,
 ): Promise<CompletionOutcome[]> {
   const outcomes: (CompletionOutcome | undefined)[] = new Array(requests.length);
   const hops: { index: number; claim: Claim; enqueue: NonNullable<Effects["enqueue"]> }[] = [];
@@ -98,14 +124,32 @@ export async function completeBatch(
     }
   });
 
-  const richDone = Promise.all(rich.map(async ({ index, claim, effects }) => {
+  const richDone = (async () => {
+    if (rich.length === 0) return;
+    // Same lock order in every batch (fewer deadlocks between concurrent batches).
+    rich.sort((a, b) => cmp(keyOf(a.claim), keyOf(b.claim)));
     try {
-      await completeOne(claim, effects);
-      outcomes[index] = { claim, ok: true };
+      const errors = await db.transaction(async (tx) => {
+        const failed = new Map<number, unknown>();
+        for (const { index, claim, effects } of rich) {
+          try {
+            await inSavepoint(tx, (sp) => completeOne(claim, effects, sp));
+          } catch (error) {
+            if (retryable(error)) throw error;
+            failed.set(index, error);
+          }
+        }
+        return failed;
+      });
+      for (const { index, claim } of rich) {
+        outcomes[index] = errors.has(index)
+          ? { claim, ok: false, error: errors.get(index) }
+          : { claim, ok: true };
+      }
     } catch (error) {
-      outcomes[index] = { claim, ok: false, error };
+      for (const { index, claim } of rich) outcomes[index] = { claim, ok: false, error };
     }
-  }));
+  })();
 
   if (hops.length > 0) {
     try {
@@ -130,11 +174,7 @@ async function completeHops(
   hops: readonly { claim: Claim; enqueue: NonNullable<Effects["enqueue"]> }[],
 ): Promise<Set<string>> {
   // Sorted so that concurrent batches lock rows in the same order (no deadlocks).
-  const sorted = [...hops].sort((a, b) => {
-    const ka = keyOf(a.claim);
-    const kb = keyOf(b.claim);
-    return ka < kb ? -1 : ka > kb ? 1 : 0;
-  });
+  const sorted = [...hops].sort((a, b) => cmp(keyOf(a.claim), keyOf(b.claim)));
   const held = new Set<string>();
   for (const part of chunks(sorted, ROWS)) {
     // Fence first: on PostgreSQL this also locks the rows, so no claim can take them meanwhile.

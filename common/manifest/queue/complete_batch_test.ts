@@ -84,8 +84,14 @@ async function contract(t: Deno.TestContext, open: Open, workers: number, items:
           etag: "e1",
         });
         const imageId = up.image.id;
-        await a.enqueue("rows", ["missing-image", "plain"]);
-        const ingest = await a.claim("ingest", { max: 10, owner: "a", leaseMs: 60_000 });
+        const dog = (await a.upsertSourceObject({
+          sourceUri: "s3://bucket/dog.jpg",
+          sourceKey: "dog.jpg",
+          etag: "e2",
+        })).image;
+        await a.enqueue("rows", ["missing-image", "partial", "plain"]);
+        const ingest = (await a.claim("ingest", { max: 10, owner: "a", leaseMs: 60_000 }))
+          .filter((c) => c.itemId === imageId);
         const rows = await a.claim("rows", { max: 10, owner: "a", leaseMs: 60_000 });
         assert.deepEqual(ingest.map((c) => c.itemId), [imageId]);
         const byId = new Map(rows.map((c) => [c.itemId, c]));
@@ -99,10 +105,28 @@ async function contract(t: Deno.TestContext, open: Open, workers: number, items:
           },
           { claim: byId.get("missing-image")!, effects: { image: { status: "ingested" } } },
           { claim: byId.get("plain")!, effects: {} },
+          {
+            // Its image update runs, then its prediction breaks a foreign key: both roll back.
+            claim: byId.get("partial")!,
+            effects: {
+              image: { id: dog.id, status: "failed", error: "must not land" },
+              predictions: [{
+                imageId: "img_absent",
+                modelName: "m",
+                modelVersion: "1",
+                boxes: [],
+                score: 0,
+              }],
+            },
+          },
         ]);
         assert.ok(out[0].ok, String(!out[0].ok && out[0].error));
         assert.ok(!out[1].ok && out[1].error instanceof ImageNotFoundError);
         assert.ok(out[2].ok);
+        assert.ok(!out[3].ok, "a foreign-key violation fails its item");
+        const dogAfter = await a.getImage(dog.id);
+        assert.equal(dogAfter?.status, dog.status, "the failed item's earlier writes rolled back");
+        assert.equal(dogAfter?.error, null);
         const img = await a.getImage(imageId);
         assert.equal(img?.status, "ingested");
         assert.equal(img?.width, 4);
@@ -112,6 +136,7 @@ async function contract(t: Deno.TestContext, open: Open, workers: number, items:
         // The failed item wrote nothing and is still leased to its owner.
         assert.deepEqual((await a.listWork("rows", "leased")).map((r) => r.itemId), [
           "missing-image",
+          "partial",
         ]);
       },
     );
