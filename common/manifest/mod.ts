@@ -18,6 +18,8 @@
  * ```
  * @module
  */
+import type { CompletionOutcome, CompletionRequest } from "./queue/complete_batch.ts";
+export type { CompletionOutcome, CompletionRequest } from "./queue/complete_batch.ts";
 import { SluiceError } from "../errors/mod.ts";
 
 /** Queue names. Inference uses `infer` with one queue per model version (see enqueueForInference). */
@@ -342,6 +344,11 @@ export interface ManifestStore {
   renew(claims: Claim[], leaseMs: number): Promise<Claim[]>;
   /** Applies effects and marks done, atomically. Throws LeaseLostError if the lease is gone. */
   complete(claim: Claim, effects?: Effects): Promise<void>;
+  /**
+   * `complete` for many claims at once, one outcome per claim in order: each item atomic on its
+   * own; a lost lease (LeaseLostError in its outcome) does not fail the others.
+   */
+  completeMany(requests: CompletionRequest[]): Promise<CompletionOutcome[]>;
   /** Records a failure: back to pending with backoff, or `failed` when out of attempts. */
   fail(claim: Claim, reason: string, message: string, opts?: FailOptions): Promise<WorkState>;
   /** Gives a claim back untouched (graceful shutdown); the attempt is not counted. */

@@ -121,6 +121,8 @@ function txView(tx: postgres.TransactionSql): SqlDriver {
       await tx.unsafe(script).simple();
     },
     transaction: <R>(fn: (inner: SqlDriver) => Promise<R>) => fn(view),
+    savepoint: <R>(fn: (inner: SqlDriver) => Promise<R>) =>
+      tx.savepoint((sp) => fn(txView(sp))) as Promise<R>,
     close: () => Promise.reject(new Error("close() called inside a transaction")),
   };
   return view;
