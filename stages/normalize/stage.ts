@@ -4,7 +4,7 @@
  * in one transaction after uploading them.
  *
  * Concurrency is two numbers: CPU slots (images decoded and resized at once, one per core with
- * one libvips thread each) and items in flight (`worker.concurrency`, recommended slots + 1), so
+ * one libvips thread each) and items in flight (`worker.concurrency`, recommended slots + 2), so
  * that downloads and uploads of some items overlap the CPU work of others while memory stays
  * bounded by the items in flight.
  *
