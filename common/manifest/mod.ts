@@ -20,8 +20,15 @@
  */
 import { SluiceError } from "../errors/mod.ts";
 
-/** Queue names. Inference uses `infer` with one queue per model version (see enqueueForInference). */
-export type StageName = "ingest" | "normalize" | "infer" | string;
+/**
+ * A work queue's name: a stage's own queue (`ingest`, `normalize`, `train`) or a derived one
+ * (inference has one queue per model version, `infer:<model>@<version>`; see
+ * `enqueueForInference`).
+ */
+export type QueueName = "ingest" | "normalize" | "infer" | "train" | string;
+
+/** @deprecated It names a queue, not a stage: use {@link QueueName}. */
+export type StageName = QueueName;
 
 export type ImageStatus = "pending" | "ingested" | "failed" | "deleted" | "duplicate";
 
@@ -200,7 +207,7 @@ export type WorkState = "pending" | "leased" | "done" | "failed";
 
 /** A leased work item. `token` fences every write made on its behalf. */
 export interface Claim {
-  stage: StageName;
+  stage: QueueName;
   itemId: string;
   owner: string;
   token: string;
@@ -210,7 +217,7 @@ export interface Claim {
 }
 
 export interface WorkRow {
-  stage: StageName;
+  stage: QueueName;
   itemId: string;
   state: WorkState;
   leaseOwner: string | null;
@@ -247,7 +254,7 @@ export interface Effects {
   annotations?: { imageId: string; source: string; items: AnnotationInput[] }[];
   augmentations?: AugmentationInput[];
   predictions?: PredictionInput[];
-  enqueue?: { stage: StageName; itemId: string }[];
+  enqueue?: { stage: QueueName; itemId: string }[];
 }
 
 export interface FailOptions {
@@ -325,19 +332,19 @@ export interface ManifestStore {
 
   // ---- work queue ---------------------------------------------------------------
   /** Adds items as pending; existing rows are untouched unless `reset` (then back to pending). */
-  enqueue(stage: StageName, itemIds: string[], opts?: { reset?: boolean }): Promise<number>;
+  enqueue(stage: QueueName, itemIds: string[], opts?: { reset?: boolean }): Promise<number>;
   /**
    * Enqueues on `stage` every ingested, non-duplicate image that has no annotation (unless
    * `includeAnnotated`) and no prediction from (modelName, modelVersion). Returns the count added.
    */
   enqueueForInference(
-    stage: StageName,
+    stage: QueueName,
     modelName: string,
     modelVersion: string,
     opts?: { includeAnnotated?: boolean },
   ): Promise<number>;
   /** Leases up to `max` pending (or lease-expired) items. One statement; SKIP LOCKED on PG. */
-  claim(stage: StageName, opts: ClaimOptions): Promise<Claim[]>;
+  claim(stage: QueueName, opts: ClaimOptions): Promise<Claim[]>;
   /** Extends leases still held; returns the claims that are still ours. */
   renew(claims: Claim[], leaseMs: number): Promise<Claim[]>;
   /** Applies effects and marks done, atomically. Throws LeaseLostError if the lease is gone. */
@@ -347,9 +354,9 @@ export interface ManifestStore {
   /** Gives a claim back untouched (graceful shutdown); the attempt is not counted. */
   release(claim: Claim): Promise<void>;
   /** Dead-letter listing and retry. */
-  listWork(stage: StageName, state?: WorkState, limit?: number): Promise<WorkRow[]>;
-  retryFailed(stage: StageName, itemIds?: string[]): Promise<number>;
-  workCounts(stage?: StageName): Promise<Record<string, Record<WorkState, number>>>;
+  listWork(stage: QueueName, state?: WorkState, limit?: number): Promise<WorkRow[]>;
+  retryFailed(stage: QueueName, itemIds?: string[]): Promise<number>;
+  workCounts(stage?: QueueName): Promise<Record<string, Record<WorkState, number>>>;
   stats(): Promise<ManifestStats>;
 }
 
