@@ -20,11 +20,10 @@
 import { resolve } from "node:path";
 import { EXIT_USAGE, parseStageArgs } from "../../common/config/mod.ts";
 import { messageOf, reasonOf } from "../../common/errors/mod.ts";
-import { serveStage } from "../../common/http/mod.ts";
+import { withStageServer } from "../../common/stage/mod.ts";
 import { shutdownSignal } from "../../common/worker/mod.ts";
 import { ANNOTATION_FORMATS, type AnnotationFormat, IngestSettingsSchema } from "./config.ts";
-import { openIngestDeps } from "./run_once.ts";
-import { createIngestLogger, createIngestStage } from "./stage.ts";
+import { createIngestLogger, openIngestStage } from "./stage.ts";
 
 const USAGE = `sluice-ingest <command> [options]
 
@@ -126,8 +125,7 @@ export async function main(argv: readonly string[], opts: MainOptions = {}): Pro
   const shutdown = shutdownSignal();
   try {
     if (command === "import-annotations" || command === "export") {
-      const deps = await openIngestDeps(config, {}, log);
-      const stage = createIngestStage(config, deps);
+      const stage = await openIngestStage(config, {}, log);
       try {
         if (command === "import-annotations") {
           const summary = await stage.importAnnotations(
@@ -154,41 +152,34 @@ export async function main(argv: readonly string[], opts: MainOptions = {}): Pro
         return 0;
       } finally {
         await stage.close();
-        await deps.close();
       }
     }
 
-    const deps = await openIngestDeps(config, {}, log);
-    const stage = createIngestStage(config, deps);
-    const http = new AbortController();
-    const server = config.http.port !== 0
-      ? serveStage(stage.handler, { ...config.http, signal: http.signal, log })
-      : null;
+    const stage = await openIngestStage(config, {}, log);
     try {
-      if (command === "once") {
-        const summary = await stage.runOnce({ signal: shutdown.signal });
-        print(JSON.stringify(summary, null, 2) + "\n");
-      } else if (command === "poll") {
-        await stage.runPoll(shutdown.signal);
-      } else {
-        if (!(config.stage.webhook && server) && !config.stage.sqsQueueUrl) {
-          return usageError(
-            "events: expected ingest.webhook with an HTTP port, or ingest.sqsQueueUrl",
-          );
+      return await withStageServer(stage.handler, config.http, log, async (server) => {
+        if (command === "once") {
+          const summary = await stage.runOnce({ signal: shutdown.signal });
+          print(JSON.stringify(summary, null, 2) + "\n");
+        } else if (command === "poll") {
+          await stage.runPoll(shutdown.signal);
+        } else {
+          if (!(config.stage.webhook && server) && !config.stage.sqsQueueUrl) {
+            return usageError(
+              "events: expected ingest.webhook with an HTTP port, or ingest.sqsQueueUrl",
+            );
+          }
+          if (stage.location.bucket === null) {
+            return usageError(
+              "events: expected an s3:// source.url or ingest.eventBucket to check events against",
+            );
+          }
+          await stage.runEvents(shutdown.signal);
         }
-        if (stage.location.bucket === null) {
-          return usageError(
-            "events: expected an s3:// source.url or ingest.eventBucket to check events against",
-          );
-        }
-        await stage.runEvents(shutdown.signal);
-      }
-      return 0;
+        return 0;
+      });
     } finally {
-      http.abort();
-      await server?.finished;
       await stage.close();
-      await deps.close();
     }
   } catch (err) {
     log.error("sluice-ingest failed", { reason: reasonOf(err), error: messageOf(err) });

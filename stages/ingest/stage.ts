@@ -17,18 +17,22 @@ import { createHash } from "node:crypto";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { messageOf, reasonOf } from "../../common/errors/mod.ts";
 import { createStageHandler, type RouteHandler, type StageHandler } from "../../common/http/mod.ts";
-import { createLogger, type Logger } from "../../common/log/mod.ts";
+import type { Logger } from "../../common/log/mod.ts";
 import type { Claim, Effects, ManifestStore } from "../../common/manifest/mod.ts";
 import { createStageMetrics, type StageMetrics } from "../../common/metrics/mod.ts";
-import type { ObjectStore, OpenOptions } from "../../common/objectstore/mod.ts";
+import type { ObjectStore } from "../../common/objectstore/mod.ts";
 import { awsClientOptions } from "../../common/objectstore/s3.ts";
+import { awsConnectionOf } from "../../common/objectstore/s3_settings.ts";
 import type { Staging } from "../../common/staging/mod.ts";
 import {
-  type ItemContext,
-  type ProgressOptions,
-  runWorker,
-  type WorkerSummary,
-} from "../../common/worker/mod.ts";
+  createStageLogger,
+  type GivenResources,
+  openResources,
+  type QueueSummary,
+  refreshQueueDepth as refreshDepth,
+  runQueue,
+} from "../../common/stage/mod.ts";
+import type { ItemContext, ProgressOptions, WorkerSummary } from "../../common/worker/mod.ts";
 import { type AnnotationReadOptions, readAnnotationText } from "./annotation_source.ts";
 import {
   type AnnotationExport,
@@ -140,25 +144,55 @@ export interface IngestStage {
  * ```
  */
 export function createIngestLogger(config: IngestConfig): Logger {
-  const format = config.log.format;
-  return createLogger({
-    stage: "ingest",
-    level: config.log.level,
-    ...(format === "auto" ? {} : { json: format === "json" }),
-  });
+  return createStageLogger("ingest", config.log);
 }
 
+/** Stage dependencies, any of which may be left out to be opened from the configuration. */
+export type GivenIngestDeps = Partial<IngestDeps>;
+
 /**
- * S3 client options for `openObjectStore` from the shared `s3` section.
+ * Opens whatever `given` lacks from `config` (manifest, source store, dataset store, staging)
+ * and builds the stage on them; its `close()` also closes what was opened here.
  *
  * @example
  * ```ts
- * const source = await openObjectStore(config.source.url, s3OpenOptions(config));
+ * const stage = await openIngestStage(config, {}, log);
+ * try { await stage.runOnce(); } finally { await stage.close(); }
  * ```
  */
-export function s3OpenOptions(config: IngestConfig): OpenOptions {
-  // The shared section is accepted as is (session token and part size in MiB included).
-  return { s3: config.s3 };
+export async function openIngestStage(
+  config: IngestConfig,
+  given: GivenIngestDeps,
+  log: Logger = given.log ?? createIngestLogger(config),
+): Promise<IngestStage> {
+  const metrics = given.metrics ?? createStageMetrics("ingest");
+  const res = await openResources(config, ingestResources(given), {
+    stage: "ingest",
+    log,
+    metrics,
+    source: true,
+  });
+  const stage = createIngestStage(config, {
+    ...given,
+    manifest: res.manifest,
+    source: res.source,
+    objectStore: res.store,
+    staging: res.staging,
+    metrics,
+    log,
+  });
+  res.closers.add("ingest stage", () => stage.close());
+  return { ...stage, close: () => res.close() };
+}
+
+/** The kit's names for ingest's dependencies (the dataset store is `objectStore` here). */
+function ingestResources(given: GivenIngestDeps): GivenResources {
+  return {
+    manifest: given.manifest,
+    store: given.objectStore,
+    source: given.source,
+    staging: given.staging,
+  };
 }
 
 /**
@@ -186,7 +220,7 @@ export function createIngestStage(config: IngestConfig, deps: IngestDeps): Inges
   // The worker's own processor holds a content lock per item until its outcome is recorded.
   const contentLocks = new ContentLocks();
   const workerProcess = createItemProcessor({ ...processDeps, contentLocks });
-  const readOpts: AnnotationReadOptions = { source, s3: s3OpenOptions(config).s3 };
+  const readOpts: AnnotationReadOptions = { source, s3: config.s3 };
   const boxPolicy = {
     outOfBounds: s.boxOutOfBounds,
     minSize: s.minBoxSize,
@@ -205,14 +239,7 @@ export function createIngestStage(config: IngestConfig, deps: IngestDeps): Inges
     if (!sqs) {
       sqs = new SQSClient(awsClientOptions({
         ...(s.sqsEndpoint ? { endpoint: s.sqsEndpoint } : {}),
-        region: config.s3.region,
-        ...(config.s3.accessKeyId && config.s3.secretAccessKey
-          ? {
-            accessKeyId: config.s3.accessKeyId,
-            secretAccessKey: config.s3.secretAccessKey,
-            ...(config.s3.sessionToken ? { sessionToken: config.s3.sessionToken } : {}),
-          }
-          : {}),
+        ...awsConnectionOf(config.s3),
         // Above the long-poll wait, so a quiet queue is not a dead socket.
         idleTimeoutMs: (s.sqsWaitSeconds + 10) * 1000,
       }));
@@ -245,53 +272,34 @@ export function createIngestStage(config: IngestConfig, deps: IngestDeps): Inges
     },
   });
 
+  const queueStage = {
+    name: "ingest",
+    manifest,
+    log,
+    metrics: metrics.stage,
+    worker: config.worker,
+  };
   const refreshQueueDepth = async () => {
-    try {
-      const counts = (await manifest.workCounts("ingest")).ingest ?? {};
-      for (const state of ["pending", "leased", "done", "failed"] as const) {
-        metrics.stage.queueDepth.set({ state }, counts[state] ?? 0);
-      }
-    } catch (err) {
-      log.warn("could not read the queue depth", { error: messageOf(err) });
-    }
+    await refreshDepth(queueStage, "ingest");
   };
 
-  const work = async (opts: WorkOptions = {}): Promise<WorkerSummary> => {
-    await refreshQueueDepth();
-    const depthTimer = setInterval(() => void refreshQueueDepth(), 10_000);
-    try {
-      return await runWorker({
-        manifest,
-        stage: "ingest",
-        owner: config.worker.id,
-        concurrency: config.worker.concurrency,
-        batchSize: config.worker.batchSize,
-        leaseMs: config.worker.leaseMs,
-        maxAttempts: config.worker.maxAttempts,
-        idlePollMs: config.worker.idlePollMs,
-        log,
-        ...(opts.signal ? { signal: opts.signal } : {}),
-        once: opts.once ?? false,
-        permanentCodes: INGEST_PERMANENT_CODES,
-        ...(opts.progress !== undefined ? { progress: opts.progress } : {}),
-        process: workerProcess,
-        onResult: (claim, result, ms) => {
-          contentLocks.release(claim.itemId);
-          metrics.stage.itemsTotal.inc({ result: result.outcome });
-          metrics.stage.itemDurationSeconds.observe(ms / 1000);
-          if (result.reason && (result.outcome === "failed" || result.outcome === "retried")) {
-            metrics.stage.errorsTotal.inc({ reason: result.reason });
-          }
-          if (result.outcome === "failed") {
-            metrics.failures.inc({ reason: result.reason ?? "internal" });
-          }
-        },
-      });
-    } finally {
-      clearInterval(depthTimer);
-      await refreshQueueDepth();
-    }
-  };
+  const work = (opts: WorkOptions = {}): Promise<QueueSummary> =>
+    runQueue(queueStage, {
+      queue: "ingest",
+      batchSize: config.worker.batchSize,
+      depthEveryMs: 10_000,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      once: opts.once ?? false,
+      permanentCodes: INGEST_PERMANENT_CODES,
+      ...(opts.progress !== undefined ? { progress: opts.progress } : {}),
+      process: workerProcess,
+      onResult: (claim, result) => {
+        contentLocks.release(claim.itemId);
+        if (result.outcome === "failed") {
+          metrics.failures.inc({ reason: result.reason ?? "internal" });
+        }
+      },
+    });
 
   const importOne = async (
     ref: string,
