@@ -16,8 +16,10 @@
 import { SluiceError } from "../errors/mod.ts";
 // Type-only: the adapter module imports this one at run time, not the other way round.
 import type { S3StoreOptions } from "./s3.ts";
+import type { S3Settings } from "./s3_settings.ts";
 
 export type { S3StoreOptions };
+export * from "./s3_settings.ts";
 
 /** What a store knows about one object. */
 export interface ObjectInfo {
@@ -139,13 +141,11 @@ export function validateKey(key: string): string {
 }
 
 /**
- * S3 settings for {@link openObjectStore}: the adapter's own options (`S3StoreOptions`, sizes in
- * bytes), or the configuration's `s3` section passed as it is (`partSizeMb`, `sessionToken`, ...).
+ * S3 settings for {@link openObjectStore}: the shared {@link S3Settings} (the configuration's
+ * `s3` section passed as it is: `partSizeMb`, `sessionToken`, ...) plus the adapter's own knobs
+ * (`S3StoreOptions`, sizes in bytes).
  */
-export interface S3OpenOptions extends S3StoreOptions {
-  /** Multipart part size in MiB (the config's `s3.partSizeMb`); converted to `partSize` bytes. */
-  partSizeMb?: number;
-}
+export type S3OpenOptions = S3Settings & S3StoreOptions;
 
 /** Options shared by adapters; S3 settings come from `common/config`. */
 export interface OpenOptions {
