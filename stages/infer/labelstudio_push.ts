@@ -13,6 +13,7 @@
  */
 import { messageOf, SluiceError } from "../../common/errors/mod.ts";
 import type { LabelStudioTask } from "../../common/annotations/mod.ts";
+import { exponentialDelayMs, sleep } from "../../common/timing/mod.ts";
 
 export interface LabelStudioPushOptions {
   /** Server base URL, e.g. `https://labelstudio.example.com`. */
@@ -44,8 +45,6 @@ export class LabelStudioPushError extends SluiceError {
     this.status = status;
   }
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Builds a function that imports tasks into the configured project.
@@ -83,7 +82,11 @@ export function labelStudioPusher(
           undefined,
           { cause: err },
         );
-        if (attempt < attempts) await sleep(baseDelay * 2 ** (attempt - 1));
+        if (attempt < attempts) {
+          await sleep(
+            exponentialDelayMs(attempt, { baseDelayMs: baseDelay, maxDelayMs: Infinity }),
+          );
+        }
         continue;
       }
       const text = await res.text();
@@ -103,7 +106,9 @@ export function labelStudioPusher(
       );
       const transient = res.status === 429 || res.status >= 500;
       if (!transient) break;
-      if (attempt < attempts) await sleep(baseDelay * 2 ** (attempt - 1));
+      if (attempt < attempts) {
+        await sleep(exponentialDelayMs(attempt, { baseDelayMs: baseDelay, maxDelayMs: Infinity }));
+      }
     }
     throw last!;
   };

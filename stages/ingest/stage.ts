@@ -55,7 +55,7 @@ import { type SourceLocation, sourceLocation } from "./source_location.ts";
 import { receiveOnce, type ReceiveSummary, runSqsConsumer } from "./sqs_consumer.ts";
 import { createWebhookRoute } from "./webhook.ts";
 import { ContentLocks } from "./_content_locks.ts";
-import { sleep } from "./_sleep.ts";
+import { sleep } from "../../common/timing/mod.ts";
 
 /** What the stage runs against. */
 export interface IngestDeps {
