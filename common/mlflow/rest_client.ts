@@ -66,6 +66,7 @@ import type {
   Tracker,
   WaitOptions,
 } from "./tracker.ts";
+import { sleep } from "../timing/mod.ts";
 
 /** Options of {@link MlflowRestTracker}, validated at construction. */
 export const RestTrackerOptionsSchema = z.object({
@@ -777,7 +778,7 @@ export class MlflowRestTracker implements Tracker {
           { errorCode: "TIMEOUT" },
         );
       }
-      await new Promise((r) => setTimeout(r, interval));
+      await sleep(interval);
     }
   }
 
