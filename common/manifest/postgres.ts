@@ -12,7 +12,7 @@
  */
 import postgres from "postgres";
 import { z } from "zod";
-import { type ManifestStore, ManifestUrlError } from "./mod.ts";
+import { type ManifestStore, ManifestUrlError } from "./contract.ts";
 import type { SqlDriver, SqlRow, SqlValue } from "./_driver.ts";
 import { createSqlManifestStore, storeOptionsSchema } from "./store.ts";
 import { sleep } from "../timing/mod.ts";

@@ -21,7 +21,7 @@ import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
 import { SluiceError } from "../errors/mod.ts";
-import { type ManifestStore, ManifestUrlError } from "./mod.ts";
+import { type ManifestStore, ManifestUrlError } from "./contract.ts";
 import type { SqlDriver, SqlRow, SqlValue } from "./_driver.ts";
 import { Mutex } from "./_mutex.ts";
 import { createSqlManifestStore, storeOptionsSchema } from "./store.ts";
