@@ -43,10 +43,10 @@ import type { LoadedModel } from "./inference_engine.ts";
 import { predictInputs } from "./input_mode.ts";
 import { storeKeyOf } from "./inputs.ts";
 import { createInferMetrics, type InferMetrics } from "./metrics.ts";
-import { ModelSlot, versionKey } from "./model_slot.ts";
+import { type KnownModel, ModelSlot, versionKey } from "./model_slot.ts";
 import { describeModel, inferQueue, type ModelRef } from "./model_resolver.ts";
 import type { OutputKeys } from "./outputs.ts";
-import { Publisher } from "./publisher.ts";
+import { type PublishedOutputs, Publisher } from "./publisher.ts";
 import { type ImageTag, predictStaged } from "./staged_predict.ts";
 
 /** The stage name (metrics prefix, staging directory, logs). */
@@ -174,7 +174,7 @@ export async function createInferStage(
     metrics,
     tracker: true,
   });
-  return assemble({ config, deps, log, metrics, res, tracker: res.tracker });
+  return assemble(buildContext({ config, deps, log, metrics, res, tracker: res.tracker }));
 }
 
 /** The periodic model check of a long run. */
@@ -192,6 +192,28 @@ interface Parts {
   metrics: InferMetrics;
   res: StageResources;
   tracker: Tracker;
+}
+
+/** The stage's parts and its mutable state, shared by the functions below. */
+interface Ctx extends Parts {
+  settings: InferConfig["stage"];
+  manifest: ManifestStore;
+  store: ObjectStore;
+  staging: Staging;
+  inFlight: number;
+  guard: RunGuard;
+  publisher: Publisher;
+  slot: ModelSlot;
+  queueStage: QueueStage;
+  /** Aborted to end the worker loop's current generation (on a model swap, or close). */
+  generation: AbortController | null;
+  swaps: number;
+  /** The model whose queue the worker loop is working on (null between generations). */
+  loopRef: ModelRef | null;
+  /** The last `--input` run's predictions, for `evaluate`. */
+  lastInputRun: EvalPrediction[] | null;
+  /** Boxes and predicting model per claimed item, until its outcome is known. */
+  boxesOf: Map<string, { boxes: number; version: string }>;
 }
 
 /** An empty summary for a run to add to. */
@@ -226,148 +248,202 @@ function addTotals(summary: InferSummary, ws: WorkerSummary): void {
   summary.released += ws.released;
 }
 
-function assemble(p: Parts): InferStage {
+/** The model slot, the publisher and the run state around the opened resources. */
+function buildContext(p: Parts): Ctx {
   const { config, log, metrics, tracker } = p;
   const { manifest, store, staging } = p.res;
   const settings = config.stage;
-  const inFlight = inFlightFor(settings);
-  const guard = new RunGuard(INFER_STAGE);
   const publisher = new Publisher({ manifest, store, settings, metrics, log, fetch: p.deps.fetch });
-  // Aborted to end the worker loop's current generation (on a model swap, or close).
-  let generation: AbortController | null = null;
-  let swaps = 0;
-  const slot = new ModelSlot({
-    tracker,
-    staging,
+  const ctx: Ctx = {
+    ...p,
     settings,
-    selection: {
-      name: config.mlflow.modelName,
-      alias: settings.alias,
-      approvedTag: parseApprovedTag(settings.approvedTag),
-      stage: settings.stage,
-      ...(settings.modelUri ? { modelUri: settings.modelUri } : {}),
-    },
-    s3: config.s3,
-    metrics,
-    log,
-    afterBatch: publisher.afterBatch,
-    onSwap: () => {
-      swaps++;
-      generation?.abort();
-    },
-  });
-  let lastInputRun: EvalPrediction[] | null = null;
-  // The model whose queue the worker loop is working on (null between generations).
-  let loopRef: ModelRef | null = null;
-  // Boxes and predicting model per claimed item, until its outcome is known.
-  const boxesOf = new Map<string, { boxes: number; version: string }>();
-  const queueStage: QueueStage = {
-    name: INFER_STAGE,
     manifest,
-    log,
-    metrics,
-    worker: config.worker,
-  };
-
-  const enqueueCurrent = async (ref: ModelRef): Promise<number> => {
-    const n = await manifest.enqueueForInference(inferQueue(ref), ref.name, ref.version, {
-      includeAnnotated: settings.includeAnnotated,
-    });
-    if (n > 0) log.info("enqueued images for inference", { queue: inferQueue(ref), images: n });
-    return n;
-  };
-
-  /** Updates the gauges; returns the images still pending or leased (null when unknown). */
-  const refreshDepth = async (ref: ModelRef): Promise<number | null> => {
-    const counts = await refreshQueueDepth(queueStage, inferQueue(ref));
-    await staging.stagedBytes().catch(() => undefined);
-    await staging.freeBytes().catch(() => undefined);
-    return counts === null ? null : (counts.pending ?? 0) + (counts.leased ?? 0);
-  };
-
-  /** Rebuilds one version's output files from the manifest (default: the model in use). */
-  const publish = async (target?: { ref: ModelRef; spec: LoadedModel["spec"] }) =>
-    await publisher.publish(target ?? (await slot.engine()).model);
-  const publishRetired = () =>
-    publisher.publishRetired(slot.known, slot.current ? versionKey(slot.current.ref) : null);
-
-  /** One claimed image: checked, predicted once per model version, returned as effects. */
-  const process = async (claim: Claim, ctx: ItemContext): Promise<Effects> => {
-    const image = await manifest.getImage(claim.itemId);
-    if (!image) {
-      throw new SluiceError(
-        "unknown_image",
-        `image ${claim.itemId}: expected a manifest row, found none`,
-      );
-    }
-    if (image.status === "deleted" || image.status === "duplicate") {
-      ctx.log.info("skipped", { status: image.status });
-      return {};
-    }
-    if (image.status !== "ingested" || !image.datasetUri) {
-      throw new SluiceError(
-        "not_ingested",
-        `image ${image.id}: expected an ingested image with a dataset copy, found status ${image.status}`,
-      );
-    }
-    const key = storeKeyOf(store, image.datasetUri);
-    if (key === null) {
-      throw new SluiceError(
-        "foreign_uri",
-        `image ${image.id}: dataset URI ${image.datasetUri} is not an object of ${store.url}`,
-      );
-    }
-    if (image.size !== null && image.size > settings.maxBytes) {
-      throw new SluiceError(
-        "too_large",
-        `image ${image.id}: ${image.size} bytes exceeds the limit of ${settings.maxBytes} bytes`,
-      );
-    }
-    // Around a model swap an image can sit in the old version's queue and the new one's (this
-    // worker or another drains the old queue with the new model): predict it once per version.
-    const engine = await slot.engine();
-    const model = engine.model.ref;
-    const already = await manifest.listPredictions({
-      modelName: model.name,
-      modelVersion: model.version,
-      imageIds: [image.id],
-    });
-    if (already.length > 0) {
-      ctx.log.info("skipped: already predicted by this version", { model: describeModel(model) });
-      return {};
-    }
-    const tag: ImageTag = {
-      id: image.id,
-      url: publisher.imageUrl(image.datasetUri, key),
-      fileName: basenameOf(image.sourceKey || key),
-      uris: [image.sourceUri, image.datasetUri],
-    };
-    const body = () => store.get(key);
-    const pred = await predictStaged(
-      engine,
+    store,
+    staging,
+    inFlight: inFlightFor(settings),
+    guard: new RunGuard(INFER_STAGE),
+    publisher,
+    slot: new ModelSlot({
+      tracker,
       staging,
-      tag,
-      body,
-      image.size ?? undefined,
-      ctx.signal,
-    );
-    boxesOf.set(claim.itemId, { boxes: pred.boxes.length, version: versionKey(pred.model) });
-    return {
-      predictions: [{
-        imageId: image.id,
-        modelName: pred.model.name,
-        modelVersion: pred.model.version,
-        boxes: pred.boxes,
-        score: pred.score,
-        uri: tag.partKey ? store.uriFor(tag.partKey) : null,
-      }],
-    };
+      settings,
+      selection: {
+        name: config.mlflow.modelName,
+        alias: settings.alias,
+        approvedTag: parseApprovedTag(settings.approvedTag),
+        stage: settings.stage,
+        ...(settings.modelUri ? { modelUri: settings.modelUri } : {}),
+      },
+      s3: config.s3,
+      metrics,
+      log,
+      afterBatch: publisher.afterBatch,
+      onSwap: () => {
+        ctx.swaps++;
+        ctx.generation?.abort();
+      },
+    }),
+    queueStage: { name: INFER_STAGE, manifest, log, metrics, worker: config.worker },
+    generation: null,
+    swaps: 0,
+    loopRef: null,
+    lastInputRun: null,
+    boxesOf: new Map(),
   };
+  return ctx;
+}
 
-  const handler = createStageHandler({
-    stage: INFER_STAGE,
+function assemble(ctx: Ctx): InferStage {
+  const { config, manifest, store, staging, tracker, metrics, log, slot, guard } = ctx;
+  return {
+    config,
+    manifest,
+    store,
+    staging,
+    tracker,
     metrics,
     log,
+    handler: inferHandler(ctx),
+    get model() {
+      return slot.current;
+    },
+    run: (opts: InferRunOptions = {}) => guard.run(() => runInfer(ctx, opts)),
+    checkModel: () => slot.check(),
+    publish: () => publish(ctx),
+    async evaluate(gt) {
+      if (ctx.lastInputRun) return await evaluate({ gt, predictions: ctx.lastInputRun });
+      return await evaluate({ gt, manifest, model: (await slot.engine()).model.ref });
+    },
+    async close() {
+      if (!guard.close()) return;
+      ctx.generation?.abort();
+      try {
+        await slot.close();
+      } finally {
+        await ctx.res.close();
+      }
+    },
+  };
+}
+
+/** Queues the images the version in use has not predicted yet. */
+async function enqueueCurrent(ctx: Ctx, ref: ModelRef): Promise<number> {
+  const n = await ctx.manifest.enqueueForInference(inferQueue(ref), ref.name, ref.version, {
+    includeAnnotated: ctx.settings.includeAnnotated,
+  });
+  if (n > 0) ctx.log.info("enqueued images for inference", { queue: inferQueue(ref), images: n });
+  return n;
+}
+
+/** Updates the gauges; returns the images still pending or leased (null when unknown). */
+async function refreshDepth(ctx: Ctx, ref: ModelRef): Promise<number | null> {
+  const counts = await refreshQueueDepth(ctx.queueStage, inferQueue(ref));
+  await ctx.staging.stagedBytes().catch(() => undefined);
+  await ctx.staging.freeBytes().catch(() => undefined);
+  return counts === null ? null : (counts.pending ?? 0) + (counts.leased ?? 0);
+}
+
+/** Rebuilds one version's output files from the manifest (default: the model in use). */
+async function publish(ctx: Ctx, target?: KnownModel): Promise<PublishedOutputs> {
+  return await ctx.publisher.publish(target ?? (await ctx.slot.engine()).model);
+}
+
+/** Publishes the versions swapped out that recorded predictions since their last files. */
+function publishRetired(ctx: Ctx): Promise<void> {
+  const current = ctx.slot.current;
+  return ctx.publisher.publishRetired(ctx.slot.known, current ? versionKey(current.ref) : null);
+}
+
+/** The image row of a claim, checked: null when it gets no prediction (deleted, duplicate). */
+async function claimedImage(ctx: Ctx, claim: Claim, item: ItemContext) {
+  const { store, settings } = ctx;
+  const image = await ctx.manifest.getImage(claim.itemId);
+  if (!image) {
+    throw new SluiceError(
+      "unknown_image",
+      `image ${claim.itemId}: expected a manifest row, found none`,
+    );
+  }
+  if (image.status === "deleted" || image.status === "duplicate") {
+    item.log.info("skipped", { status: image.status });
+    return null;
+  }
+  if (image.status !== "ingested" || !image.datasetUri) {
+    throw new SluiceError(
+      "not_ingested",
+      `image ${image.id}: expected an ingested image with a dataset copy, found status ${image.status}`,
+    );
+  }
+  const key = storeKeyOf(store, image.datasetUri);
+  if (key === null) {
+    throw new SluiceError(
+      "foreign_uri",
+      `image ${image.id}: dataset URI ${image.datasetUri} is not an object of ${store.url}`,
+    );
+  }
+  if (image.size !== null && image.size > settings.maxBytes) {
+    throw new SluiceError(
+      "too_large",
+      `image ${image.id}: ${image.size} bytes exceeds the limit of ${settings.maxBytes} bytes`,
+    );
+  }
+  return { image: { ...image, datasetUri: image.datasetUri }, key };
+}
+
+/** One claimed image: checked, predicted once per model version, returned as effects. */
+async function processClaim(ctx: Ctx, claim: Claim, item: ItemContext): Promise<Effects> {
+  const { manifest, store } = ctx;
+  const claimed = await claimedImage(ctx, claim, item);
+  if (claimed === null) return {};
+  const { image, key } = claimed;
+  // Around a model swap an image can sit in the old version's queue and the new one's (this
+  // worker or another drains the old queue with the new model): predict it once per version.
+  const engine = await ctx.slot.engine();
+  const model = engine.model.ref;
+  const already = await manifest.listPredictions({
+    modelName: model.name,
+    modelVersion: model.version,
+    imageIds: [image.id],
+  });
+  if (already.length > 0) {
+    item.log.info("skipped: already predicted by this version", { model: describeModel(model) });
+    return {};
+  }
+  const tag: ImageTag = {
+    id: image.id,
+    url: ctx.publisher.imageUrl(image.datasetUri, key),
+    fileName: basenameOf(image.sourceKey || key),
+    uris: [image.sourceUri, image.datasetUri],
+  };
+  const body = () => store.get(key);
+  const pred = await predictStaged(
+    engine,
+    ctx.staging,
+    tag,
+    body,
+    image.size ?? undefined,
+    item.signal,
+  );
+  ctx.boxesOf.set(claim.itemId, { boxes: pred.boxes.length, version: versionKey(pred.model) });
+  return {
+    predictions: [{
+      imageId: image.id,
+      modelName: pred.model.name,
+      modelVersion: pred.model.version,
+      boxes: pred.boxes,
+      score: pred.score,
+      uri: tag.partKey ? store.uriFor(tag.partKey) : null,
+    }],
+  };
+}
+
+/** /healthz, /readyz (ready once a model is loaded), /metrics, / and GET /status. */
+function inferHandler(ctx: Ctx): StageHandler {
+  const { slot, guard, manifest } = ctx;
+  return createStageHandler({
+    stage: INFER_STAGE,
+    metrics: ctx.metrics,
+    log: ctx.log,
     ready: async () => {
       if (guard.closed) return "stage closed";
       const engine = slot.loaded;
@@ -393,212 +469,184 @@ function assemble(p: Parts): InferStage {
       },
     },
   });
+}
 
-  /** Long-running: keeps trying to load a model (the registry may not have one yet). */
-  const waitForModel = async (opts: InferRunOptions): Promise<boolean> => {
-    for (;;) {
-      try {
-        await slot.engine();
-        return true;
-      } catch (err) {
-        if (opts.once || opts.inputs?.length || opts.signal?.aborted) throw err;
-        metrics.errorsTotal.inc({ reason: reasonOf(err) });
-        log.error("no model to run yet; retrying", {
-          reason: reasonOf(err),
-          error: messageOf(err),
-        });
-        await sleep(settings.aliasCheckSeconds * 1000, opts.signal);
-        if (opts.signal?.aborted) return false;
-      }
-    }
-  };
-
-  /** The `--input` mode: predict the named images; nothing is recorded. */
-  const runInputs = async (
-    inputs: readonly string[],
-    summary: InferSummary,
-    signal?: AbortSignal,
-  ) => {
-    const r = await predictInputs(inputs, {
-      engine: await slot.engine(),
-      store,
-      staging,
-      publisher,
-      metrics,
-      log,
-      suffixes: config.source.suffixes,
-      inFlight,
-      maxBytes: settings.maxBytes,
-      ...(signal ? { signal } : {}),
-    });
-    summary.done += r.done;
-    summary.failed += r.failed;
-    summary.failures.push(...r.failures.map(({ itemId, ...f }) => ({ item: itemId, ...f })));
-    summary.outputs = r.outputs;
-    summary.predictions = r.predictions;
-    summary.boxes = r.boxes;
-    lastInputRun = r.evalPredictions;
-  };
-
-  /**
-   * Every `aliasCheckSeconds`: check the approval (swapping when it moved), enqueue new images
-   * for the version in use, refresh the gauges, and publish the version's files once its queue
-   * is empty. `settle()` waits for a check in progress; `stop()` also ends the timer.
-   */
-  const startTicker = (summary: InferSummary): Ticker => {
-    let ticking: Promise<void> | null = null;
-    const tick = async () => {
-      try {
-        const swapped = await slot.check();
-        const ref = slot.current!.ref;
-        // Only into the queue the loop works on: after a swap the loop fills the new queue
-        // itself once the old one's claims are done, so images in flight are not queued
-        // for the new version while it is about to predict them anyway.
-        if (!swapped && loopRef && versionKey(loopRef) === versionKey(ref)) {
-          summary.enqueued += await enqueueCurrent(ref);
-        }
-        const left = await refreshDepth(ref);
-        // Rebuilding the files reads every prediction of the version: do it once a pass
-        // is over, not while the queue is still moving.
-        if (publisher.isDirty(ref) && left === 0) await publish();
-      } catch (err) {
-        metrics.errorsTotal.inc({ reason: reasonOf(err) });
-        log.warn("periodic model check failed", { reason: reasonOf(err), error: messageOf(err) });
-      }
-    };
-    const timer = setInterval(() => {
-      ticking ??= tick().finally(() => (ticking = null));
-    }, settings.aliasCheckSeconds * 1000);
-    const settle = async () => {
-      if (ticking) await ticking;
-    };
-    return {
-      settle,
-      stop: () => {
-        clearInterval(timer);
-        return settle();
-      },
-    };
-  };
-
-  /** Works the current model's queue until it is drained (`once`), swapped, or stopped. */
-  const runGeneration = async (opts: InferRunOptions, summary: InferSummary) => {
-    const ref = loopRef = slot.current!.ref;
-    const queue = inferQueue(ref);
-    if (!summary.queues.includes(queue)) summary.queues.push(queue);
-    summary.enqueued += await enqueueCurrent(ref);
-    await refreshDepth(ref);
-    const gen = generation = new AbortController();
-    const stop = () => gen.abort();
-    opts.signal?.addEventListener("abort", stop, { once: true });
+/** Long-running: keeps trying to load a model (the registry may not have one yet). */
+async function waitForModel(ctx: Ctx, opts: InferRunOptions): Promise<boolean> {
+  for (;;) {
     try {
-      const ws = await runQueue(queueStage, {
-        queue,
-        concurrency: inFlight,
-        graceMs: opts.graceMs,
-        signal: gen.signal,
-        once: opts.once ?? false,
-        permanentCodes: INFER_PERMANENT_CODES,
-        progress: opts.progress,
-        process,
-        onResult: (claim, result) => {
-          const predicted = boxesOf.get(claim.itemId);
-          boxesOf.delete(claim.itemId);
-          if (result.outcome === "done" && predicted !== undefined) {
-            publisher.markDirty(predicted.version);
-            summary.predictions++;
-            summary.boxes += predicted.boxes;
-            metrics.detectionsTotal.inc(predicted.boxes);
-          }
-        },
+      await ctx.slot.engine();
+      return true;
+    } catch (err) {
+      if (opts.once || opts.inputs?.length || opts.signal?.aborted) throw err;
+      ctx.metrics.errorsTotal.inc({ reason: reasonOf(err) });
+      ctx.log.error("no model to run yet; retrying", {
+        reason: reasonOf(err),
+        error: messageOf(err),
       });
-      addTotals(summary, ws);
-      summary.failures.push(...ws.failures.map(({ itemId, ...f }) => ({ item: itemId, ...f })));
-    } finally {
-      opts.signal?.removeEventListener("abort", stop);
-      generation = null;
-      loopRef = null;
+      await sleep(ctx.settings.aliasCheckSeconds * 1000, opts.signal);
+      if (opts.signal?.aborted) return false;
     }
-  };
+  }
+}
 
-  /** The queue mode: generations until stopped (or drained, `once`), then the files. */
-  const runQueueMode = async (opts: InferRunOptions, summary: InferSummary) => {
-    const ticker = opts.once ? null : startTicker(summary);
+/** The `--input` mode: predict the named images; nothing is recorded. */
+async function runInputs(
+  ctx: Ctx,
+  inputs: readonly string[],
+  summary: InferSummary,
+  signal?: AbortSignal,
+): Promise<void> {
+  const r = await predictInputs(inputs, {
+    engine: await ctx.slot.engine(),
+    store: ctx.store,
+    staging: ctx.staging,
+    publisher: ctx.publisher,
+    metrics: ctx.metrics,
+    log: ctx.log,
+    suffixes: ctx.config.source.suffixes,
+    inFlight: ctx.inFlight,
+    maxBytes: ctx.settings.maxBytes,
+    ...(signal ? { signal } : {}),
+  });
+  summary.done += r.done;
+  summary.failed += r.failed;
+  summary.failures.push(...r.failures.map(({ itemId, ...f }) => ({ item: itemId, ...f })));
+  summary.outputs = r.outputs;
+  summary.predictions = r.predictions;
+  summary.boxes = r.boxes;
+  ctx.lastInputRun = r.evalPredictions;
+}
+
+/**
+ * Every `aliasCheckSeconds`: check the approval (swapping when it moved), enqueue new images
+ * for the version in use, refresh the gauges, and publish the version's files once its queue
+ * is empty.
+ */
+function startTicker(ctx: Ctx, summary: InferSummary): Ticker {
+  let ticking: Promise<void> | null = null;
+  const tick = async () => {
     try {
-      while (!opts.signal?.aborted && !guard.closed) {
-        await runGeneration(opts, summary);
-        if (opts.once) break;
-        // The generation ended on a swap: what it finished for the old version gets its files.
-        await ticker?.settle();
-        await publishRetired();
+      const swapped = await ctx.slot.check();
+      const ref = ctx.slot.current!.ref;
+      // Only into the queue the loop works on: after a swap the loop fills the new queue
+      // itself once the old one's claims are done, so images in flight are not queued
+      // for the new version while it is about to predict them anyway.
+      if (!swapped && ctx.loopRef && versionKey(ctx.loopRef) === versionKey(ref)) {
+        summary.enqueued += await enqueueCurrent(ctx, ref);
       }
-      await ticker?.settle();
-      await publishRetired();
-      if (publisher.anyDirty || opts.once) summary.outputs = await publish();
-    } finally {
-      await ticker?.stop();
+      const left = await refreshDepth(ctx, ref);
+      // Rebuilding the files reads every prediction of the version: do it once a pass
+      // is over, not while the queue is still moving.
+      if (ctx.publisher.isDirty(ref) && left === 0) await publish(ctx);
+    } catch (err) {
+      ctx.metrics.errorsTotal.inc({ reason: reasonOf(err) });
+      ctx.log.warn("periodic model check failed", {
+        reason: reasonOf(err),
+        error: messageOf(err),
+      });
     }
   };
-
-  const run = (opts: InferRunOptions = {}): Promise<InferSummary> =>
-    guard.run(async () => {
-      const t0 = performance.now();
-      const summary = emptySummary();
-      publisher.pushed = 0;
-      publisher.failedPushBatches = 0;
-      swaps = 0;
-      try {
-        if (!(await waitForModel(opts))) return summary;
-        if (opts.inputs && opts.inputs.length > 0) {
-          await runInputs(opts.inputs, summary, opts.signal);
-        } else await runQueueMode(opts, summary);
-        return summary;
-      } finally {
-        const current = slot.current;
-        if (current) {
-          summary.model = current.ref;
-          summary.provider = current.session.provider;
-          await refreshDepth(current.ref);
-        }
-        summary.swaps = swaps;
-        summary.labelStudio = {
-          pushed: publisher.pushed,
-          failedBatches: publisher.failedPushBatches,
-        };
-        summary.ms = Math.round(performance.now() - t0);
-        summary.imagesPerSecond = summary.ms > 0 ? (summary.done / summary.ms) * 1000 : 0;
-      }
-    });
-
+  const timer = setInterval(() => {
+    ticking ??= tick().finally(() => (ticking = null));
+  }, ctx.settings.aliasCheckSeconds * 1000);
+  const settle = async () => {
+    if (ticking) await ticking;
+  };
   return {
-    config,
-    manifest,
-    store,
-    staging,
-    tracker,
-    metrics,
-    log,
-    handler,
-    get model() {
-      return slot.current;
-    },
-    run,
-    checkModel: () => slot.check(),
-    publish: () => publish(),
-    async evaluate(gt) {
-      if (lastInputRun) return await evaluate({ gt, predictions: lastInputRun });
-      return await evaluate({ gt, manifest, model: (await slot.engine()).model.ref });
-    },
-    async close() {
-      if (!guard.close()) return;
-      generation?.abort();
-      try {
-        await slot.close();
-      } finally {
-        await p.res.close();
-      }
+    settle,
+    stop: () => {
+      clearInterval(timer);
+      return settle();
     },
   };
+}
+
+/** Works the current model's queue until it is drained (`once`), swapped, or stopped. */
+async function runGeneration(ctx: Ctx, opts: InferRunOptions, summary: InferSummary) {
+  const ref = ctx.loopRef = ctx.slot.current!.ref;
+  const queue = inferQueue(ref);
+  if (!summary.queues.includes(queue)) summary.queues.push(queue);
+  summary.enqueued += await enqueueCurrent(ctx, ref);
+  await refreshDepth(ctx, ref);
+  const gen = ctx.generation = new AbortController();
+  const stop = () => gen.abort();
+  opts.signal?.addEventListener("abort", stop, { once: true });
+  try {
+    const ws = await runQueue(ctx.queueStage, {
+      queue,
+      concurrency: ctx.inFlight,
+      graceMs: opts.graceMs,
+      signal: gen.signal,
+      once: opts.once ?? false,
+      permanentCodes: INFER_PERMANENT_CODES,
+      progress: opts.progress,
+      process: (claim, item) => processClaim(ctx, claim, item),
+      onResult: (claim, result) => {
+        const predicted = ctx.boxesOf.get(claim.itemId);
+        ctx.boxesOf.delete(claim.itemId);
+        if (result.outcome === "done" && predicted !== undefined) {
+          ctx.publisher.markDirty(predicted.version);
+          summary.predictions++;
+          summary.boxes += predicted.boxes;
+          ctx.metrics.detectionsTotal.inc(predicted.boxes);
+        }
+      },
+    });
+    addTotals(summary, ws);
+    summary.failures.push(...ws.failures.map(({ itemId, ...f }) => ({ item: itemId, ...f })));
+  } finally {
+    opts.signal?.removeEventListener("abort", stop);
+    ctx.generation = null;
+    ctx.loopRef = null;
+  }
+}
+
+/** The queue mode: generations until stopped (or drained, `once`), then the files. */
+async function runQueueMode(ctx: Ctx, opts: InferRunOptions, summary: InferSummary) {
+  const ticker = opts.once ? null : startTicker(ctx, summary);
+  try {
+    while (!opts.signal?.aborted && !ctx.guard.closed) {
+      await runGeneration(ctx, opts, summary);
+      if (opts.once) break;
+      // The generation ended on a swap: what it finished for the old version gets its files.
+      await ticker?.settle();
+      await publishRetired(ctx);
+    }
+    await ticker?.settle();
+    await publishRetired(ctx);
+    if (ctx.publisher.anyDirty || opts.once) summary.outputs = await publish(ctx);
+  } finally {
+    await ticker?.stop();
+  }
+}
+
+/** One run: wait for a model, then the `--input` mode or the queue mode; totals at the end. */
+async function runInfer(ctx: Ctx, opts: InferRunOptions): Promise<InferSummary> {
+  const { slot, publisher } = ctx;
+  const t0 = performance.now();
+  const summary = emptySummary();
+  publisher.pushed = 0;
+  publisher.failedPushBatches = 0;
+  ctx.swaps = 0;
+  try {
+    if (!(await waitForModel(ctx, opts))) return summary;
+    if (opts.inputs && opts.inputs.length > 0) {
+      await runInputs(ctx, opts.inputs, summary, opts.signal);
+    } else await runQueueMode(ctx, opts, summary);
+    return summary;
+  } finally {
+    const current = slot.current;
+    if (current) {
+      summary.model = current.ref;
+      summary.provider = current.session.provider;
+      await refreshDepth(ctx, current.ref);
+    }
+    summary.swaps = ctx.swaps;
+    summary.labelStudio = { pushed: publisher.pushed, failedBatches: publisher.failedPushBatches };
+    summary.ms = Math.round(performance.now() - t0);
+    summary.imagesPerSecond = summary.ms > 0 ? (summary.done / summary.ms) * 1000 : 0;
+  }
 }
 
 /**

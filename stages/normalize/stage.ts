@@ -208,15 +208,11 @@ interface RunTotals {
   variantsPresent: number;
 }
 
-function assemble(p: Parts): NormalizeStage {
-  const { config, log, metrics, specs } = p;
-  const { manifest, store, staging } = p.res;
-  const settings = config.stage;
-  const cpuSlots = cpuSlotsFor(settings);
-  const cpu = new Slots(cpuSlots, (busy) => metrics.cpuSlotsBusy.set(busy));
-  const guard = new RunGuard(NORMALIZE_STAGE);
-
-  const handler = createStageHandler({
+/** /healthz, /readyz, /metrics, / and GET /status of a normalize stage. */
+function normalizeHandler(p: Parts, guard: RunGuard, cpu: Slots, cpuSlots: number): StageHandler {
+  const { metrics, log, specs } = p;
+  const manifest = p.res.manifest;
+  return createStageHandler({
     stage: NORMALIZE_STAGE,
     metrics,
     log,
@@ -244,6 +240,17 @@ function assemble(p: Parts): NormalizeStage {
         ),
     },
   });
+}
+
+function assemble(p: Parts): NormalizeStage {
+  const { config, log, metrics, specs } = p;
+  const { manifest, store, staging } = p.res;
+  const settings = config.stage;
+  const cpuSlots = cpuSlotsFor(settings);
+  const cpu = new Slots(cpuSlots, (busy) => metrics.cpuSlotsBusy.set(busy));
+  const guard = new RunGuard(NORMALIZE_STAGE);
+
+  const handler = normalizeHandler(p, guard, cpu, cpuSlots);
 
   const backfill = async () => {
     const r = await backfillNormalize(manifest, specs, { log });
