@@ -13,7 +13,7 @@
  * ```
  * @module
  */
-import { toYaml, type YamlValue } from "./_yaml.ts";
+import { toYaml, type YamlValue } from "../../common/yaml/mod.ts";
 import type { LaunchPlan } from "./training_inputs.ts";
 
 /** Settings of the rendered objects. */

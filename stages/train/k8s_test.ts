@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { jobNameFor, renderK8s } from "./k8s.ts";
-import { toYaml } from "./_yaml.ts";
+import { toYaml } from "../../common/yaml/mod.ts";
 import { launchPlanFixture } from "./testdata/launch_plan.ts";
 
 /** Parses YAML with a real YAML implementation (PyYAML in Debian's python3). */
