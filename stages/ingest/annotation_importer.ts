@@ -18,6 +18,7 @@ import type { ManifestStore } from "../../common/manifest/mod.ts";
 import { type AnnotationReadOptions, readAnnotationText } from "./annotation_source.ts";
 import {
   type AnnotationImportSummary,
+  emptyImportSummary,
   importAnnotations,
   importCheckpointName,
   readImportRecord,
@@ -77,24 +78,12 @@ export function createAnnotationImporter(o: AnnotationImporterOptions): Annotati
     try {
       ({ text, file } = await readAnnotationText(ref, { ...readOpts, ...opts }));
     } catch (err) {
-      const summary: AnnotationImportSummary = {
-        file: ref,
-        format: format === "auto" ? null : format,
+      const summary = emptyImportSummary(ref, format, {
         status: "failed",
         reason: reasonOf(err),
         message: messageOf(err),
         sha256: "",
-        records: 0,
-        matched: 0,
-        unmatched: [],
-        ambiguous: [],
-        annotations: 0,
-        boxes: {},
-        recordFailures: [],
-        problems: 0,
-        problemExamples: [],
-        at: Date.now(),
-      };
+      });
       log.warn("annotation file unreadable", {
         file: ref,
         reason: summary.reason,

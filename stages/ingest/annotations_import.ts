@@ -167,6 +167,36 @@ async function matchableImages(manifest: ManifestStore): Promise<Map<string, Ima
 }
 
 /**
+ * A summary with nothing counted yet, for `file` in `format`.
+ *
+ * @example
+ * ```ts
+ * emptyImportSummary("a.json", "auto", { status: "failed", reason: "not_found", sha256: "" });
+ * ```
+ */
+export function emptyImportSummary(
+  file: string,
+  format: AnnotationFormat | "auto",
+  fields: Pick<AnnotationImportSummary, "status" | "sha256" | "reason" | "message">,
+): AnnotationImportSummary {
+  return {
+    file,
+    format: format === "auto" ? null : format,
+    ...fields,
+    records: 0,
+    matched: 0,
+    unmatched: [],
+    ambiguous: [],
+    annotations: 0,
+    boxes: {},
+    recordFailures: [],
+    problems: 0,
+    problemExamples: [],
+    at: Date.now(),
+  };
+}
+
+/**
  * Imports one annotation file; never throws for a bad file (only for manifest failures).
  *
  * @example
@@ -180,22 +210,10 @@ export async function importAnnotations(
   opts: ImportAnnotationsOptions,
 ): Promise<AnnotationImportSummary> {
   const { manifest, file, metrics, log } = opts;
-  const summary: AnnotationImportSummary = {
-    file,
-    format: opts.format === "auto" ? null : opts.format,
+  const summary = emptyImportSummary(file, opts.format, {
     status: "imported",
     sha256: createHash("sha256").update(opts.text).digest("hex"),
-    records: 0,
-    matched: 0,
-    unmatched: [],
-    ambiguous: [],
-    annotations: 0,
-    boxes: {},
-    recordFailures: [],
-    problems: 0,
-    problemExamples: [],
-    at: Date.now(),
-  };
+  });
   const noteProblems = (list: readonly { path: string; problem: string }[]) => {
     summary.problems += list.length;
     for (const p of list) {
