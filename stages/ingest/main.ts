@@ -60,6 +60,36 @@ export interface MainOptions {
 
 const encoder = new TextEncoder();
 
+/** What is wrong with the command and its flags, or null when nothing is. */
+function usageProblem(
+  positionals: readonly string[],
+  flags: { format?: string; "image-url"?: string; out?: string },
+): string | null {
+  const command = positionals[0];
+  if (command === undefined) return `expected a command (${COMMANDS.join(", ")})`;
+  if (!(COMMANDS as readonly string[]).includes(command)) {
+    return `unknown command "${command}": expected one of ${COMMANDS.join(", ")}`;
+  }
+  const format = flags.format;
+  if (format !== undefined && !(ANNOTATION_FORMATS as readonly string[]).includes(format)) {
+    return `--format: expected labelstudio or coco, found "${format}"`;
+  }
+  const imageUrl = flags["image-url"];
+  if (imageUrl !== undefined && imageUrl !== "source" && imageUrl !== "dataset") {
+    return `--image-url: expected source or dataset, found "${imageUrl}"`;
+  }
+  const extra = positionals.slice(1);
+  if (command === "import-annotations" ? extra.length !== 1 : extra.length !== 0) {
+    return command === "import-annotations"
+      ? "import-annotations: expected exactly one FILE_OR_URI"
+      : `${command}: unexpected arguments ${extra.join(" ")}`;
+  }
+  if (command === "export" && (format === undefined || flags.out === undefined)) {
+    return "export: expected --format coco|labelstudio and --out FILE";
+  }
+  return null;
+}
+
 /**
  * Runs the command line and returns the exit status.
  *
@@ -96,30 +126,12 @@ export async function main(argv: readonly string[], opts: MainOptions = {}): Pro
     printError(`sluice-ingest: ${msg}\nRun with --help for usage.\n`);
     return EXIT_USAGE;
   };
+  const problem = usageProblem(positionals, flags);
+  if (problem !== null) return usageError(problem);
   const command = positionals[0];
-  if (command === undefined) return usageError(`expected a command (${COMMANDS.join(", ")})`);
-  if (!(COMMANDS as readonly string[]).includes(command)) {
-    return usageError(`unknown command "${command}": expected one of ${COMMANDS.join(", ")}`);
-  }
   const format = flags.format;
-  if (format !== undefined && !(ANNOTATION_FORMATS as readonly string[]).includes(format)) {
-    return usageError(`--format: expected labelstudio or coco, found "${format}"`);
-  }
   const imageUrl = flags["image-url"];
-  if (imageUrl !== undefined && imageUrl !== "source" && imageUrl !== "dataset") {
-    return usageError(`--image-url: expected source or dataset, found "${imageUrl}"`);
-  }
   const extra = positionals.slice(1);
-  if (command === "import-annotations" ? extra.length !== 1 : extra.length !== 0) {
-    return usageError(
-      command === "import-annotations"
-        ? "import-annotations: expected exactly one FILE_OR_URI"
-        : `${command}: unexpected arguments ${extra.join(" ")}`,
-    );
-  }
-  if (command === "export" && (format === undefined || flags.out === undefined)) {
-    return usageError("export: expected --format coco|labelstudio and --out FILE");
-  }
 
   const log = createIngestLogger(config);
   const shutdown = shutdownSignal();
