@@ -28,6 +28,8 @@ export type YamlValue =
 export interface ToYamlOptions {
   /** Sort mapping keys (MLflow's `write_yaml` does). */
   sortKeys?: boolean;
+  /** Double-quote every string value (keys stay plain where they can), as Kubernetes files do. */
+  quoteStrings?: boolean;
 }
 
 /** 1.1 reads `1e+21` as a string: give every exponent a fraction. */
@@ -88,6 +90,9 @@ export function toYaml(value: YamlValue, opts: ToYamlOptions = {}): string {
     // As PyYAML writes them (MLflow's own files quote ids as '123').
     singleQuote: true,
     sortMapEntries: opts.sortKeys ?? false,
+    // The same object twice is written twice, never as an anchor and alias.
+    aliasDuplicateObjects: false,
+    ...(opts.quoteStrings ? { defaultStringType: "QUOTE_DOUBLE", defaultKeyType: "PLAIN" } : {}),
     customTags: writerTags,
   });
 }

@@ -1,26 +1,10 @@
 import assert from "node:assert/strict";
+import { hasPyYaml, pyYamlLoad } from "../../tests/support/pyyaml.ts";
 import { parseYaml, parseYamlMapping, toYaml } from "./mod.ts";
 
-const pyyaml = new Deno.Command("/usr/bin/python3", { args: ["-c", "import yaml"] })
-  .outputSync().code === 0;
+const pyyaml = hasPyYaml;
 if (!pyyaml && Deno.env.get("CI") !== "true") {
   console.warn("yaml mod_test: PyYAML missing: skipping the cross-check with Python");
-}
-
-/** What PyYAML (MLflow's reader) makes of `text`, as JSON with NaN/Infinity spelled out. */
-async function pyLoad(text: string): Promise<unknown> {
-  const child = new Deno.Command("/usr/bin/python3", {
-    args: ["-c", "import json, sys, yaml; print(json.dumps(yaml.safe_load(sys.stdin.read())))"],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const w = child.stdin.getWriter();
-  await w.write(new TextEncoder().encode(text));
-  await w.close();
-  const r = await child.output();
-  assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
-  return JSON.parse(new TextDecoder().decode(r.stdout).replace(/\bNaN\b/g, '"NaN"'));
 }
 
 const AWKWARD = {
@@ -72,7 +56,7 @@ Deno.test("toYaml: strings YAML 1.1 would read as another type stay strings", as
         nested: [{ a: [{ b: 1 }], c: "d" }, [1, [2]]],
         "weird key": { "true": 1 },
       };
-      assert.deepEqual(await pyLoad(toYaml(value)), value);
+      assert.deepEqual(await pyYamlLoad(toYaml(value)), value);
     },
   });
 });
@@ -103,4 +87,12 @@ Deno.test("parseYamlMapping: empty is {}, a list is refused by name", () => {
   assert.deepEqual(parseYamlMapping(""), {});
   assert.equal(parseYaml(""), null);
   assert.throws(() => parseYamlMapping("- a\n", "meta.yaml"), /meta.yaml: expected a mapping/);
+});
+
+Deno.test("toYaml: one object used twice is written twice, never as an alias", () => {
+  const labels = { app: "sluice" };
+  const text = toYaml({ metadata: { labels }, selector: { labels } }, { quoteStrings: true });
+  assert.doesNotMatch(text, /[&*]a\d/);
+  assert.match(text, /app: "sluice"/);
+  assert.deepEqual(parseYaml(text), { metadata: { labels }, selector: { labels } });
 });

@@ -139,5 +139,11 @@ export function renderK8s(plan: LaunchPlan, opts: K8sOptions): K8sDefinitions {
       ports: [{ name: "rendezvous", port: opts.masterPort, targetPort: opts.masterPort }],
     },
   };
-  return { jobName, serviceName, masterAddr, job: toYaml(job), service: toYaml(service) };
+  return {
+    jobName,
+    serviceName,
+    masterAddr,
+    job: toYaml(job, { quoteStrings: true }),
+    service: toYaml(service, { quoteStrings: true }),
+  };
 }
