@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { CloseError, Closers } from "./closers.ts";
-import { memoryLog } from "./_test_log.ts";
+import { memoryLog } from "../../tests/support/memory_log.ts";
 
 Deno.test("Closers.close runs every closer in reverse order and returns when all succeed", async () => {
   const { log, lines } = memoryLog();

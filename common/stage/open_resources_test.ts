@@ -6,7 +6,7 @@ import { loadConfig } from "../config/mod.ts";
 import { openManifest } from "../manifest/mod.ts";
 import { createStageMetrics } from "../metrics/mod.ts";
 import { openResources } from "./open_resources.ts";
-import { memoryLog } from "./_test_log.ts";
+import { memoryLog } from "../../tests/support/memory_log.ts";
 
 async function configIn(dir: string) {
   return await loadConfig({

@@ -6,7 +6,7 @@ import { createStageMetrics } from "../metrics/mod.ts";
 import { z } from "zod";
 import { RunGuard } from "./run_guard.ts";
 import { runQueue } from "./run_queue.ts";
-import { memoryLog } from "./_test_log.ts";
+import { memoryLog } from "../../tests/support/memory_log.ts";
 
 async function worker() {
   const config = await loadConfig({

@@ -9,7 +9,7 @@
  * ```
  * @module
  */
-import { createLogger, type Logger } from "../log/mod.ts";
+import { createLogger, type Logger } from "../../common/log/mod.ts";
 
 /** A logger writing parsed JSON lines into `lines`. */
 export function memoryLog(stage = "test"): { log: Logger; lines: Record<string, unknown>[] } {
