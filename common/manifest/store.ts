@@ -48,7 +48,7 @@ import {
   type VariantSpecRow,
   type WorkRow,
   type WorkState,
-} from "./mod.ts";
+} from "./contract.ts";
 import type { SqlDriver, SqlRow, SqlValue } from "./_driver.ts";
 import { fromJson, toNumber, toStringOrNull } from "./_columns.ts";
 import { ImageNotFoundError, ManifestInputError, SnapshotConflictError } from "./errors.ts";

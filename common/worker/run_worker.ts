@@ -25,7 +25,7 @@ import {
   type Effects,
   LeaseLostError,
   type ManifestStore,
-  type StageName,
+  type QueueName,
 } from "../manifest/mod.ts";
 import { jitter, Waker } from "./_waker.ts";
 import {
@@ -94,7 +94,7 @@ export interface ProgressOptions {
 
 export interface RunWorkerOptions {
   manifest: WorkQueue;
-  stage: StageName;
+  stage: QueueName;
   /** Lease owner, unique per process (e.g. `${hostname}-${pid}`). */
   owner: string;
   /** Most items claimed per round trip (default: `concurrency`); never more than free slots. */

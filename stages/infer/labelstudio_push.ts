@@ -16,6 +16,7 @@
  */
 import { messageOf, SluiceError } from "../../common/errors/mod.ts";
 import type { LabelStudioTask } from "../../common/annotations/mod.ts";
+import { exponentialDelayMs, sleep } from "../../common/timing/mod.ts";
 import {
   labelStudioAuth,
   LabelStudioAuthError,
@@ -63,16 +64,6 @@ export class LabelStudioPushError extends SluiceError {
   }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/**
- * Builds a function that imports tasks into the configured project.
- *
- * @example
- * ```ts
- * await labelStudioPusher({ url, token, projectId: 1 })([{ data: { image: "s3://b/a.jpg" } }]);
- * ```
- */
 /**
  * Builds a function that imports tasks into the configured project.
  *
@@ -147,7 +138,11 @@ export function labelStudioPusher(
           undefined,
           { cause: err, imported },
         );
-        if (attempt < attempts) await sleep(baseDelay * 2 ** (attempt - 1));
+        if (attempt < attempts) {
+          await sleep(
+            exponentialDelayMs(attempt, { baseDelayMs: baseDelay, maxDelayMs: Infinity }),
+          );
+        }
         continue;
       }
       const text = await res.text();
@@ -181,7 +176,7 @@ export function labelStudioPusher(
         const retryAfter = Number(res.headers.get("retry-after"));
         const wait = Number.isFinite(retryAfter) && retryAfter > 0
           ? Math.min(retryAfter * 1000, 30_000)
-          : baseDelay * 2 ** (attempt - 1);
+          : exponentialDelayMs(attempt, { baseDelayMs: baseDelay, maxDelayMs: Infinity });
         await sleep(wait);
       }
     }

@@ -31,7 +31,8 @@ import { exportDataset } from "./dataset_export.ts";
 import { DATASET_FORMATS, isDatasetFormat } from "./dataset_formats.ts";
 import { readDatasetRecords } from "./dataset_import.ts";
 import { imageUrlResolver } from "./image_urls.ts";
-import { openIngestDeps } from "./run_once.ts";
+import { createStageMetrics } from "../../common/metrics/mod.ts";
+import { openResources } from "../../common/stage/mod.ts";
 import { createIngestStage } from "./stage.ts";
 
 /** The flags these commands add to `sluice-ingest` (spread into main's FLAGS). */
@@ -172,8 +173,23 @@ export async function runAnnotationCommand(
   const config: IngestConfig = labelConfigFile
     ? { ...ctx.config, stage: { ...s, labelConfig: labelConfigFile } }
     : ctx.config;
-  const deps = await openIngestDeps(config, {}, ctx.log);
+  const metrics = createStageMetrics("ingest");
+  const res = await openResources(config, {}, {
+    stage: "ingest",
+    log: ctx.log,
+    metrics,
+    source: true,
+  });
+  const deps = {
+    manifest: res.manifest,
+    source: res.source,
+    objectStore: res.store,
+    staging: res.staging,
+    metrics,
+    log: ctx.log,
+  };
   const stage = createIngestStage(config, deps);
+  res.closers.add("ingest stage", () => stage.close());
   try {
     if (command === "import-annotations") {
       const ref = ctx.args[0];
@@ -278,7 +294,6 @@ export async function runAnnotationCommand(
     });
     return 0;
   } finally {
-    await stage.close();
-    await deps.close();
+    await res.close();
   }
 }

@@ -194,6 +194,139 @@ async function matchableImages(manifest: ManifestStore): Promise<Map<string, Ima
 }
 
 /**
+ * A summary with nothing counted yet, for `file` in `format`.
+ *
+ * @example
+ * ```ts
+ * emptyImportSummary("a.json", "auto", { status: "failed", reason: "not_found", sha256: "" });
+ * ```
+ */
+export function emptyImportSummary(
+  file: string,
+  format: AnnotationFormat | "auto",
+  fields: Pick<AnnotationImportSummary, "status" | "sha256" | "reason" | "message">,
+): AnnotationImportSummary {
+  return {
+    file,
+    format: format === "auto" ? null : format,
+    ...fields,
+    records: 0,
+    matched: 0,
+    unmatched: [],
+    ambiguous: [],
+    annotations: 0,
+    boxes: {},
+    recordFailures: [],
+    problems: 0,
+    problemExamples: [],
+    at: Date.now(),
+  };
+}
+
+/** Parses the file's records (Label Studio tasks or COCO images) into `summary`'s format. */
+function readRecords(
+  opts: ImportAnnotationsOptions,
+  summary: AnnotationImportSummary,
+  noteProblems: (list: readonly { path: string; problem: string }[]) => void,
+): { records: ImportRecord[]; labelOrder: string[] } {
+  const { file } = opts;
+  let records: ImportRecord[];
+  let labelOrder: string[];
+  let doc: unknown;
+  try {
+    doc = JSON.parse(opts.text);
+  } catch (err) {
+    throw new AnnotationFormatError(
+      file,
+      "$",
+      `expected JSON, found a parse error: ${messageOf(err)}`,
+      {
+        cause: err,
+      },
+    );
+  }
+  const format = opts.format === "auto" ? detectAnnotationFormat(doc) : opts.format;
+  if (format === null) {
+    throw new AnnotationFormatError(
+      file,
+      "$",
+      "expected a Label Studio export (a list of tasks) or a COCO document (an object with images)",
+    );
+  }
+  summary.format = format;
+  if (format === "labelstudio") {
+    const ls = parseLabelStudioExport(doc, {
+      file,
+      ...(opts.labelStudioChoose ? { choose: opts.labelStudioChoose } : {}),
+    });
+    records = ls.tasks.map((t) => ({
+      ref: t.imageRef,
+      width: t.width,
+      height: t.height,
+      annotations: t.annotations,
+      labelled: t.labelled,
+    }));
+    summary.recordFailures = ls.failures.map((f) => ({ path: f.path, message: f.message }));
+    noteProblems(ls.tasks.flatMap((t) => t.problems));
+    labelOrder = records.flatMap((r) => r.annotations.map((a) => a.label));
+  } else {
+    const coco = parseCoco(doc, { file });
+    records = coco.images.map((i) => ({
+      ref: i.imageRef,
+      width: i.width,
+      height: i.height,
+      annotations: i.annotations,
+    }));
+    summary.recordFailures = coco.failures.map((f) => ({ path: f.path, message: f.message }));
+    noteProblems([...coco.problems, ...coco.images.flatMap((i) => i.problems)]);
+    labelOrder = [...coco.categories].sort((a, b) => a.id - b.id).map((c) => c.name);
+  }
+  return { records, labelOrder };
+}
+
+/** The metrics and log lines of a finished import. */
+function reportImport(summary: AnnotationImportSummary, opts: ImportAnnotationsOptions): void {
+  const { file, metrics, log } = opts;
+  for (const [k, v] of Object.entries(summary.boxes)) {
+    metrics?.annotationBoxes.inc({ outcome: k }, v);
+  }
+  metrics?.annotationRecords.inc({ result: "matched" }, summary.matched);
+  metrics?.annotationRecords.inc({ result: "unmatched" }, summary.unmatched.length);
+  metrics?.annotationRecords.inc({ result: "ambiguous" }, summary.ambiguous.length);
+  metrics?.annotationRecords.inc({ result: "unreadable" }, summary.recordFailures.length);
+  metrics?.annotationProblems.inc(summary.problems);
+  if (summary.problems > 0 || summary.recordFailures.length > 0) {
+    log?.warn("annotation file has records or shapes that were skipped or changed", {
+      file,
+      problems: summary.problems,
+      recordFailures: summary.recordFailures.length,
+      examples: [
+        ...summary.recordFailures.map((f) => `${f.path}: ${f.message}`),
+        ...summary.problemExamples.map((p) => `${p.path}: ${p.problem}`),
+      ].slice(0, 20),
+    });
+  }
+  if (summary.unmatched.length > 0 || summary.ambiguous.length > 0) {
+    log?.warn("annotation records without a unique image", {
+      file,
+      unmatched: summary.unmatched.length,
+      ambiguous: summary.ambiguous.length,
+      examples: [...summary.unmatched, ...summary.ambiguous].slice(0, 20),
+    });
+  }
+  log?.info("annotations imported", {
+    file,
+    format: summary.format,
+    records: summary.records,
+    matched: summary.matched,
+    annotations: summary.annotations,
+    boxes: summary.boxes,
+    recordFailures: summary.recordFailures.length,
+    problems: summary.problems,
+  });
+}
+
+/**
  * Imports one annotation file; never throws for a bad file (only for manifest failures).
  *
  * @example
@@ -207,22 +340,10 @@ export async function importAnnotations(
   opts: ImportAnnotationsOptions,
 ): Promise<AnnotationImportSummary> {
   const { manifest, file, metrics, log } = opts;
-  const summary: AnnotationImportSummary = {
-    file,
-    format: opts.format === "auto" ? null : opts.format,
+  const summary = emptyImportSummary(file, opts.format, {
     status: "imported",
     sha256: createHash("sha256").update(opts.text).digest("hex"),
-    records: 0,
-    matched: 0,
-    unmatched: [],
-    ambiguous: [],
-    annotations: 0,
-    boxes: {},
-    recordFailures: [],
-    problems: 0,
-    problemExamples: [],
-    at: Date.now(),
-  };
+  });
   const noteProblems = (list: readonly { path: string; problem: string }[]) => {
     summary.problems += list.length;
     for (const p of list) {
@@ -244,55 +365,7 @@ export async function importAnnotations(
     if (opts.labelConfigFile && !opts.labelConfig) {
       opts = { ...opts, labelConfig: await readLabelConfig(opts.labelConfigFile) };
     }
-    let doc: unknown;
-    try {
-      doc = JSON.parse(opts.text);
-    } catch (err) {
-      throw new AnnotationFormatError(
-        file,
-        "$",
-        `expected JSON, found a parse error: ${messageOf(err)}`,
-        {
-          cause: err,
-        },
-      );
-    }
-    const format = opts.format === "auto" ? detectAnnotationFormat(doc) : opts.format;
-    if (format === null) {
-      throw new AnnotationFormatError(
-        file,
-        "$",
-        "expected a Label Studio export (a list of tasks) or a COCO document (an object with images)",
-      );
-    }
-    summary.format = format;
-    if (format === "labelstudio") {
-      const ls = parseLabelStudioExport(doc, {
-        file,
-        ...(opts.labelStudioChoose ? { choose: opts.labelStudioChoose } : {}),
-      });
-      records = ls.tasks.map((t) => ({
-        ref: t.imageRef,
-        width: t.width,
-        height: t.height,
-        annotations: t.annotations,
-        labelled: t.labelled,
-      }));
-      summary.recordFailures = ls.failures.map((f) => ({ path: f.path, message: f.message }));
-      noteProblems(ls.tasks.flatMap((t) => t.problems));
-      labelOrder = records.flatMap((r) => r.annotations.map((a) => a.label));
-    } else {
-      const coco = parseCoco(doc, { file });
-      records = coco.images.map((i) => ({
-        ref: i.imageRef,
-        width: i.width,
-        height: i.height,
-        annotations: i.annotations,
-      }));
-      summary.recordFailures = coco.failures.map((f) => ({ path: f.path, message: f.message }));
-      noteProblems([...coco.problems, ...coco.images.flatMap((i) => i.problems)]);
-      labelOrder = [...coco.categories].sort((a, b) => a.id - b.id).map((c) => c.name);
-    }
+    ({ records, labelOrder } = readRecords(opts, summary, noteProblems));
   } catch (err) {
     summary.status = "failed";
     summary.reason = reasonOf(err);
@@ -473,42 +546,6 @@ async function storeRecords(
     empty,
     labelled: writes.filter((w) => w.items.length > 0).map((w) => w.id),
   });
-  for (const [k, v] of Object.entries(summary.boxes)) {
-    metrics?.annotationBoxes.inc({ outcome: k }, v);
-  }
-  metrics?.annotationRecords.inc({ result: "matched" }, summary.matched);
-  metrics?.annotationRecords.inc({ result: "unmatched" }, summary.unmatched.length);
-  metrics?.annotationRecords.inc({ result: "ambiguous" }, summary.ambiguous.length);
-  metrics?.annotationRecords.inc({ result: "unreadable" }, summary.recordFailures.length);
-  metrics?.annotationProblems.inc(summary.problems);
-  if (summary.problems > 0 || summary.recordFailures.length > 0) {
-    log?.warn("annotation file has records or shapes that were skipped or changed", {
-      file,
-      problems: summary.problems,
-      recordFailures: summary.recordFailures.length,
-      examples: [
-        ...summary.recordFailures.map((f) => `${f.path}: ${f.message}`),
-        ...summary.problemExamples.map((p) => `${p.path}: ${p.problem}`),
-      ].slice(0, 20),
-    });
-  }
-  if (summary.unmatched.length > 0 || summary.ambiguous.length > 0) {
-    log?.warn("annotation records without a unique image", {
-      file,
-      unmatched: summary.unmatched.length,
-      ambiguous: summary.ambiguous.length,
-      examples: [...summary.unmatched, ...summary.ambiguous].slice(0, 20),
-    });
-  }
-  log?.info("annotations imported", {
-    file,
-    format: source,
-    records: summary.records,
-    matched: summary.matched,
-    annotations: summary.annotations,
-    boxes: summary.boxes,
-    recordFailures: summary.recordFailures.length,
-    problems: summary.problems,
-  });
+  reportImport(summary, opts);
   return await finish();
 }

@@ -20,13 +20,12 @@
 import "../../common/runtime_assets/sharp_preload.ts"; // first: sharp loads its addon from the runtime cache
 import { EXIT_USAGE, parseStageArgs } from "../../common/config/mod.ts";
 import { messageOf, reasonOf } from "../../common/errors/mod.ts";
-import { serveStage } from "../../common/http/mod.ts";
 import { materialiseRuntimeAssets } from "../../common/runtime_assets/mod.ts";
+import { withStageServer } from "../../common/stage/mod.ts";
 import { shutdownSignal } from "../../common/worker/mod.ts";
 import { ANNOTATION_FLAGS, runAnnotationCommand } from "./annotations_cli.ts";
 import { IngestSettingsSchema } from "./config.ts";
-import { openIngestDeps } from "./run_once.ts";
-import { createIngestLogger, createIngestStage } from "./stage.ts";
+import { createIngestLogger, openIngestStage } from "./stage.ts";
 
 const USAGE = `sluice-ingest <command> [options]
 
@@ -56,6 +55,23 @@ export interface MainOptions {
 }
 
 const encoder = new TextEncoder();
+
+/**
+ * What is wrong with the command, or null when nothing is. `import-annotations` and `export`
+ * check their own flags and arguments (annotations_cli.ts).
+ */
+function usageProblem(positionals: readonly string[]): string | null {
+  const command = positionals[0];
+  if (command === undefined) return `expected a command (${COMMANDS.join(", ")})`;
+  if (!(COMMANDS as readonly string[]).includes(command)) {
+    return `unknown command "${command}": expected one of ${COMMANDS.join(", ")}`;
+  }
+  const extra = positionals.slice(1);
+  if (command !== "import-annotations" && command !== "export" && extra.length !== 0) {
+    return `${command}: unexpected arguments ${extra.join(" ")}`;
+  }
+  return null;
+}
 
 /**
  * Runs the command line and returns the exit status.
@@ -93,15 +109,10 @@ export async function main(argv: readonly string[], opts: MainOptions = {}): Pro
     printError(`sluice-ingest: ${msg}\nRun with --help for usage.\n`);
     return EXIT_USAGE;
   };
+  const problem = usageProblem(positionals);
+  if (problem !== null) return usageError(problem);
   const command = positionals[0];
-  if (command === undefined) return usageError(`expected a command (${COMMANDS.join(", ")})`);
-  if (!(COMMANDS as readonly string[]).includes(command)) {
-    return usageError(`unknown command "${command}": expected one of ${COMMANDS.join(", ")}`);
-  }
   const extra = positionals.slice(1);
-  if (command !== "import-annotations" && command !== "export" && extra.length !== 0) {
-    return usageError(`${command}: unexpected arguments ${extra.join(" ")}`);
-  }
 
   const log = createIngestLogger(config);
   const shutdown = shutdownSignal();
@@ -120,37 +131,31 @@ export async function main(argv: readonly string[], opts: MainOptions = {}): Pro
       });
     }
 
-    const deps = await openIngestDeps(config, {}, log);
-    const stage = createIngestStage(config, deps);
-    const http = new AbortController();
-    const server = config.http.port !== 0
-      ? serveStage(stage.handler, { ...config.http, signal: http.signal, log })
-      : null;
+    const stage = await openIngestStage(config, {}, log);
     try {
-      if (command === "once") {
-        const summary = await stage.runOnce({ signal: shutdown.signal });
-        print(JSON.stringify(summary, null, 2) + "\n");
-      } else if (command === "poll") {
-        await stage.runPoll(shutdown.signal);
-      } else {
-        if (!(config.stage.webhook && server) && !config.stage.sqsQueueUrl) {
-          return usageError(
-            "events: expected ingest.webhook with an HTTP port, or ingest.sqsQueueUrl",
-          );
+      return await withStageServer(stage.handler, config.http, log, async (server) => {
+        if (command === "once") {
+          const summary = await stage.runOnce({ signal: shutdown.signal });
+          print(JSON.stringify(summary, null, 2) + "\n");
+        } else if (command === "poll") {
+          await stage.runPoll(shutdown.signal);
+        } else {
+          if (!(config.stage.webhook && server) && !config.stage.sqsQueueUrl) {
+            return usageError(
+              "events: expected ingest.webhook with an HTTP port, or ingest.sqsQueueUrl",
+            );
+          }
+          if (stage.location.bucket === null) {
+            return usageError(
+              "events: expected an s3:// source.url or ingest.eventBucket to check events against",
+            );
+          }
+          await stage.runEvents(shutdown.signal);
         }
-        if (stage.location.bucket === null) {
-          return usageError(
-            "events: expected an s3:// source.url or ingest.eventBucket to check events against",
-          );
-        }
-        await stage.runEvents(shutdown.signal);
-      }
-      return 0;
+        return 0;
+      });
     } finally {
-      http.abort();
-      await server?.finished;
       await stage.close();
-      await deps.close();
     }
   } catch (err) {
     log.error("sluice-ingest failed", { reason: reasonOf(err), error: messageOf(err) });

@@ -21,21 +21,18 @@
  * ```
  * @module
  */
-import { type Claim, type Effects, LeaseLostError } from "../mod.ts";
+import {
+  type Claim,
+  type CompletionOutcome,
+  type CompletionRequest,
+  type Effects,
+  LeaseLostError,
+} from "../contract.ts";
+export type { CompletionOutcome, CompletionRequest } from "../contract.ts";
 import type { SqlDriver, SqlValue } from "../_driver.ts";
 import { effectsSchema, parse } from "../_schemas.ts";
 
 /** One item handed to {@link completeBatch}. */
-export interface CompletionRequest {
-  claim: Claim;
-  effects?: Effects;
-}
-
-/** How one item of a batch ended: recorded, or the error `complete` would have thrown. */
-export type CompletionOutcome =
-  | { claim: Claim; ok: true }
-  | { claim: Claim; ok: false; error: unknown };
-
 // Rows per statement: 4 parameters each, far below SQLite's 32766 and PostgreSQL's 65535.
 const ROWS = 500;
 

@@ -18,7 +18,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import sharp from "sharp";
 import { z } from "zod";
-import { SluiceError } from "../errors/mod.ts";
+import { SluiceError } from "../../../common/errors/mod.ts";
 import { createRandom, type Random } from "./_random.ts";
 import {
   type Canvas,

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import sharp from "sharp";
-import { SluiceError } from "../errors/mod.ts";
+import { SluiceError } from "../../../common/errors/mod.ts";
 import { toCocoGroundTruth } from "./coco.ts";
 import { generateDataset, SYNTHETIC_LABELS } from "./dataset.ts";
 import { toLabelStudioTasks } from "./label_studio.ts";

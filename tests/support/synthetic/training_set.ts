@@ -16,7 +16,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import sharp from "sharp";
 import { z } from "zod";
-import { SluiceError } from "../errors/mod.ts";
+import { SluiceError } from "../../../common/errors/mod.ts";
 import { type CocoGroundTruth, toCocoGroundTruth } from "./coco.ts";
 import type { SyntheticDataset, SyntheticImage } from "./dataset.ts";
 

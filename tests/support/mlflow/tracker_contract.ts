@@ -8,8 +8,8 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { MlflowError } from "./errors.ts";
-import type { Tracker } from "./tracker.ts";
+import { MlflowError } from "../../../common/mlflow/errors.ts";
+import type { Tracker } from "../../../common/mlflow/tracker.ts";
 
 /** What the scenario runs against. */
 export interface ContractSubject {

@@ -3,7 +3,7 @@
  * would (variants letterboxed to 320 px, COCO files, shard lists), train within a time budget
  * and check mAP@0.5 on held-out images. Not a test (it takes minutes); run it by hand or in CI:
  *
- *   deno run -A stages/train/trainer/acceptance.ts [--minutes 9] [--ranks 1] [--train 2000]
+ *   deno run -A tests/support/trainer_acceptance.ts [--minutes 9] [--ranks 1] [--train 2000]
  *     [--val 200] [--seed 2024] [--target 0.85] [--keep DIR]
  *
  * `--ranks 2` runs two local DDP processes (gloo, one thread each). On the shared 2-core machine
@@ -14,8 +14,8 @@
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { generateDataset } from "../../../common/synthetic/dataset.ts";
-import { writeTrainingSet } from "../../../common/synthetic/training_set.ts";
+import { generateDataset } from "./synthetic/dataset.ts";
+import { writeTrainingSet } from "./synthetic/training_set.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -33,7 +33,7 @@ const { values } = parseArgs({
 });
 const ranks = Number(values.ranks);
 const dir = values.keep ?? await Deno.makeTempDir({ prefix: "sluice-acceptance-" });
-const trainPy = new URL("./train.py", import.meta.url).pathname;
+const trainPy = new URL("../../stages/train/trainer/train.py", import.meta.url).pathname;
 
 try {
   const t0 = performance.now();

@@ -38,7 +38,9 @@ export interface Exchange {
 
 /** Loads the recording shipped in `testdata/`. */
 export async function loadRecording(): Promise<Exchange[]> {
-  const path = fileURLToPath(new URL("./testdata/exchanges-2.17.2.jsonl", import.meta.url));
+  const path = fileURLToPath(
+    new URL("../../../common/mlflow/testdata/exchanges-2.17.2.jsonl", import.meta.url),
+  );
   const lines = (await Deno.readTextFile(path)).split("\n").filter((l) => l.trim());
   return lines.map((l, index) => ({
     ...(JSON.parse(quoteBareLiterals(l)) as Omit<Exchange, "index">),
