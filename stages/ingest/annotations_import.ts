@@ -443,7 +443,7 @@ async function storeRecords(
   noteProblems: (list: readonly { path: string; problem: string }[]) => void,
   finish: () => Promise<AnnotationImportSummary>,
 ): Promise<AnnotationImportSummary> {
-  const { manifest, file, metrics, log } = opts;
+  const { manifest, file, log } = opts;
   const cfg = opts.labelConfig;
   if (cfg) {
     // The config decides the labels: aliases map to their label, unknown labels are dropped.
