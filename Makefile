@@ -20,9 +20,12 @@ export DENO_TLS_CA_STORE ?= mozilla,system
 endif
 
 APT_PACKAGES := postgresql prometheus libvips-tools python3-torch python3-torchvision python3-onnx \
-	python3-numpy ca-certificates
+	python3-numpy ca-certificates systemd shellcheck podman runc debootstrap uidmap fuse-overlayfs \
+	slirp4netns podman-compose
 APT_PROBES := /usr/lib/postgresql /usr/bin/promtool /usr/bin/vipsthumbnail /usr/lib/python3/dist-packages/torch \
-	/usr/lib/python3/dist-packages/torchvision /usr/lib/python3/dist-packages/onnx
+	/usr/lib/python3/dist-packages/torchvision /usr/lib/python3/dist-packages/onnx \
+	/usr/bin/systemd-analyze /usr/bin/shellcheck /usr/bin/podman /usr/sbin/runc /usr/sbin/debootstrap \
+	/usr/bin/newuidmap /usr/bin/fuse-overlayfs /usr/bin/slirp4netns /usr/bin/podman-compose
 
 .PHONY: help deno deps system-deps demo test test-fast bench compile check lint fmt fmt-check hooks clean
 

@@ -105,6 +105,8 @@ export function renderSystemd(plan: LaunchPlan, opts: SystemdOptions): SystemdDe
       ["LOCAL_WORLD_SIZE", "1"],
       ["MASTER_ADDR", opts.masterAddr],
       ["MASTER_PORT", String(opts.masterPort)],
+      // The installed template `sluice-train-node@.service` reads the plan key from here.
+      ["SLUICE_TRAIN_PLAN", plan.keys.launch],
     ];
     envFiles.push(
       `# ${plan.snapshotId} ${plan.layout}: rank ${r} of ${nodes}\n` +

@@ -62,6 +62,7 @@ Deno.test("systemd definitions", async (t) => {
         LOCAL_WORLD_SIZE: "1",
         MASTER_ADDR: "gpu-1.internal",
         MASTER_PORT: "29500",
+        SLUICE_TRAIN_PLAN: plan.keys.launch,
       });
     }
   });
