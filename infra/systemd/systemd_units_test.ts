@@ -317,3 +317,38 @@ Deno.test({
     assert.equal(r.code, 0, r.out + r.err);
   },
 });
+
+Deno.test("sluice.env.example: every stage accepts every variable in it, commented ones too", async () => {
+  const env: Record<string, string> = {};
+  for (const line of (await readFile(join(dir, "sluice.env.example"), "utf8")).split("\n")) {
+    const m = line.match(/^#?([A-Z][A-Z0-9_]*)=(.*)$/);
+    if (!m) continue;
+    env[m[1]] = m[2] ||
+      (/_(URL|ENDPOINT)$/.test(m[1]) ? "http://127.0.0.1:1/q" : "example-0123456789");
+  }
+  assert.ok(
+    Object.keys(env).length >= 10,
+    `expected the example's variables, found ${Object.keys(env)}`,
+  );
+  for (const s of STAGES) {
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", join(repo, "stages", s, "main.ts"), "--print-config"],
+      cwd: repo,
+      clearEnv: true,
+      env: {
+        PATH: Deno.env.get("PATH") ?? "",
+        HOME: Deno.env.get("HOME") ?? "/tmp",
+        NO_COLOR: "1",
+        ...(Deno.env.get("DENO_DIR") ? { DENO_DIR: Deno.env.get("DENO_DIR")! } : {}),
+        ...env,
+      },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const err = new TextDecoder().decode(r.stderr);
+    assert.equal(r.code, 0, `${s}: ${err}`);
+    assert.doesNotMatch(err, /unknown environment variable/, `${s}: ${err}`);
+    const config = JSON.parse(new TextDecoder().decode(r.stdout));
+    assert.equal(config.manifest.url, "postgres://sluice:***redacted***@db.internal:5432/sluice");
+  }
+});
