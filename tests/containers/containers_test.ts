@@ -337,9 +337,19 @@ Deno.test({
         for (const r of results) {
           assert.equal(r.code, 0, `rank ${r.rank}: ${r.stderr.slice(-4000)}`);
         }
-        const rank0 = jsonLine(results[0].stdout) as { modelVersion?: string; shards?: unknown[] };
-        assert.equal(rank0.modelVersion, "1", results[0].stdout);
-        assert.equal(rank0.shards?.length, 2);
+        type Shard = { rank: number; worldSize: number; imageIds: (number | string)[] };
+        const out = results.map((r) =>
+          jsonLine(r.stdout) as { modelVersion?: string | null; shards?: Shard[] }
+        );
+        // Each rank read its own shard of a world of 2 (torch.distributed over gloo: neither rank
+        // gets past init_process_group until both have joined), and rank 0 registered the model.
+        for (const [rank, o] of out.entries()) {
+          assert.equal(o.shards?.length, 1, JSON.stringify(o));
+          assert.equal(o.shards![0].rank, rank);
+          assert.equal(o.shards![0].worldSize, 2);
+        }
+        assert.notDeepEqual(out[0].shards![0].imageIds, out[1].shards![0].imageIds);
+        assert.equal(out[0].modelVersion, "1", results[0].stdout);
       });
     } finally {
       for (const c of cleanup.reverse()) await c().catch(() => {});
