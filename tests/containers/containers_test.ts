@@ -18,7 +18,7 @@ import { openManifest } from "../../common/manifest/mod.ts";
 import { hostTools } from "../harness/host_tools.ts";
 import { startPostgres } from "../harness/postgres.ts";
 import { startS3Server } from "../harness/s3.ts";
-import { generateDataset } from "../../common/synthetic/dataset.ts";
+import { generateDataset } from "../support/synthetic/dataset.ts";
 import { buildImage, ensureBase, podman, podmanOk, REPO } from "./podman.ts";
 
 const STAGES = ["ingest", "normalize", "train", "infer"] as const;
