@@ -19,6 +19,16 @@
  * @module
  */
 import { SluiceError } from "../errors/mod.ts";
+import type { ReviewInput, ReviewOutcome, ReviewRow } from "./reviews.ts";
+export * from "./reviews.ts";
+
+/** Filters of {@link ManifestStore.listReviews}. */
+export interface ReviewListOptions {
+  modelName?: string;
+  modelVersion?: string;
+  imageIds?: string[];
+  includeDeleted?: boolean;
+}
 
 /** Queue names. Inference uses `infer` with one queue per model version (see enqueueForInference). */
 export type StageName = "ingest" | "normalize" | "infer" | string;
@@ -320,6 +330,11 @@ export interface ManifestStore {
   listTrainingRuns(): Promise<TrainingRunRow[]>;
 
   // ---- checkpoints ------------------------------------------------------------
+  /** Records a Label Studio review (issue 16); see `reviews.ts`. */
+  applyReview(input: ReviewInput): Promise<ReviewOutcome>;
+  /** Deletes reviews by annotation and/or task id (terminal); returns how many were active. */
+  deleteReviews(ref: { annotationIds?: string[]; taskIds?: string[] }): Promise<number>;
+  listReviews(opts?: ReviewListOptions): Promise<ReviewRow[]>;
   getCheckpoint(name: string): Promise<string | null>;
   setCheckpoint(name: string, value: string): Promise<void>;
 
