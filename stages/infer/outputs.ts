@@ -123,7 +123,13 @@ export function labelStudioTasks(
       { fromName: opts.fromName, toName: opts.toName },
     );
     return {
-      data: { [opts.dataKey ?? "image"]: img.url, sluice_image_id: img.id },
+      data: {
+        [opts.dataKey ?? "image"]: img.url,
+        sluice_image_id: img.id,
+        // Review provenance (issue 16): the model version this pre-annotation came from.
+        sluice_model: ref.name,
+        sluice_model_version: ref.version,
+      },
       predictions: [{ ...pred, model_version: label }],
     };
   });

@@ -50,6 +50,8 @@ import type { ParsedNotification } from "./s3_event.ts";
 import { type SourceLocation, sourceLocation } from "./source_location.ts";
 import { receiveOnce, type ReceiveSummary, runSqsConsumer } from "./sqs_consumer.ts";
 import { createWebhookRoute } from "./webhook.ts";
+import { createLabelStudioWebhookRoute } from "./labelstudio_webhook.ts";
+import { reconcileLabelStudioReviews } from "./labelstudio_reconcile.ts";
 import { ContentLocks } from "./_content_locks.ts";
 import { sleep } from "./_sleep.ts";
 
@@ -231,6 +233,15 @@ export function createIngestStage(config: IngestConfig, deps: IngestDeps): Inges
       maxBodyBytes: s.maxEventBodyBytes,
       record: (parsed) => recordEvents(parsed, "webhook"),
       metrics,
+      log,
+    });
+  }
+  if (s.reviewWebhookToken) {
+    routes["POST /labelstudio/webhook"] = createLabelStudioWebhookRoute({
+      token: s.reviewWebhookToken,
+      manifest,
+      maxBodyBytes: s.maxEventBodyBytes,
+      dataKey: s.reviewDataKey,
       log,
     });
   }
@@ -455,6 +466,20 @@ export function createIngestStage(config: IngestConfig, deps: IngestDeps): Inges
         }),
       ];
       if (s.sqsQueueUrl) tasks.push(runSqsConsumer({ ...sqsOptions(), signal }));
+      const { reviewLabelStudioUrl: url, reviewApiToken: apiToken, reviewProjectId } = s;
+      if (url && apiToken && reviewProjectId) {
+        tasks.push(every("review reconcile", s.reviewReconcileIntervalMs, signal, async () => {
+          const r = await reconcileLabelStudioReviews({
+            manifest,
+            url,
+            apiToken,
+            projectId: reviewProjectId,
+            dataKey: s.reviewDataKey,
+            signal,
+          });
+          log.info("label studio reviews reconciled", { ...r });
+        }));
+      }
       await Promise.all(tasks);
     },
     async runOnce(opts = {}) {
