@@ -48,7 +48,27 @@ Deno.test({
       await env.put("a.jpg", await makeImage({ width: 200, height: 100, rgb: [200, 0, 0] }));
       await stage.runOnce({ progress: false });
       const [image] = await env.manifest.listImages({ status: "ingested" });
-      const task = ls.addTask({ image: image.sourceUri, sluice_image_id: image.id });
+      await env.manifest.enqueue("infer:det@3", [image.id]);
+      const [claim] = await env.manifest.claim("infer:det@3", {
+        max: 1,
+        leaseMs: 60_000,
+        owner: "t",
+      });
+      await env.manifest.complete(claim, {
+        predictions: [{
+          imageId: image.id,
+          modelName: "det",
+          modelVersion: "3",
+          score: 0.9,
+          boxes: [{ label: "cat", bbox: [10, 10, 50, 50], score: 0.9 }],
+        }],
+      });
+      const task = ls.addTask({
+        image: image.sourceUri,
+        sluice_image_id: image.id,
+        sluice_model: "det",
+        sluice_model_version: "3",
+      });
 
       const a = await ls.annotate(task.id, [rect("cat", 10, 10, 50, 50, 200, 100)]);
       assert.equal(ls.deliveries[0].status, 200);
@@ -72,6 +92,10 @@ Deno.test({
       const labels = (await env.manifest.listAnnotations([image.id]))
         .filter((x) => x.source === "review").map((x) => x.label);
       assert.deepEqual(labels, ["dog"]);
+      // Live review metrics on the stage's /metrics: the cat was kept, then relabelled a dog.
+      const metricsText = await (await stage.handler.fetch(new Request("http://x/metrics"))).text();
+      assert.match(metricsText, /sluice_review_images\{model="det",version="3"\} 2\n/);
+      assert.match(metricsText, /sluice_review_acceptance_ratio\{model="det",version="3"\} 0\.5\n/);
     } finally {
       shutdown.abort();
       await http.shutdown();

@@ -52,6 +52,7 @@ import { receiveOnce, type ReceiveSummary, runSqsConsumer } from "./sqs_consumer
 import { createWebhookRoute } from "./webhook.ts";
 import { createLabelStudioWebhookRoute } from "./labelstudio_webhook.ts";
 import { reconcileLabelStudioReviews } from "./labelstudio_reconcile.ts";
+import { registerReviewMetrics } from "../../common/review/review_metrics.ts";
 import { ContentLocks } from "./_content_locks.ts";
 import { sleep } from "./_sleep.ts";
 
@@ -177,6 +178,9 @@ export function createIngestStage(config: IngestConfig, deps: IngestDeps): Inges
   const log = deps.log ?? createIngestLogger(config);
   const metrics = createIngestMetrics(deps.metrics ?? createStageMetrics("ingest"));
   const { manifest, source, objectStore, staging } = deps;
+  if (s.reviewWebhookToken || s.reviewLabelStudioUrl) {
+    registerReviewMetrics(metrics.stage.registry, manifest);
+  }
   const location = sourceLocation({
     sourceUrl: source.url,
     prefix: s.prefix,
