@@ -90,6 +90,9 @@ export const InferSettingsSchema = z.strictObject({
     "Label Studio API token (sent as Authorization: Token <token>)",
   ),
   labelStudioProjectId: z.int().min(1).optional().describe("Label Studio project to import into"),
+  labelStudioTopK: z.int().min(1).optional().describe(
+    "Push only the K tasks of highest review priority per batch (unset = all)",
+  ),
   maxBytes: z.int().min(1).default(256 * 1024 * 1024).describe(
     "Largest image object accepted, bytes",
   ),

@@ -50,6 +50,7 @@ import { type ImagePrediction, InferenceEngine, type LoadedModel } from "./infer
 import type { DetectorSpec } from "./model_card.ts";
 import { type InputItem, resolveInputs, storeKeyOf } from "./inputs.ts";
 import { labelStudioPusher } from "./labelstudio_push.ts";
+import { topKForReview } from "../../common/review/review_priority.ts";
 import { createInferMetrics, type InferMetrics } from "./metrics.ts";
 import { fetchModel, loadModel } from "./model_loader.ts";
 import {
@@ -368,7 +369,8 @@ function assemble(p: Parts): InferStage {
     // Upload before anything is recorded: a crash after this leaves a part the retry rewrites.
     const { key, tasks } = await writePart(store, settings.prefix, model.ref, images);
     for (const { tag } of items) tag.partKey = key;
-    if (push) await pushTasks(tasks);
+    const k = settings.labelStudioTopK;
+    if (push) await pushTasks(k === undefined ? tasks : topKForReview(tasks, k));
   };
 
   const pushTasks = async (tasks: LabelStudioTask[]) => {
