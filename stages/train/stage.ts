@@ -31,6 +31,7 @@ import {
 import { openStaging, type Staging } from "../../common/staging/mod.ts";
 import { runWorker, type WorkerSummary } from "../../common/worker/mod.ts";
 import type { TrainConfig } from "./config.ts";
+import { startRetrainPolicy } from "../../common/review/retrain_policy.ts";
 import {
   type NodeOptions,
   type TrainDeps,
@@ -243,6 +244,10 @@ export async function createTrainStage(
           }
         };
         await counts();
+        // Issue 16: the retrain policy enqueues requests that this same loop claims.
+        const stopPolicy = opts.once
+          ? () => {}
+          : startRetrainPolicy(manifest, config.stage, (m, f) => log.info(m, f));
         return await runWorker({
           manifest,
           stage: TRAIN_QUEUE,
@@ -268,7 +273,7 @@ export async function createTrainStage(
             );
             await counts().catch(() => {});
           },
-        });
+        }).finally(stopPolicy);
       },
       async request(id: string) {
         const n = await manifest.enqueue(TRAIN_QUEUE, [id]);
