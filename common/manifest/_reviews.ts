@@ -6,15 +6,15 @@
 import type { SqlDriver, SqlRow, SqlValue } from "./_driver.ts";
 import { fromJson, fromJsonOrNull, toNumber, toStringOrNull } from "./_columns.ts";
 import { ImageNotFoundError } from "./errors.ts";
-import {
-  REVIEW_SOURCE,
-  type ReviewClassCounts,
-  type ReviewEditCounts,
-  type ReviewInput,
-  type ReviewOutcome,
-  type ReviewRow,
-} from "./reviews.ts";
-import type { AnnotationInput } from "./mod.ts";
+import { REVIEW_SOURCE } from "./reviews.ts";
+import type {
+  AnnotationInput,
+  ReviewClassCounts,
+  ReviewEditCounts,
+  ReviewInput,
+  ReviewOutcome,
+  ReviewRow,
+} from "./manifest_store.ts";
 
 const COLUMNS = "annotation_id, task_id, image_id, reviewer, reviewed_at, model_name, " +
   "model_version, counts, per_class, boxes, state, recorded_at";

@@ -13,7 +13,7 @@
  * ```
  * @module
  */
-import { toYaml, type YamlValue } from "./_yaml.ts";
+import { toYaml, type YamlValue } from "../../common/yaml/mod.ts";
 import type { LaunchPlan } from "./training_inputs.ts";
 
 /** Settings of the rendered objects. */
@@ -66,7 +66,11 @@ export interface K8sObjects extends Omit<K8sDefinitions, "job" | "service"> {
  */
 export function renderK8s(plan: LaunchPlan, opts: K8sOptions): K8sDefinitions {
   const { job, service, ...names } = k8sObjects(plan, opts);
-  return { ...names, job: toYaml(job), service: toYaml(service) };
+  return {
+    ...names,
+    job: toYaml(job, { quoteStrings: true }),
+    service: toYaml(service, { quoteStrings: true }),
+  };
 }
 
 /**
