@@ -11,3 +11,4 @@
 export * from "./manifest_store.ts";
 export * from "./errors.ts";
 export * from "./image_id.ts";
+export * from "./reviews.ts";

@@ -265,6 +265,62 @@ export interface ManifestStats {
   work: Record<string, Record<WorkState, number>>;
 }
 
+// ---- reviews (issue 16) -----------------------------------------------------------
+
+/** Edit counts of a review against the prediction it started from. */
+export interface ReviewEditCounts {
+  unchanged: number;
+  moved: number;
+  relabelled: number;
+  deleted: number;
+  added: number;
+}
+
+/** Per class: true positives of the prediction, predicted boxes, reviewed boxes. */
+export interface ReviewClassCounts {
+  tp: number;
+  predicted: number;
+  reviewed: number;
+}
+
+export interface ReviewInput {
+  /** Label Studio annotation id. */
+  annotationId: string;
+  taskId: string;
+  imageId: string;
+  /** Who reviewed (Label Studio's `completed_by`: an email or a user id). */
+  reviewer: string | null;
+  /** Label Studio's `updated_at` (else `created_at`), epoch ms: orders updates of one id. */
+  reviewedAt: number;
+  /** The model version whose pre-annotation the review started from (null: none known). */
+  modelName: string | null;
+  modelVersion: string | null;
+  /** Null when no prediction was known to compare with. */
+  counts: ReviewEditCounts | null;
+  perClass: Record<string, ReviewClassCounts> | null;
+  /** What the reviewer kept. */
+  boxes: AnnotationInput[];
+}
+
+export interface ReviewRow extends ReviewInput {
+  state: "active" | "deleted";
+  recordedAt: number;
+}
+
+/**
+ * What {@link ReviewInput} did: `recorded` (new or newer), `duplicate` (same `reviewedAt` as
+ * recorded), `stale` (older than recorded), `deleted` (its annotation or task was deleted).
+ */
+export type ReviewOutcome = "recorded" | "duplicate" | "stale" | "deleted";
+
+/** Filters of {@link ManifestStore.listReviews}. */
+export interface ReviewListOptions {
+  modelName?: string;
+  modelVersion?: string;
+  imageIds?: string[];
+  includeDeleted?: boolean;
+}
+
 export interface ManifestStore {
   readonly kind: "sqlite" | "postgres";
   /** Applies pending migrations (idempotent; serialised across processes). */
@@ -314,6 +370,13 @@ export interface ManifestStore {
     run: Omit<TrainingRunRow, "createdAt" | "updatedAt">,
   ): Promise<TrainingRunRow>;
   listTrainingRuns(): Promise<TrainingRunRow[]>;
+
+  // ---- reviews (issue 16; see `reviews.ts`) -----------------------------------
+  /** Records a Label Studio review; newest active review mirrored into annotations. */
+  applyReview(input: ReviewInput): Promise<ReviewOutcome>;
+  /** Deletes reviews by annotation and/or task id (terminal); returns how many were active. */
+  deleteReviews(ref: { annotationIds?: string[]; taskIds?: string[] }): Promise<number>;
+  listReviews(opts?: ReviewListOptions): Promise<ReviewRow[]>;
 
   // ---- checkpoints ------------------------------------------------------------
   getCheckpoint(name: string): Promise<string | null>;

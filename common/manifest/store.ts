@@ -53,6 +53,8 @@ import type { SqlDriver, SqlRow, SqlValue } from "./_driver.ts";
 import { fromJson, toNumber, toStringOrNull } from "./_columns.ts";
 import { ImageNotFoundError, ManifestInputError, SnapshotConflictError } from "./errors.ts";
 import { migrate } from "./migrations/mod.ts";
+import * as reviewSql from "./_reviews.ts";
+import type { ReviewInput, ReviewListOptions, ReviewOutcome, ReviewRow } from "./contract.ts";
 import {
   completeBatch,
   type CompletionOutcome,
@@ -744,6 +746,17 @@ class SqlManifestStore implements ManifestStore {
   }
 
   // ---- checkpoints ----------------------------------------------------------------------
+
+  // ---- reviews (issue 16; SQL in _reviews.ts) -------------------------------------------
+  applyReview(input: ReviewInput): Promise<ReviewOutcome> {
+    return reviewSql.applyReview(this.#db, input, this.#now());
+  }
+  deleteReviews(ref: { annotationIds?: string[]; taskIds?: string[] }): Promise<number> {
+    return reviewSql.deleteReviews(this.#db, ref, this.#now());
+  }
+  listReviews(opts?: ReviewListOptions): Promise<ReviewRow[]> {
+    return reviewSql.listReviews(this.#db, opts);
+  }
 
   async getCheckpoint(name: string): Promise<string | null> {
     const rows = await this.#db.query("SELECT value FROM checkpoints WHERE name = $1", [name]);

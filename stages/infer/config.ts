@@ -90,6 +90,9 @@ export const InferSettingsSchema = z.strictObject({
     "Label Studio API token: a legacy token or a Personal Access Token (see labelStudioAuth)",
   ),
   labelStudioProjectId: z.int().min(1).optional().describe("Label Studio project to import into"),
+  labelStudioTopK: z.int().min(1).optional().describe(
+    "Push only the K tasks of highest review priority per batch (unset = all)",
+  ),
   labelStudioAuth: z.enum(["auto", "token", "pat"]).default("auto").describe(
     "Token kind: token (legacy, Authorization: Token), pat (refresh flow, Bearer), auto (JWT = pat)",
   ),

@@ -29,6 +29,7 @@ import { type KnownModel, versionKey } from "./model_slot.ts";
 import { type OutputKeys, type PredictedImage, writeOutputs, writePart } from "./outputs.ts";
 import { predictedImagesFromManifest } from "./predicted_images.ts";
 import type { ImageTag } from "./staged_predict.ts";
+import { topKForReview } from "../../common/review/review_priority.ts";
 
 /** The published files of one version, and how many images they hold. */
 export type PublishedOutputs = OutputKeys & { images: number };
@@ -85,7 +86,10 @@ export class Publisher {
     return this.imageUrl(uri, row.datasetUri ? storeKeyOf(this.#o.store, row.datasetUri) : null);
   }
 
-  /** The engine's batch hook: uploads the batch's part (then imports its tasks). */
+  /**
+   * The engine's batch hook: uploads the batch's part, then imports its tasks (only the
+   * `labelStudioTopK` of highest review priority when that is set).
+   */
   readonly afterBatch = async (
     items: { tag: ImageTag; prediction: ImagePrediction }[],
     model: LoadedModel,
@@ -108,7 +112,9 @@ export class Publisher {
       this.#o.labelStudioNames,
     );
     for (const { tag } of items) tag.partKey = key;
-    if (this.#push) await this.#pushTasks(tasks);
+    // Review priority (issue 16): with labelStudioTopK only the K most worth reviewing go out.
+    const k = this.#o.settings.labelStudioTopK;
+    if (this.#push) await this.#pushTasks(k === undefined ? tasks : topKForReview(tasks, k));
   };
 
   /** Notes that `version` recorded predictions its files do not hold yet. */

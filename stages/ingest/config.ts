@@ -16,6 +16,7 @@ import { secret, type StageConfig } from "../../common/config/mod.ts";
 import { type RecipeInput, RecipeSchema } from "../../common/images/augment.ts";
 import { validateKey } from "../../common/objectstore/mod.ts";
 import { IMAGE_URL_MODES } from "./image_urls.ts";
+import { LABEL_STUDIO_REVIEW_SETTINGS } from "./labelstudio_review_config.ts";
 
 /** Annotation file formats the stage reads; `auto` tells them apart by shape. */
 export const ANNOTATION_FORMATS = ["labelstudio", "coco"] as const;
@@ -140,6 +141,7 @@ export const IngestSettingsSchema = z.strictObject({
   sqsVisibilityTimeoutS: z.int().min(0).max(43_200).optional().describe(
     "SQS visibility timeout per receive, seconds (unset = the queue's)",
   ),
+  ...LABEL_STUDIO_REVIEW_SETTINGS,
 });
 
 /** What the section parses to. */

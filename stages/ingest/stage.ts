@@ -48,6 +48,9 @@ import type { ParsedNotification } from "./s3_event.ts";
 import { type SourceLocation, sourceLocation } from "./source_location.ts";
 import { receiveOnce, type ReceiveSummary, runSqsConsumer } from "./sqs_consumer.ts";
 import { createWebhookRoute } from "./webhook.ts";
+import { createLabelStudioWebhookRoute } from "./labelstudio_webhook.ts";
+import { reconcileLabelStudioReviews } from "./labelstudio_reconcile.ts";
+import { registerReviewMetrics } from "../../common/review/review_metrics.ts";
 import { ContentLocks } from "./_content_locks.ts";
 import { createAnnotationImporter } from "./annotation_importer.ts";
 import { sleep } from "../../common/timing/mod.ts";
@@ -209,7 +212,10 @@ async function every(
   }
 }
 
-/** /healthz, /readyz, /metrics, `HEAD /`, and `POST /events` when the webhook is on. */
+/**
+ * /healthz, /readyz, /metrics, `HEAD /`, `POST /events` when the webhook is on, and
+ * `POST /labelstudio/webhook` when `reviewWebhookToken` is set (Label Studio reviews).
+ */
 function ingestHandler(
   s: IngestConfig["stage"],
   manifest: ManifestStore,
@@ -224,6 +230,15 @@ function ingestHandler(
       maxBodyBytes: s.maxEventBodyBytes,
       record: (parsed) => recordEvents(parsed, "webhook"),
       metrics,
+      log,
+    });
+  }
+  if (s.reviewWebhookToken) {
+    routes["POST /labelstudio/webhook"] = createLabelStudioWebhookRoute({
+      token: s.reviewWebhookToken,
+      manifest,
+      maxBodyBytes: s.maxEventBodyBytes,
+      dataKey: s.reviewDataKey,
       log,
     });
   }
@@ -336,6 +351,9 @@ export function createIngestStage(config: IngestConfig, deps: IngestDeps): Inges
   const log = deps.log ?? createIngestLogger(config);
   const metrics = createIngestMetrics(deps.metrics ?? createStageMetrics("ingest"));
   const { manifest, source, objectStore, staging } = deps;
+  if (s.reviewWebhookToken || s.reviewLabelStudioUrl) {
+    registerReviewMetrics(metrics.stage.registry, manifest);
+  }
   const location = sourceLocation({
     sourceUrl: source.url,
     prefix: s.prefix,
@@ -427,6 +445,20 @@ export function createIngestStage(config: IngestConfig, deps: IngestDeps): Inges
         }),
       ];
       if (s.sqsQueueUrl) tasks.push(runSqsConsumer({ ...sqsOptions(), signal }));
+      const { reviewLabelStudioUrl: url, reviewApiToken: apiToken, reviewProjectId } = s;
+      if (url && apiToken && reviewProjectId) {
+        tasks.push(every(log, "review reconcile", s.reviewReconcileIntervalMs, signal, async () => {
+          const r = await reconcileLabelStudioReviews({
+            manifest,
+            url,
+            apiToken,
+            projectId: reviewProjectId,
+            dataKey: s.reviewDataKey,
+            signal,
+          });
+          log.info("label studio reviews reconciled", { ...r });
+        }));
+      }
       await Promise.all(tasks);
     },
     async runOnce(opts = {}) {

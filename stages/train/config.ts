@@ -17,6 +17,7 @@ import { z } from "zod";
 import type { StageConfig } from "../../common/config/mod.ts";
 import { validateKey } from "../../common/objectstore/mod.ts";
 import { DEFAULT_IMAGE } from "../../common/release/version.ts";
+import { RETRAIN_POLICY_SETTINGS } from "../../common/review/retrain_policy.ts";
 
 /** How the trainer processes are started. */
 export const LAUNCHERS = ["local", "k8s", "systemd"] as const;
@@ -161,6 +162,7 @@ export const TrainSettingsSchema = z.strictObject({
   envFile: z.string().min(1).default("/etc/sluice/sluice.env").describe(
     "systemd: the shared environment file (manifest, stores, MLflow settings) on every host",
   ),
+  ...RETRAIN_POLICY_SETTINGS,
 });
 
 /** What the section parses to. */

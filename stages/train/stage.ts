@@ -30,6 +30,7 @@ import {
 } from "../../common/stage/mod.ts";
 import type { WorkerSummary } from "../../common/worker/mod.ts";
 import type { TrainConfig } from "./config.ts";
+import { startRetrainPolicy } from "../../common/review/retrain_policy.ts";
 import {
   type NodeOptions,
   type TrainDeps,
@@ -187,8 +188,12 @@ function assemble(
         { mode: "node", rank: node.rank, plan: node.planKey },
         () => trainNode(config, { ...deps, signal: opts.signal ?? deps.signal }, node),
       ),
-    work: (opts = {}) =>
-      runQueue(
+    work(opts = {}) {
+      // Issue 16: the retrain policy enqueues requests that this same loop claims.
+      const stopPolicy = opts.once
+        ? () => {}
+        : startRetrainPolicy(manifest, config.stage, (m, f) => log.info(m, f));
+      return runQueue(
         { name: "train", manifest, log, metrics: metrics.stage, worker: config.worker },
         {
           queue: TRAIN_QUEUE,
@@ -211,7 +216,8 @@ function assemble(
             );
           },
         },
-      ),
+      ).finally(stopPolicy);
+    },
     async request(id: string) {
       const n = await manifest.enqueue(TRAIN_QUEUE, [id]);
       return n > 0;
