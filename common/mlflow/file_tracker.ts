@@ -62,6 +62,7 @@ import { parseMetricString } from "./_wire.ts";
 import { parseYaml, toYaml, type YamlValue } from "./_yaml.ts";
 import { ErrorCodes, MlflowError } from "./errors.ts";
 import { artifactPathSegments, joinArtifactUri } from "./model_uri.ts";
+import { CLIENT_TOKEN_TAG } from "./tracker.ts";
 import type {
   ArtifactEntry,
   ArtifactSource,
@@ -465,6 +466,7 @@ export class FileTracker implements Tracker {
       );
     }
     const tags = { ...(opts.tags ?? {}) };
+    if (opts.clientToken) tags[CLIENT_TOKEN_TAG] = opts.clientToken;
     const tagName = tags["mlflow.runName"];
     if (opts.runName && tagName && opts.runName !== tagName) {
       throw invalid(
@@ -509,6 +511,23 @@ export class FileTracker implements Tracker {
     await writeFileAtomic(join(runDir, META), toYaml(meta), runDir);
     this.#runDirs.set(runId, runDir);
     return this.#runInfo(meta, tags);
+  }
+
+  async findRuns(
+    experimentId: string,
+    filter: { status?: RunStatus; tags?: Record<string, string> } = {},
+  ): Promise<Run[]> {
+    const { dir } = await this.#experimentDir(experimentId);
+    const out: Run[] = [];
+    for (const name of await listDirs(dir)) {
+      if (!RUN_ID.test(name) || (await readMeta(join(dir, name))) === undefined) continue;
+      const run = await this.getRun(name);
+      if (run.info.lifecycleStage !== "active") continue;
+      if (filter.status && run.info.status !== filter.status) continue;
+      if (Object.entries(filter.tags ?? {}).some(([k, v]) => run.tags[k] !== v)) continue;
+      out.push(run);
+    }
+    return out.sort((a, b) => b.info.startTime - a.info.startTime);
   }
 
   async getRun(runId: string): Promise<Run> {
@@ -839,8 +858,11 @@ export class FileTracker implements Tracker {
     name: string,
     source: string,
     runId?: string,
-    opts: { description?: string; tags?: Record<string, string> } = {},
+    opts: { description?: string; tags?: Record<string, string>; clientToken?: string } = {},
   ): Promise<string> {
+    if (opts.clientToken) {
+      opts = { ...opts, tags: { ...opts.tags, [CLIENT_TOKEN_TAG]: opts.clientToken } };
+    }
     const { dir: modelDir } = await this.#modelMeta(name);
     if (typeof source !== "string" || !source) {
       throw invalid("model version source: expected a URI");

@@ -50,8 +50,19 @@ export interface Experiment {
   tags: Record<string, string>;
 }
 
+/**
+ * The tag that makes creation idempotent: a run or model version created with a client token
+ * carries it, so a create whose answer was lost can be looked up instead of repeated.
+ */
+export const CLIENT_TOKEN_TAG = "sluice.client_token";
+
 /** What {@link Tracker.createRun} accepts. */
 export interface CreateRunOptions {
+  /**
+   * Identifies this creation (tag {@link CLIENT_TOKEN_TAG}); a retried create finds the run made
+   * by a lost earlier attempt instead of making a second. Default: a fresh UUID.
+   */
+  clientToken?: string;
   runName?: string;
   tags?: Record<string, string>;
   /** Milliseconds since the epoch; default now. */
@@ -213,6 +224,11 @@ export interface Tracker {
   setTags(runId: string, tags: Record<string, string>): Promise<void>;
   /** Params, metrics and tags together (chunked within MLflow's limits). */
   logBatch(runId: string, batch: LogBatch): Promise<void>;
+  /** Runs of an experiment with the given status and exact tag values (all when no filter). */
+  findRuns(
+    experimentId: string,
+    filter?: { status?: RunStatus; tags?: Record<string, string> },
+  ): Promise<Run[]>;
   /** Ends a run; `endTime` defaults to now. */
   updateRun(runId: string, status: TerminalRunStatus, endTime?: number): Promise<RunInfo>;
 
@@ -247,7 +263,7 @@ export interface Tracker {
     name: string,
     source: string,
     runId?: string,
-    opts?: { description?: string; tags?: Record<string, string> },
+    opts?: { description?: string; tags?: Record<string, string>; clientToken?: string },
   ): Promise<string>;
   /** Polls until the version is READY; throws on FAILED_REGISTRATION or timeout. */
   waitUntilReady(name: string, version: string, opts?: WaitOptions): Promise<ModelVersion>;

@@ -241,6 +241,7 @@ export async function createInferStage(
         token: config.mlflow.token,
         username: config.mlflow.username,
         password: config.mlflow.password,
+        retryBudgetSeconds: config.mlflow.retryBudgetSeconds,
         s3: s3Options(config),
         logger: log,
       });

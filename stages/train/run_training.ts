@@ -22,6 +22,12 @@ import { basename, join } from "node:path";
 import { messageOf, reasonOf, SluiceError } from "../../common/errors/mod.ts";
 import type { Logger } from "../../common/log/mod.ts";
 import type { ManifestStore } from "../../common/manifest/mod.ts";
+import {
+  endStaleRuns,
+  RUN_HOST_TAG,
+  RUN_LAUNCHER_TAG,
+  RUN_PID_TAG,
+} from "../../common/mlflow/stale_runs.ts";
 import type { Tracker } from "../../common/mlflow/tracker.ts";
 import type { ObjectStore } from "../../common/objectstore/mod.ts";
 import type { Staging } from "../../common/staging/mod.ts";
@@ -393,14 +399,18 @@ async function executeRun(
   try {
     if (o.track) {
       const experimentId = await tracker.getOrCreateExperiment(config.mlflow.experiment);
+      await sweepStaleRuns(tracker, experimentId, config.mlflow.staleRunMinutes, log);
       const run = await tracker.createRun(experimentId, {
         runName: `train-${plan.snapshotId.slice(5, 15)}-${plan.layout.slice(4, 10)}`,
+        // One training, one run: a create whose answer is lost is looked up by this token.
+        clientToken: crypto.randomUUID(),
         tags: {
           "sluice.snapshot_id": plan.snapshotId,
           "sluice.layout": plan.layout,
           "sluice.variant": plan.variant,
-          "sluice.launcher": o.launcher,
-          "sluice.host": hostname(),
+          [RUN_LAUNCHER_TAG]: o.launcher,
+          [RUN_HOST_TAG]: hostname(),
+          [RUN_PID_TAG]: String(Deno.pid),
         },
       });
       runId = run.runId;
@@ -610,6 +620,26 @@ async function executeRun(
   };
 }
 
+/** Ends stale RUNNING runs before starting one (best effort: a failure is logged, not thrown). */
+async function sweepStaleRuns(
+  tracker: Tracker,
+  experimentId: string,
+  staleRunMinutes: number,
+  log: Logger,
+): Promise<void> {
+  try {
+    for (
+      const e of await endStaleRuns(tracker, experimentId, {
+        staleAfterMs: staleRunMinutes * 60_000,
+      })
+    ) {
+      log.warn("ended a stale tracker run as KILLED", { runId: e.runId, reason: e.reason });
+    }
+  } catch (err) {
+    log.warn("could not sweep stale tracker runs", { err: messageOf(err) });
+  }
+}
+
 /**
  * Uploads the trainer's outputs: `model/` (model.onnx, labels.json, model_card.json: what
  * `models:/<name>@<alias>` downloads), `checkpoint/model.pt`, `eval/…` (anything else the trainer
@@ -659,6 +689,8 @@ async function registerCandidate(
     `runs:/${o.runId}/model`,
     o.runId,
     {
+      // One run, one version: a create whose answer is lost is looked up by this token.
+      clientToken: `${o.runId}/model`,
       description: `snapshot ${o.plan.snapshotId}, variant ${o.plan.variant}, ` +
         `${o.plan.counts.train} train / ${o.plan.counts.val} val images`,
       tags: {

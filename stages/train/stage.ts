@@ -138,6 +138,7 @@ export async function createTrainStage(
       token: config.mlflow.token,
       username: config.mlflow.username,
       password: config.mlflow.password,
+      retryBudgetSeconds: config.mlflow.retryBudgetSeconds,
       s3: s3.s3,
       logger: log,
     });
