@@ -43,7 +43,7 @@ import {
   listLocal,
 } from "./_local_artifacts.ts";
 import { downloadModel, resolveModelUri } from "./_resolve.ts";
-import { metricWireValue, Responses, toKeyValues } from "./_wire.ts";
+import { datasetInputsWire, metricWireValue, Responses, toKeyValues } from "./_wire.ts";
 import { ArtifactNotFoundError, ErrorCodes, isNotFound, MlflowError } from "./errors.ts";
 import { artifactPathSegments, joinArtifactUri } from "./model_uri.ts";
 import { CLIENT_TOKEN_TAG } from "./tracker.ts";
@@ -51,6 +51,7 @@ import type {
   ArtifactEntry,
   ArtifactSource,
   CreateRunOptions,
+  DatasetInput,
   DownloadedModel,
   Experiment,
   LogBatch,
@@ -491,6 +492,13 @@ export class MlflowRestTracker implements Tracker {
         },
       });
     }
+  }
+
+  async logInputs(runId: string, inputs: DatasetInput[]): Promise<void> {
+    if (inputs.length === 0) return;
+    await this.#api(Responses.empty, "POST", "runs/log-inputs", {
+      json: { run_id: runId, datasets: datasetInputsWire(inputs) },
+    });
   }
 
   async updateRun(runId: string, status: TerminalRunStatus, endTime?: number): Promise<RunInfo> {

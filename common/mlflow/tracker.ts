@@ -101,12 +101,38 @@ export interface MetricInput {
   timestamp?: number;
 }
 
+/** A dataset as MLflow records it (`mlflow.entities.Dataset`). */
+export interface Dataset {
+  name: string;
+  /** A short content hash: the same data gives the same digest. */
+  digest: string;
+  /** Where the data lives, e.g. `s3`, `local`, `http`. */
+  sourceType: string;
+  /** A JSON document describing the source (MLflow's convention), e.g. `{"uri": "s3://…"}`. */
+  source: string;
+  /** A JSON document describing the records' schema. */
+  schema?: string;
+  /** A JSON document of summary statistics (counts). */
+  profile?: string;
+}
+
+/** A dataset used by a run, with input tags (`mlflow.data.context`: `training`, `validation`). */
+export interface DatasetInput {
+  dataset: Dataset;
+  tags: Record<string, string>;
+}
+
+/** The input tag naming what a dataset was used for. */
+export const DATASET_CONTEXT_TAG = "mlflow.data.context";
+
 /** A run with its data: params and tags as maps, and the latest value of each metric. */
 export interface Run {
   info: RunInfo;
   params: Record<string, string>;
   tags: Record<string, string>;
   metrics: Record<string, Metric>;
+  /** The datasets logged with {@link Tracker.logInputs} (absent when none). */
+  inputs?: DatasetInput[];
 }
 
 /** What {@link Tracker.logBatch} accepts (any part may be omitted). */
@@ -229,6 +255,8 @@ export interface Tracker {
     experimentId: string,
     filter?: { status?: RunStatus; tags?: Record<string, string> },
   ): Promise<Run[]>;
+  /** Logs datasets as the run's inputs (MLflow's `log-inputs`); logging one twice is a no-op. */
+  logInputs(runId: string, inputs: DatasetInput[]): Promise<void>;
   /** Ends a run; `endTime` defaults to now. */
   updateRun(runId: string, status: TerminalRunStatus, endTime?: number): Promise<RunInfo>;
 

@@ -16,7 +16,7 @@
  * ```
  * @module
  */
-import { writeFile } from "node:fs/promises";
+import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { basename, join } from "node:path";
 import { messageOf, reasonOf, SluiceError } from "../../common/errors/mod.ts";
@@ -29,14 +29,18 @@ import {
   RUN_PID_TAG,
 } from "../../common/mlflow/stale_runs.ts";
 import type { Tracker } from "../../common/mlflow/tracker.ts";
+import { joinArtifactUri } from "../../common/mlflow/model_uri.ts";
 import type { ObjectStore } from "../../common/objectstore/mod.ts";
 import type { Staging } from "../../common/staging/mod.ts";
 import { CANDIDATE_ALIAS, type Launcher, type TrainConfig } from "./config.ts";
+import { snapshotDatasetInput } from "./dataset_input.ts";
 import { renderK8s } from "./k8s.ts";
+import { writeMlflowModel } from "./mlflow_model.ts";
 import { MAP50_TAG, promoteIfBetter, type PromotionDecision } from "./promotion.ts";
 import { RunObserver, type ShardReport } from "./run_observer.ts";
 import { recordSnapshot, selectSnapshot, type Snapshot } from "./snapshot.ts";
 import { type StagedInputs, stageInputs } from "./stage_inputs.ts";
+import { runSourceTags } from "./run_source_tags.ts";
 import { renderSystemd, UNIT_NAME } from "./systemd.ts";
 import type { TrainMetrics } from "./train_metrics.ts";
 import { TrackerStream } from "./tracker_stream.ts";
@@ -388,6 +392,7 @@ async function executeRun(
     training_inputs: trainingStore.uriFor(plan.keys.launch),
   };
   let runId: string | null = null;
+  let runArtifactUri = "";
   let trainingRunId: string | null = null;
   let stream: TrackerStream | null = null;
   let modelVersion: string | null = null;
@@ -400,7 +405,12 @@ async function executeRun(
     if (o.track) {
       const experimentId = await tracker.getOrCreateExperiment(config.mlflow.experiment);
       await sweepStaleRuns(tracker, experimentId, config.mlflow.staleRunMinutes, log);
+      const sourceTags = await runSourceTags({
+        sourceName: "sluice-train",
+        sourceType: o.launcher === "local" ? "LOCAL" : "JOB",
+      });
       const run = await tracker.createRun(experimentId, {
+        userId: sourceTags["mlflow.user"],
         runName: `train-${plan.snapshotId.slice(5, 15)}-${plan.layout.slice(4, 10)}`,
         // One training, one run: a create whose answer is lost is looked up by this token.
         clientToken: crypto.randomUUID(),
@@ -411,9 +421,11 @@ async function executeRun(
           [RUN_LAUNCHER_TAG]: o.launcher,
           [RUN_HOST_TAG]: hostname(),
           [RUN_PID_TAG]: String(Deno.pid),
+          ...sourceTags,
         },
       });
       runId = run.runId;
+      runArtifactUri = run.artifactUri;
       trainingRunId = `tr-${runId}`;
       await manifest.upsertTrainingRun({
         id: trainingRunId,
@@ -449,6 +461,15 @@ async function executeRun(
       log,
       signal: deps.signal,
     });
+    if (runId !== null) {
+      await logSnapshotInput(tracker, runId, {
+        plan,
+        snapshotUri: trainingStore.uriFor(plan.keys.snapshot),
+        trainCoco: staged.trainCoco,
+        valCoco: staged.valCoco,
+        log,
+      });
+    }
     const command = resolveTrainerCommand(s.trainerCommand, deps.cwd);
     const specs: TrainerProcessSpec[] = o.ranks.map((rank) => ({
       rank,
@@ -498,6 +519,7 @@ async function executeRun(
       modelVersion = await registerCandidate(tracker, {
         modelName,
         runId: runId!,
+        runArtifactUri,
         summary,
         plan,
       });
@@ -620,6 +642,30 @@ async function executeRun(
   };
 }
 
+/**
+ * Logs the snapshot as the run's dataset input (best effort: a server without `log-inputs`, MLflow
+ * before 2.4, gets a warning, not a failed training).
+ */
+async function logSnapshotInput(
+  tracker: Tracker,
+  runId: string,
+  o: { plan: LaunchPlan; snapshotUri: string; trainCoco: string; valCoco: string; log: Logger },
+): Promise<void> {
+  const input = snapshotDatasetInput({
+    snapshotId: o.plan.snapshotId,
+    variant: o.plan.variant,
+    inputSize: o.plan.settings.inputSize,
+    snapshotUri: o.snapshotUri,
+    train: JSON.parse(await readFile(o.trainCoco, "utf8")),
+    val: JSON.parse(await readFile(o.valCoco, "utf8")),
+  });
+  try {
+    await tracker.logInputs(runId, [input]);
+  } catch (err) {
+    o.log.warn("could not log the snapshot as a dataset input", { runId, err: messageOf(err) });
+  }
+}
+
 /** Ends stale RUNNING runs before starting one (best effort: a failure is logged, not thrown). */
 async function sweepStaleRuns(
   tracker: Tracker,
@@ -667,6 +713,20 @@ async function uploadArtifacts(
     const dir = MODEL_FILES.has(name) ? "model" : name === "model.pt" ? "checkpoint" : "eval";
     await tracker.logArtifact(runId, path, dir);
   }
+  // MLmodel (onnx flavor, signature) and the environment files: an MLflow model.
+  const byName = new Map(artifacts.map((p) => [basename(p), p]));
+  const card = JSON.parse(await readFile(byName.get("model_card.json")!, "utf8"));
+  const mlflowDir = join(outDir, "mlflow-model");
+  await mkdir(mlflowDir, { recursive: true });
+  for (
+    const path of await writeMlflowModel(mlflowDir, {
+      runId,
+      card,
+      modelBytes: (await stat(byName.get("model.onnx")!)).size,
+    })
+  ) {
+    await tracker.logArtifact(runId, path, "model");
+  }
   const { summary, shards, ...config } = record;
   const configPath = join(outDir, "train_config.json");
   await writeFile(configPath, JSON.stringify(config, null, 2) + "\n");
@@ -676,17 +736,28 @@ async function uploadArtifacts(
   await tracker.logArtifact(runId, metricsPath, "metrics");
 }
 
-/** Registers `runs:/<run>/model` as a new version, waits for READY, sets alias `candidate`. */
+/**
+ * Registers the run's `model` directory as a new version, with the resolved artifact location as
+ * its source (`mlflow-artifacts:/<exp>/<run>/artifacts/model`, as MLflow's `register_model`
+ * stores it: the UI's get-artifact and get-download-uri need it), waits for READY, sets alias
+ * `candidate`.
+ */
 async function registerCandidate(
   tracker: Tracker,
-  o: { modelName: string; runId: string; summary: SummaryEvent; plan: LaunchPlan },
+  o: {
+    modelName: string;
+    runId: string;
+    runArtifactUri: string;
+    summary: SummaryEvent;
+    plan: LaunchPlan;
+  },
 ): Promise<string> {
   await tracker.getOrCreateRegisteredModel(o.modelName, {
     description: "Sluice object detector (CenterNet, ONNX); see model_card.json",
   });
   const version = await tracker.createModelVersion(
     o.modelName,
-    `runs:/${o.runId}/model`,
+    o.runArtifactUri ? joinArtifactUri(o.runArtifactUri, "model") : `runs:/${o.runId}/model`,
     o.runId,
     {
       // One run, one version: a create whose answer is lost is looked up by this token.

@@ -1,6 +1,6 @@
 /**
  * Test support: a small stateful MLflow tracking server (the subset Sluice's training uses: runs,
- * run search, model versions, the artifact proxy) over raw HTTP/1.1 on 127.0.0.1, with faults an
+ * run search, log-inputs, model versions, get-download-uri, the artifact proxy) over raw HTTP/1.1 on 127.0.0.1, with faults an
  * operator meets in production:
  *
  * - `goAway(ms)`: the listener closes (connections are refused) and comes back on the same port
@@ -33,6 +33,8 @@ export interface FaultServerRun {
   startTime: number;
   endTime: number | null;
   tags: Record<string, string>;
+  /** `runs/log-inputs` dataset inputs, as sent (wire form), one per dataset name + digest. */
+  inputs: unknown[];
 }
 
 /** A model version as the server keeps it. */
@@ -322,6 +324,7 @@ export class MlflowFaultServer {
         lifecycle_stage: "active",
       },
       data: { tags: kv(r.tags) },
+      inputs: { dataset_inputs: r.inputs },
     };
   }
 
@@ -364,6 +367,7 @@ export class MlflowFaultServer {
           startTime: Number(b.start_time),
           endTime: null,
           tags: tagsOf(b.tags),
+          inputs: [],
         };
         this.runs.set(runId, run);
         return { status: 200, json: { run: this.#runJson(run) } };
@@ -403,6 +407,27 @@ export class MlflowFaultServer {
         if (!run) return missing("run");
         run.tags[String(b.key)] = String(b.value);
         return { status: 200, json: {} };
+      }
+      case "POST runs/log-inputs": {
+        // Shape per MLflow's REST reference: {run_id, datasets: [{tags: [{key, value}],
+        // dataset: {name, digest, source_type, source, schema, profile}}]}.
+        const b = json();
+        const run = this.runs.get(String(b.run_id));
+        if (!run) return missing("run");
+        for (const d of (b.datasets as { dataset: { name: string; digest: string } }[]) ?? []) {
+          const same = (x: unknown) => {
+            const ds = (x as { dataset: { name: string; digest: string } }).dataset;
+            return ds.name === d.dataset.name && ds.digest === d.dataset.digest;
+          };
+          if (!run.inputs.some(same)) run.inputs.push(d);
+        }
+        return { status: 200, json: {} };
+      }
+      case "GET model-versions/get-download-uri": {
+        const v = this.versions.find((x) =>
+          x.name === req.query.get("name") && x.version === req.query.get("version")
+        );
+        return v ? { status: 200, json: { artifact_uri: v.source } } : missing("version");
       }
       case "POST model-versions/create": {
         const b = json();
