@@ -18,6 +18,7 @@ import { createImageMatcher, imageRefFromUrl } from "../../common/annotations/mo
 import { SluiceError } from "../../common/errors/mod.ts";
 import {
   type ClassAp,
+  type CocoStats,
   type GroundTruth,
   meanAveragePrecision,
   type Prediction,
@@ -39,6 +40,8 @@ export interface EvalReport {
   map50_95: number;
   apDefinition: "coco-101-point";
   perClass: ClassAp[];
+  /** COCOeval.summarize()'s twelve numbers (AP/AR by area range, AR@1/10/100). */
+  stats: CocoStats;
   /** Ground-truth images, and how many were matched to a predicted image. */
   gtImages: number;
   matchedImages: number;
@@ -68,6 +71,7 @@ const GtSchema = z.looseObject({
     category_id: z.number(),
     bbox: z.tuple([z.number(), z.number(), z.number(), z.number()]),
     iscrowd: z.number().optional(),
+    area: z.number().nonnegative().optional(),
   })).default([]),
   categories: z.array(z.looseObject({ id: z.number(), name: z.string() })).min(1),
 });
@@ -143,6 +147,7 @@ export function evaluatePredictions(
     map50_95: r.map50_95,
     apDefinition: r.apDefinition,
     perClass: r.perClass,
+    stats: r.stats,
     gtImages: gt.images.length,
     matchedImages: matchedGt.length,
     unmatched,
