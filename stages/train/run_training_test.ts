@@ -44,6 +44,8 @@ Deno.test({
           assert.equal(run.params.batch_size, "8");
           assert.equal(run.params.snapshot_id, first.snapshotId);
           assert.equal(run.params.variant, "96");
+          assert.equal(run.params.augment, "photo", "the safe default policy, recorded");
+          assert.equal(run.params.augment_transforms, "hflip,scale_translate,color_jitter");
           assert.equal(run.metrics.val_map50.value, first.map50);
           const loss = await tracker.getMetricHistory(first.runId, "train_loss");
           assert.ok(loss.length >= 2, "loss logged during training, not once at the end");
