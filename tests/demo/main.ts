@@ -165,3 +165,4 @@ if (inferred.map50 !== null) {
     }`,
   );
 }
+for (const line of trained.mlflowHint) console.log(line);
