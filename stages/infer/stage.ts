@@ -59,6 +59,7 @@ import {
   type ModelSelection,
   type ModelSource,
   resolveModelSource,
+  servingReason,
 } from "./model_resolver.ts";
 import { type OutputKeys, type PredictedImage, writeOutputs, writePart } from "./outputs.ts";
 import { predictedImagesFromManifest } from "./predicted_images.ts";
@@ -422,7 +423,10 @@ function assemble(p: Parts): InferStage {
       afterBatch,
     });
     metrics.setModel(model.ref);
-    log.info("model in use", { model: describeModel(model.ref), provider: model.session.provider });
+    log.info(`serving ${describeModel(model.ref)}: ${servingReason(model.ref, selection)}`, {
+      model: describeModel(model.ref),
+      provider: model.session.provider,
+    });
     return engine;
   };
 

@@ -1,6 +1,7 @@
 /**
  * Test support: a small stateful MLflow tracking server (the subset Sluice's training uses: runs,
- * run search, log-inputs, model versions, get-download-uri, the artifact proxy) over raw HTTP/1.1 on 127.0.0.1, with faults an
+ * run search, log-inputs, log-batch metrics, experiment and registered-model creation, model versions with tags and aliases,
+ * get-download-uri, the artifact proxy for uploads and downloads) over raw HTTP/1.1 on 127.0.0.1, with faults an
  * operator meets in production:
  *
  * - `goAway(ms)`: the listener closes (connections are refused) and comes back on the same port
@@ -35,6 +36,8 @@ export interface FaultServerRun {
   tags: Record<string, string>;
   /** `runs/log-inputs` dataset inputs, as sent (wire form), one per dataset name + digest. */
   inputs: unknown[];
+  /** Latest value of each metric (wire form). */
+  metrics: Record<string, { key: string; value: number; timestamp: number; step: number }>;
 }
 
 /** A model version as the server keeps it. */
@@ -56,6 +59,8 @@ interface RawRequest {
 interface Answer {
   status: number;
   json: unknown;
+  /** A raw body (artifact downloads), sent instead of `json`. */
+  raw?: Uint8Array;
 }
 
 const enc = new TextEncoder();
@@ -142,6 +147,8 @@ function kv(tags: Record<string, string>) {
 export class MlflowFaultServer {
   readonly runs = new Map<string, FaultServerRun>();
   readonly versions: FaultServerVersion[] = [];
+  /** `<model>\u0000<alias>` → version */
+  readonly aliases = new Map<string, string>();
   /** Uploaded artifacts by proxy path (`1/<run>/artifacts/model/model.onnx`). */
   readonly artifacts = new Map<string, Uint8Array>();
   /** `METHOD endpoint` of every request received, in order. */
@@ -154,6 +161,7 @@ export class MlflowFaultServer {
   #drop = new Map<string, number>();
   #fail = new Map<string, number[]>();
   #nextRun = 1;
+  #models = new Set<string>();
   #open = new Set<Deno.Conn>();
   #reopen: Promise<void> | null = null;
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -290,6 +298,7 @@ export class MlflowFaultServer {
       : req.path.startsWith(PROXY)
       ? "artifacts"
       : req.path;
+    // ^ proxy uploads (PUT) and downloads (GET) share the endpoint name "artifacts".
     this.received.push(`${req.method} ${endpoint}`);
     const answer = this.#apply(req, endpoint);
     const drops = this.#drop.get(endpoint) ?? 0;
@@ -301,9 +310,11 @@ export class MlflowFaultServer {
     const out: Answer = fail !== undefined
       ? { status: fail, json: { error_code: "INTERNAL_ERROR", message: "injected after apply" } }
       : answer;
-    const body = enc.encode(JSON.stringify(out.json));
+    const body = out.raw ?? enc.encode(JSON.stringify(out.json));
     await conn.write(enc.encode(
-      `HTTP/1.1 ${out.status} X\r\nContent-Type: application/json\r\n` +
+      `HTTP/1.1 ${out.status} X\r\nContent-Type: ${
+        out.raw ? "application/octet-stream" : "application/json"
+      }\r\n` +
         `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n`,
     ));
     await conn.write(body);
@@ -323,7 +334,7 @@ export class MlflowFaultServer {
         artifact_uri: `mlflow-artifacts:/${r.experimentId}/${r.runId}/artifacts`,
         lifecycle_stage: "active",
       },
-      data: { tags: kv(r.tags) },
+      data: { tags: kv(r.tags), metrics: Object.values(r.metrics) },
       inputs: { dataset_inputs: r.inputs },
     };
   }
@@ -340,6 +351,10 @@ export class MlflowFaultServer {
       run_id: v.runId,
       status: "READY",
       tags: kv(v.tags),
+      aliases: [...this.aliases].filter(([k, ver]) =>
+        k.startsWith(`${v.name}\u0000`) && ver === v.version
+      )
+        .map(([k]) => k.slice(v.name.length + 1)).sort(),
       run_link: "",
     };
   }
@@ -368,6 +383,7 @@ export class MlflowFaultServer {
           endTime: null,
           tags: tagsOf(b.tags),
           inputs: [],
+          metrics: {},
         };
         this.runs.set(runId, run);
         return { status: 200, json: { run: this.#runJson(run) } };
@@ -455,6 +471,86 @@ export class MlflowFaultServer {
         return v
           ? { status: 200, json: { model_version: this.#versionJson(v) } }
           : missing("version");
+      }
+      case "POST experiments/create":
+        return { status: 200, json: { experiment_id: "1" } };
+      case "POST registered-models/create": {
+        const name = String(json().name);
+        if (this.#models.has(name)) {
+          return {
+            status: 400,
+            json: {
+              error_code: "RESOURCE_ALREADY_EXISTS",
+              message: `Registered Model (name=${name}) already exists.`,
+            },
+          };
+        }
+        this.#models.add(name);
+        return {
+          status: 200,
+          json: { registered_model: { name, creation_timestamp: 1, last_updated_timestamp: 1 } },
+        };
+      }
+      case "GET registered-models/get": {
+        const name = req.query.get("name") ?? "";
+        return this.#models.has(name)
+          ? {
+            status: 200,
+            json: { registered_model: { name, creation_timestamp: 1, last_updated_timestamp: 1 } },
+          }
+          : missing("registered model");
+      }
+      case "POST registered-models/alias": {
+        const b = json();
+        const name = String(b.name), version = String(b.version);
+        if (!this.versions.some((v) => v.name === name && v.version === version)) {
+          return missing("version");
+        }
+        this.aliases.set(`${name}\u0000${b.alias}`, version);
+        return { status: 200, json: {} };
+      }
+      case "GET registered-models/alias": {
+        const name = req.query.get("name") ?? "";
+        const version = this.aliases.get(`${name}\u0000${req.query.get("alias")}`);
+        const v = this.versions.find((x) => x.name === name && x.version === version);
+        // MLflow 2.17.2 answers 400 INVALID_PARAMETER_VALUE for a missing alias (recording #44).
+        return v ? { status: 200, json: { model_version: this.#versionJson(v) } } : {
+          status: 400,
+          json: {
+            error_code: "INVALID_PARAMETER_VALUE",
+            message: `Registered model alias ${req.query.get("alias")} not found.`,
+          },
+        };
+      }
+      case "POST model-versions/set-tag": {
+        const b = json();
+        const v = this.versions.find((x) => x.name === b.name && x.version === String(b.version));
+        if (!v) return missing("version");
+        v.tags[String(b.key)] = String(b.value);
+        return { status: 200, json: {} };
+      }
+      case "POST runs/log-batch": {
+        const b = json();
+        const run = this.runs.get(String(b.run_id));
+        if (!run) return missing("run");
+        for (
+          const m
+            of (b.metrics as { key: string; value: number; timestamp: number; step: number }[]) ??
+              []
+        ) {
+          run.metrics[m.key] = m;
+        }
+        return { status: 200, json: {} };
+      }
+      case "GET artifacts": {
+        const bytes = this.artifacts.get(decodeURIComponent(req.path.slice(PROXY.length)));
+        if (!bytes) {
+          return {
+            status: 404,
+            json: { error_code: "RESOURCE_DOES_NOT_EXIST", message: "No such file or directory" },
+          };
+        }
+        return { status: 200, json: null, raw: bytes };
       }
       case "PUT artifacts": {
         this.artifacts.set(decodeURIComponent(req.path.slice(PROXY.length)), req.body);
