@@ -537,7 +537,9 @@ function assemble(p: Parts): InferStage {
       const file = await lease.publish(tag.fileName, await body(), {
         ...(expectedBytes !== undefined ? { expectedBytes } : {}),
       });
-      return await eng.predict(file.path, tag, signal);
+      const prediction = await eng.predict(file.path, tag, signal);
+      metrics.observeBoxes(prediction.boxes);
+      return prediction;
     } catch (err) {
       if (signal?.aborted) throw err;
       if (err instanceof ObjectNotFoundError) {
