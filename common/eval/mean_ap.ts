@@ -58,6 +58,11 @@ export interface ClassAp {
   ap50: number | null;
   /** AP averaged over IoU 0.50:0.95; null when the category has no ground truth. */
   ap: number | null;
+  /**
+   * The interpolated precision at COCO's 101 recall points (0, 0.01, …, 1) at IoU 0.5: the
+   * precision–recall curve; null when the category has no ground truth.
+   */
+  pr50?: number[] | null;
 }
 
 /** COCOeval.summarize()'s numbers, in its order; -1 where nothing could be measured. */
@@ -339,13 +344,14 @@ export function meanAveragePrecision(
     }
     const r = acc[k][0][2];
     const name = cat.name ?? null;
-    if (!r) return { categoryId: cat.id, name, numGt, ap50: null, ap: null };
+    if (!r) return { categoryId: cat.id, name, numGt, ap50: null, ap: null, pr50: null };
     return {
       categoryId: cat.id,
       name,
       numGt,
       ap50: meanOver(r.precision[0]),
       ap: meanOver(r.precision.flat()),
+      pr50: r.precision[0],
     };
   });
   return {

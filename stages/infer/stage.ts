@@ -45,7 +45,8 @@ import {
   type WorkerSummary,
 } from "../../common/worker/mod.ts";
 import { type InferConfig, inFlightFor, parseApprovedTag } from "./config.ts";
-import { type EvalPrediction, type EvalReport, evaluate } from "./evaluate.ts";
+import { type EvalPrediction, type EvalReport, evaluate, type ScoredSet } from "./evaluate.ts";
+import { publishEvalPictures } from "./eval_pictures.ts";
 import { type ImagePrediction, InferenceEngine, type LoadedModel } from "./inference_engine.ts";
 import type { DetectorSpec } from "./model_card.ts";
 import { type InputItem, resolveInputs, storeKeyOf } from "./inputs.ts";
@@ -61,7 +62,13 @@ import {
   resolveModelSource,
   servingReason,
 } from "./model_resolver.ts";
-import { type OutputKeys, type PredictedImage, writeOutputs, writePart } from "./outputs.ts";
+import {
+  type OutputKeys,
+  outputKeys,
+  type PredictedImage,
+  writeOutputs,
+  writePart,
+} from "./outputs.ts";
 import { predictedImagesFromManifest } from "./predicted_images.ts";
 
 /** The stage name (metrics prefix, staging directory, logs). */
@@ -924,9 +931,20 @@ function assemble(p: Parts): InferStage {
     checkModel,
     publish: () => publish(),
     async evaluate(gt) {
-      if (lastInputRun) return await evaluate({ gt, predictions: lastInputRun });
+      let scored: ScoredSet | undefined;
+      const onScored = (x: ScoredSet) => (scored = x);
       const eng = await ensureEngine();
-      return await evaluate({ gt, manifest, model: eng.model.ref });
+      const report = lastInputRun
+        ? await evaluate({ gt, predictions: lastInputRun, onScored })
+        : await evaluate({ gt, manifest, model: eng.model.ref, onScored });
+      if (scored) {
+        const dir = outputKeys(settings.prefix, eng.model.ref).dir;
+        report.pictures = await publishEvalPictures(store, dir, scored).catch((err) => {
+          log.warn("could not draw the evaluation pictures", { err: messageOf(err) });
+          return [];
+        });
+      }
+      return report;
     },
     async close() {
       if (closed) return;

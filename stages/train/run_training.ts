@@ -17,6 +17,7 @@
  * @module
  */
 import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { writeEvalPictures } from "../../common/eval/pictures.ts";
 import { hostname } from "node:os";
 import { basename, join } from "node:path";
 import { messageOf, reasonOf, SluiceError } from "../../common/errors/mod.ts";
@@ -508,7 +509,8 @@ async function executeRun(
         );
       }
       await stream!.close();
-      await uploadArtifacts(tracker, runId!, obs.artifacts, staged.outDir, {
+      const pictures = await drawEvalPictures(obs.artifacts, staged, log);
+      await uploadArtifacts(tracker, runId!, [...obs.artifacts, ...pictures], staged.outDir, {
         settings: s,
         plan,
         command,
@@ -663,6 +665,37 @@ async function logSnapshotInput(
     await tracker.logInputs(runId, [input]);
   } catch (err) {
     o.log.warn("could not log the snapshot as a dataset input", { runId, err: messageOf(err) });
+  }
+}
+
+/**
+ * PR curves, a confusion matrix and a contact sheet of the validation set (`eval/*.png` in the
+ * run), from the trainer's `val_predictions.json`. Best effort: a failure is logged, the training
+ * goes on.
+ */
+async function drawEvalPictures(
+  artifacts: readonly string[],
+  staged: StagedInputs,
+  log: Logger,
+): Promise<string[]> {
+  const predictionsPath = artifacts.find((p) => basename(p) === "val_predictions.json");
+  if (!predictionsPath) {
+    log.warn("no evaluation pictures: the trainer wrote no val_predictions.json");
+    return [];
+  }
+  try {
+    const gt = JSON.parse(await readFile(staged.valCoco, "utf8"));
+    const predictions = JSON.parse(await readFile(predictionsPath, "utf8"));
+    const dir = join(staged.outDir, "eval-pictures");
+    await mkdir(dir, { recursive: true });
+    return await writeEvalPictures(dir, {
+      gt,
+      predictions,
+      image: (img) => Deno.readFile(join(staged.imagesRoot, String(img.file_name ?? img.id))),
+    });
+  } catch (err) {
+    log.warn("could not draw the evaluation pictures", { err: messageOf(err) });
+    return [];
   }
 }
 

@@ -47,6 +47,8 @@ Deno.test({
           assert.equal(run.params.augment, "photo", "the safe default policy, recorded");
           assert.equal(run.params.augment_transforms, "hflip,scale_translate,color_jitter");
           assert.equal(run.metrics.val_map50.value, first.map50);
+          const ar100 = run.metrics.val_ar100?.value;
+          assert.ok(ar100 >= 0 && ar100 <= 1, `COCOeval's AR@100 logged, found ${ar100}`);
           const loss = await tracker.getMetricHistory(first.runId, "train_loss");
           assert.ok(loss.length >= 2, "loss logged during training, not once at the end");
           assert.ok(loss.every((m) => Number.isFinite(m.value)));
@@ -68,6 +70,17 @@ Deno.test({
           assert.deepEqual(await names("config"), ["config/train_config.json"]);
           assert.deepEqual(await names("metrics"), ["metrics/summary.json"]);
           assert.deepEqual(await names("checkpoint"), ["checkpoint/model.pt"]);
+          const evalFiles = await names("eval");
+          for (const f of ["contact_sheet.png", "confusion_matrix.png", "pr_curves.png"]) {
+            assert.ok(evalFiles.includes(`eval/${f}`), `eval/${f} in ${evalFiles}`);
+            const dest = join(p.dir, "eval", f);
+            await tracker.downloadArtifact({ runId: first.runId!, path: `eval/${f}` }, dest);
+            const bytes = await Deno.readFile(dest);
+            assert.deepEqual([...bytes.slice(1, 4)], [0x50, 0x4e, 0x47], `${f} is a PNG`);
+            const keep = Deno.env.get("SLUICE_EVAL_PICTURES_DIR");
+            if (keep) await Deno.copyFile(dest, join(keep, `trained_${f}`));
+          }
+          assert.ok(evalFiles.includes("eval/val_predictions.json"));
         });
 
         await t.step("an MLflow model: MLmodel with the onnx flavor and signature", async () => {

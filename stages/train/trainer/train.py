@@ -71,7 +71,7 @@ def parse_args(argv):
                    ", safe for photos) or a comma-separated list of " + ", ".join(TRANSFORMS) +
                    "; see augment_policy.py")
     p.add_argument("--dump-predictions", action="store_true",
-                   help="write out/val_predictions.json and reference outputs for the first val images")
+                   help="also write reference outputs for the first val images (val_predictions.json is always written)")
     p.add_argument("--bench", action="store_true", help="measure training images/s on random data and exit")
     p.add_argument("--bench-steps", type=int, default=15)
     a = p.parse_args(argv)
@@ -368,6 +368,12 @@ def train(args):
             f"on {val[0].shape[0]} images (COCO 101-point)")
         emit({"type": "metric", "key": "val_map50", "value": result["map50"], "step": step, "epoch": epoch})
         emit({"type": "metric", "key": "val_map50_95", "value": result["map50_95"], "step": step, "epoch": epoch})
+        # COCOeval's other summary numbers (AP75, AP/AR by object size, AR@1/10/100); -1 = n/a.
+        for k in ("ap75", "ap_small", "ap_medium", "ap_large", "ar1", "ar10", "ar100", "ar_small",
+                  "ar_medium", "ar_large"):
+            v = result.get("stats", {}).get(k, -1)
+            if v >= 0:
+                emit({"type": "metric", "key": "val_" + k, "value": v, "step": step, "epoch": epoch})
         artifacts = write_outputs(final, args, out, cats, result, preds, raw, val, params,
                                   {"steps": step, "epochs_completed": epoch, "train_seconds": train_seconds,
                                    "images_per_sec": ips})
@@ -399,9 +405,11 @@ def write_outputs(model, args, out, cats, result, preds, raw, val, params, stats
     card = model_card(args.input_size, labels, [c["id"] for c in cats], metrics, {**params, **stats}, verification)
     write_json(os.path.join(out, "model_card.json"), card)
     paths.append(os.path.join(out, "model_card.json"))
+    # The validation predictions (COCO results) always: Sluice draws its evaluation pictures
+    # (PR curves, confusion matrix, contact sheet) from them.
+    write_json(os.path.join(out, "val_predictions.json"), preds)
+    paths.append(os.path.join(out, "val_predictions.json"))
     if args.dump_predictions:
-        write_json(os.path.join(out, "val_predictions.json"), preds)
-        paths.append(os.path.join(out, "val_predictions.json"))
         paths.extend(dump_reference(out, val, raw))
     return paths
 
