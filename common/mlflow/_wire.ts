@@ -11,6 +11,7 @@
 import { z } from "zod";
 import type {
   ArtifactEntry,
+  DatasetInput,
   Experiment,
   Metric,
   ModelVersion,
@@ -19,7 +20,6 @@ import type {
   Run,
   RunInfo,
   RunStatus,
-  DatasetInput,
 } from "./tracker.ts";
 
 const id = z.union([z.string(), z.number()]).transform((v) => String(v));
