@@ -20,9 +20,10 @@ export DENO_TLS_CA_STORE ?= mozilla,system
 endif
 
 APT_PACKAGES := postgresql prometheus libvips-tools python3-torch python3-torchvision python3-onnx \
-	python3-numpy ca-certificates
+	python3-numpy ca-certificates shellcheck xfsprogs mdadm
 APT_PROBES := /usr/lib/postgresql /usr/bin/promtool /usr/bin/vipsthumbnail /usr/lib/python3/dist-packages/torch \
-	/usr/lib/python3/dist-packages/torchvision /usr/lib/python3/dist-packages/onnx
+	/usr/lib/python3/dist-packages/torchvision /usr/lib/python3/dist-packages/onnx \
+	/usr/bin/shellcheck /usr/sbin/mkfs.xfs /usr/sbin/mdadm
 
 .PHONY: help deno deps system-deps demo test test-fast bench compile check lint fmt fmt-check hooks clean
 

@@ -15,6 +15,7 @@
  */
 import type { Logger } from "../log/mod.ts";
 import { MlflowError } from "./errors.ts";
+import { backoffDelayMs, sleep } from "../timing/mod.ts";
 import { classifyNetworkError, describeNetworkError } from "./_network_error.ts";
 import { probeTls } from "./_tls_probe.ts";
 
@@ -68,10 +69,6 @@ export interface HttpRequest {
 interface ErrorBody {
   errorCode: string;
   message: string;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** Reads an MLflow error body (`{"error_code", "message"}`) or summarises an HTML/text one. */
@@ -336,7 +333,7 @@ export class HttpTransport {
 
   #delay(attempt: number, base: number, max: number): number {
     // Full jitter: uniform in [0, min(max, base * 2^(attempt-1))).
-    return Math.floor(Math.random() * Math.min(max, base * 2 ** (attempt - 1)));
+    return backoffDelayMs(attempt, { baseDelayMs: base, maxDelayMs: max });
   }
 
   /** Closes pooled connections. */

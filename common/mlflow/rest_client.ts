@@ -32,6 +32,7 @@ import {
   openObjectStore,
   type OpenOptions,
 } from "../objectstore/mod.ts";
+import { S3SettingsSchema } from "../objectstore/s3_settings.ts";
 import { copyFileAtomic, walkFiles, writeStreamAtomic } from "./_atomic.ts";
 import { chunkBatch, normalizeBatch, paramString } from "./_batch.ts";
 import { HttpTransport, OUTCOME_UNKNOWN, type Query } from "./_http.ts";
@@ -69,19 +70,7 @@ import type {
   Tracker,
   WaitOptions,
 } from "./tracker.ts";
-
-const s3Schema = z.object({
-  endpoint: z.string().optional(),
-  region: z.string().optional(),
-  forcePathStyle: z.boolean().optional(),
-  accessKeyId: z.string().optional(),
-  secretAccessKey: z.string().optional(),
-  sessionToken: z.string().optional(),
-  partSize: z.number().int().positive().optional(),
-  // The config's `s3` section gives the part size in MiB; openObjectStore converts it.
-  partSizeMb: z.number().int().min(5).optional(),
-  maxAttempts: z.number().int().positive().optional(),
-});
+import { sleep } from "../timing/mod.ts";
 
 /** Options of {@link MlflowRestTracker}, validated at construction. */
 export const RestTrackerOptionsSchema = z.object({
@@ -109,7 +98,7 @@ export const RestTrackerOptionsSchema = z.object({
   /** Per-request timeout for artifact uploads and downloads. */
   artifactTimeoutMs: z.number().int().positive().default(30 * 60_000),
   /** S3 settings for runs whose artifact root is `s3://` (direct access, as MLflow's client does). */
-  s3: s3Schema.optional(),
+  s3: S3SettingsSchema.optional(),
 }).refine((o) => !(o.token && o.username), {
   error: "expected either token or username/password, found both",
 }).refine((o) => o.password === undefined || o.username !== undefined, {
@@ -366,7 +355,7 @@ export class MlflowRestTracker implements Tracker {
           return found;
         }
         if (!this.#http.mayRetry(attempt, startedAt)) throw err;
-        await new Promise((r) => setTimeout(r, Math.min(2_000, this.#opts.baseDelayMs * attempt)));
+        await sleep(Math.min(2_000, this.#opts.baseDelayMs * attempt));
       }
     }
   }
@@ -896,7 +885,7 @@ export class MlflowRestTracker implements Tracker {
           { errorCode: "TIMEOUT" },
         );
       }
-      await new Promise((r) => setTimeout(r, interval));
+      await sleep(interval);
     }
   }
 

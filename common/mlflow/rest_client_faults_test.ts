@@ -3,7 +3,7 @@
  * away, loses answers after applying creates, and speaks plain HTTP to an https:// client.
  */
 import assert from "node:assert/strict";
-import { MlflowFaultServer } from "../../tests/support/mlflow_fault_server.ts";
+import { MlflowFaultServer } from "../../tests/support/mlflow/fault_server.ts";
 import { createLogger } from "../log/mod.ts";
 import { MlflowError } from "./errors.ts";
 import { MlflowRestTracker } from "./rest_client.ts";

@@ -6,7 +6,7 @@
  * the recorded exchange #32 (model-versions/create with an `mlflow-artifacts:` source).
  */
 import assert from "node:assert/strict";
-import { MlflowFaultServer } from "../../tests/support/mlflow_fault_server.ts";
+import { MlflowFaultServer } from "../../tests/support/mlflow/fault_server.ts";
 import { createLogger } from "../log/mod.ts";
 import { MlflowRestTracker } from "./rest_client.ts";
 import { DATASET_CONTEXT_TAG, type DatasetInput } from "./tracker.ts";

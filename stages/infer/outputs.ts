@@ -209,10 +209,11 @@ export async function writeOutputs(
   ref: ModelRef,
   spec: Pick<DetectorSpec, "labels" | "categoryIds">,
   images: readonly PredictedImage[],
+  names: { fromName?: string; toName?: string; dataKey?: string } = {},
 ): Promise<OutputKeys> {
   const keys = outputKeys(prefix, ref);
   const coco = cocoOutputs(images, spec);
-  await store.put(keys.labelStudio, bytes(labelStudioTasks(images, ref)), JSON_TYPE);
+  await store.put(keys.labelStudio, bytes(labelStudioTasks(images, ref, names)), JSON_TYPE);
   await store.put(
     keys.cocoImages,
     bytes({ images: coco.images, categories: coco.categories }),
@@ -235,8 +236,9 @@ export async function writePart(
   prefix: string,
   ref: ModelRef,
   images: readonly PredictedImage[],
+  names: { fromName?: string; toName?: string; dataKey?: string } = {},
 ): Promise<{ key: string; tasks: LabelStudioTask[] }> {
-  const tasks = labelStudioTasks(images, ref);
+  const tasks = labelStudioTasks(images, ref, names);
   const key = outputKeys(prefix, ref).part(partId(images.map((i) => i.id)));
   await store.put(key, bytes(tasks), JSON_TYPE);
   return { key, tasks };

@@ -15,6 +15,7 @@
  */
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { toYaml, type YamlValue } from "../../common/yaml/mod.ts";
 
 /** The MLflow version whose model format this follows (the server Sluice is tested against). */
 export const MLFLOW_FORMAT_VERSION = "2.17.2";
@@ -38,26 +39,9 @@ export interface MlflowModelOptions {
   now?: Date;
 }
 
-type Yaml = string | number | boolean | null | Yaml[] | { [k: string]: Yaml };
-
-/** Block YAML with JSON-quoted strings (valid YAML 1.1 and 1.2), keys sorted as MLflow writes. */
-function yaml(v: Yaml, indent = ""): string {
-  if (Array.isArray(v)) {
-    if (v.length === 0) return " []\n";
-    return "\n" + v.map((x) => `${indent}-${yaml(x, indent + "  ").replace(/^\n\s*/, " ")}`)
-      .join("");
-  }
-  if (v !== null && typeof v === "object") {
-    const keys = Object.keys(v).sort();
-    if (keys.length === 0) return " {}\n";
-    return "\n" + keys.map((k) => `${indent}${k}:${yaml(v[k], indent + "  ")}`).join("");
-  }
-  return ` ${v === null ? "null" : typeof v === "string" ? JSON.stringify(v) : String(v)}\n`;
-}
-
-/** Serialises a mapping as block YAML (exported for tests). */
-export function toBlockYaml(map: { [k: string]: Yaml }): string {
-  return yaml(map).replace(/^\n/, "");
+/** Serialises a mapping as block YAML that PyYAML reads back, keys sorted as MLflow writes. */
+function toBlockYaml(map: { [k: string]: YamlValue }): string {
+  return toYaml(map, { sortKeys: true });
 }
 
 function tensorSpec(t: { name: string; shape: (string | number)[]; dtype?: string }) {

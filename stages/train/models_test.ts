@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { MlflowFaultServer } from "../../tests/support/mlflow_fault_server.ts";
+import { MlflowFaultServer } from "../../tests/support/mlflow/fault_server.ts";
 import { createLogger } from "../../common/log/mod.ts";
 import { FileTracker, MlflowRestTracker } from "../../common/mlflow/mod.ts";
 import type { Tracker } from "../../common/mlflow/tracker.ts";
