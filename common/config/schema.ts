@@ -326,6 +326,12 @@ export function sharedSchema(ctx: DefaultsContext) {
       ),
       experiment: z.string().min(1).default("sluice").describe("Experiment name"),
       modelName: z.string().min(1).default("sluice-detector").describe("Registered model name"),
+      retryBudgetSeconds: z.number().nonnegative().default(120).describe(
+        "Seconds a failing MLflow call keeps being retried (rides through a server restart)",
+      ),
+      staleRunMinutes: z.number().positive().default(120).describe(
+        "A RUNNING tracker run with no activity for this long is ended as KILLED",
+      ),
     }),
   });
 }

@@ -38,6 +38,7 @@
  * ```
  * @module
  */
+import { createHash } from "node:crypto";
 import { basename, dirname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { z } from "zod";
@@ -62,10 +63,12 @@ import { parseMetricString } from "./_wire.ts";
 import { parseYamlMapping, toYaml, type YamlValue } from "../yaml/mod.ts";
 import { ErrorCodes, MlflowError } from "./errors.ts";
 import { artifactPathSegments, joinArtifactUri } from "./model_uri.ts";
+import { CLIENT_TOKEN_TAG } from "./tracker.ts";
 import type {
   ArtifactEntry,
   ArtifactSource,
   CreateRunOptions,
+  DatasetInput,
   DownloadedModel,
   Experiment,
   LogBatch,
@@ -218,6 +221,10 @@ async function readText(path: string): Promise<string | undefined> {
     }
     throw err;
   }
+}
+
+function md5Hex(text: string): string {
+  return createHash("md5").update(text, "utf8").digest("hex");
 }
 
 async function readMeta(dir: string): Promise<Meta | undefined> {
@@ -470,6 +477,7 @@ export class FileTracker implements Tracker {
       );
     }
     const tags = { ...(opts.tags ?? {}) };
+    if (opts.clientToken) tags[CLIENT_TOKEN_TAG] = opts.clientToken;
     const tagName = tags["mlflow.runName"];
     if (opts.runName && tagName && opts.runName !== tagName) {
       throw invalid(
@@ -516,6 +524,23 @@ export class FileTracker implements Tracker {
     return this.#runInfo(meta, tags);
   }
 
+  async findRuns(
+    experimentId: string,
+    filter: { status?: RunStatus; tags?: Record<string, string> } = {},
+  ): Promise<Run[]> {
+    const { dir } = await this.#experimentDir(experimentId);
+    const out: Run[] = [];
+    for (const name of await listDirs(dir)) {
+      if (!RUN_ID.test(name) || (await readMeta(join(dir, name))) === undefined) continue;
+      const run = await this.getRun(name);
+      if (run.info.lifecycleStage !== "active") continue;
+      if (filter.status && run.info.status !== filter.status) continue;
+      if (Object.entries(filter.tags ?? {}).some(([k, v]) => run.tags[k] !== v)) continue;
+      out.push(run);
+    }
+    return out.sort((a, b) => b.info.startTime - a.info.startTime);
+  }
+
   async getRun(runId: string): Promise<Run> {
     const dir = await this.#findRunDir(runId);
     const meta = (await readMeta(dir))!;
@@ -542,7 +567,14 @@ export class FileTracker implements Tracker {
       }
       if (latest) metrics[key] = latest;
     }
-    return { info: this.#runInfo(meta, tags), params, tags, metrics };
+    const inputs = await this.#readInputs(dir);
+    return {
+      info: this.#runInfo(meta, tags),
+      params,
+      tags,
+      metrics,
+      ...(inputs.length ? { inputs } : {}),
+    };
   }
 
   async #readMetric(runDir: string, key: string): Promise<Metric[]> {
@@ -646,6 +678,77 @@ export class FileTracker implements Tracker {
     for (const p of norm.params) await this.#writeParam(dir, runId, p.key, p.value);
     await this.#appendMetrics(dir, norm.metrics);
     for (const t of norm.tags) await this.#writeTag(dir, meta, t.key, t.value);
+  }
+
+  /**
+   * Writes MLflow's file-store layout for inputs: the dataset under
+   * `<exp>/datasets/<md5(name + digest)>/meta.yaml`, the link under
+   * `<run>/inputs/<md5(dataset id + run id)>/meta.yaml`.
+   */
+  async logInputs(runId: string, inputs: DatasetInput[]): Promise<void> {
+    const { dir: runDir, meta } = await this.#activeRun(runId);
+    const expDir = dirname(runDir);
+    for (const input of inputs) {
+      const d = input.dataset;
+      for (const k of Object.keys(input.tags)) checkEntityKey("tag", k);
+      const datasetId = md5Hex(d.name + d.digest);
+      const datasetDir = join(expDir, "datasets", datasetId);
+      if ((await readMeta(datasetDir)) === undefined) {
+        await Deno.mkdir(datasetDir, { recursive: true });
+        await writeFileAtomic(
+          join(datasetDir, META),
+          toYaml({
+            digest: d.digest,
+            name: d.name,
+            profile: d.profile ?? null,
+            schema: d.schema ?? null,
+            source: d.source,
+            source_type: d.sourceType,
+          }),
+          datasetDir,
+        );
+      }
+      const inputDir = join(runDir, "inputs", md5Hex(datasetId + str(meta.run_id ?? runId)));
+      if ((await readMeta(inputDir)) === undefined) {
+        await Deno.mkdir(inputDir, { recursive: true });
+        await writeFileAtomic(
+          join(inputDir, META),
+          toYaml({
+            destination_id: runId,
+            destination_type: "RUN",
+            source_id: datasetId,
+            source_type: "DATASET",
+            tags: input.tags,
+          }),
+          inputDir,
+        );
+      }
+    }
+  }
+
+  async #readInputs(runDir: string): Promise<DatasetInput[]> {
+    const out: DatasetInput[] = [];
+    for (const name of await listDirs(join(runDir, "inputs")).catch(() => [] as string[])) {
+      const link = await readMeta(join(runDir, "inputs", name));
+      if (!link || link.source_type !== "DATASET") continue;
+      const ds = await readMeta(join(dirname(runDir), "datasets", str(link.source_id)));
+      if (!ds) continue;
+      const tags = link.tags && typeof link.tags === "object" && !Array.isArray(link.tags)
+        ? Object.fromEntries(Object.entries(link.tags).map(([k, v]) => [k, String(v)]))
+        : {};
+      out.push({
+        tags,
+        dataset: {
+          name: str(ds.name),
+          digest: str(ds.digest),
+          sourceType: str(ds.source_type),
+          source: str(ds.source),
+          ...(typeof ds.schema === "string" ? { schema: ds.schema } : {}),
+          ...(typeof ds.profile === "string" ? { profile: ds.profile } : {}),
+        },
+      });
+    }
+    return out.sort((a, b) => a.dataset.name.localeCompare(b.dataset.name));
   }
 
   async updateRun(runId: string, status: TerminalRunStatus, endTime?: number): Promise<RunInfo> {
@@ -844,8 +947,11 @@ export class FileTracker implements Tracker {
     name: string,
     source: string,
     runId?: string,
-    opts: { description?: string; tags?: Record<string, string> } = {},
+    opts: { description?: string; tags?: Record<string, string>; clientToken?: string } = {},
   ): Promise<string> {
+    if (opts.clientToken) {
+      opts = { ...opts, tags: { ...opts.tags, [CLIENT_TOKEN_TAG]: opts.clientToken } };
+    }
     const { dir: modelDir } = await this.#modelMeta(name);
     if (typeof source !== "string" || !source) {
       throw invalid("model version source: expected a URI");

@@ -141,6 +141,7 @@ export function openTrackerFor(
     token: config.mlflow.token,
     username: config.mlflow.username,
     password: config.mlflow.password,
+    retryBudgetSeconds: config.mlflow.retryBudgetSeconds,
     s3: config.s3,
     logger: log,
   });

@@ -143,7 +143,15 @@ async function predictOne(
       uris: [item.uri],
     };
     const body = () => item.key !== null ? store.get(item.key) : item.read();
-    const prediction = await predictStaged(deps.engine, deps.staging, tag, body, size, deps.signal);
+    const prediction = await predictStaged(
+      deps.engine,
+      deps.staging,
+      tag,
+      body,
+      size,
+      deps.signal,
+      metrics,
+    );
     results.push({ item, prediction });
     metrics.itemsTotal.inc({ result: "done" });
     metrics.detectionsTotal.inc(prediction.boxes.length);

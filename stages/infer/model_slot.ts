@@ -29,6 +29,7 @@ import {
   type ModelSelection,
   type ModelSource,
   resolveModelSource,
+  servingReason,
 } from "./model_resolver.ts";
 import type { ImageTag } from "./staged_predict.ts";
 
@@ -98,10 +99,13 @@ export class ModelSlot {
     this.#remember(model);
     this.#engine = this.#newEngine(model);
     this.#o.metrics.setModel(model.ref);
-    this.#o.log.info("model in use", {
-      model: describeModel(model.ref),
-      provider: model.session.provider,
-    });
+    this.#o.log.info(
+      `serving ${describeModel(model.ref)}: ${servingReason(model.ref, this.#o.selection)}`,
+      {
+        model: describeModel(model.ref),
+        provider: model.session.provider,
+      },
+    );
     return this.#engine;
   }
 

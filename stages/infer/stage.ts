@@ -38,7 +38,8 @@ import type { Staging } from "../../common/staging/mod.ts";
 import type { ItemContext, ProgressOptions, WorkerSummary } from "../../common/worker/mod.ts";
 import { sleep } from "../../common/timing/mod.ts";
 import { type InferConfig, inFlightFor, parseApprovedTag } from "./config.ts";
-import { type EvalPrediction, type EvalReport, evaluate } from "./evaluate.ts";
+import { type EvalPrediction, type EvalReport, evaluate, type ScoredSet } from "./evaluate.ts";
+import { publishEvalPictures } from "./eval_pictures.ts";
 import type { LoadedModel } from "./inference_engine.ts";
 import { predictInputs } from "./input_mode.ts";
 import { storeKeyOf } from "./inputs.ts";
@@ -46,7 +47,7 @@ import { type LabelStudioTarget, loadLabelStudioNames } from "./labelstudio_name
 import { createInferMetrics, type InferMetrics } from "./metrics.ts";
 import { type KnownModel, ModelSlot, versionKey } from "./model_slot.ts";
 import { describeModel, inferQueue, type ModelRef } from "./model_resolver.ts";
-import type { OutputKeys } from "./outputs.ts";
+import { type OutputKeys, outputKeys } from "./outputs.ts";
 import { type PublishedOutputs, Publisher } from "./publisher.ts";
 import { type ImageTag, predictStaged } from "./staged_predict.ts";
 
@@ -327,8 +328,20 @@ function assemble(ctx: Ctx): InferStage {
     checkModel: () => slot.check(),
     publish: () => publish(ctx),
     async evaluate(gt) {
-      if (ctx.lastInputRun) return await evaluate({ gt, predictions: ctx.lastInputRun });
-      return await evaluate({ gt, manifest, model: (await slot.engine()).model.ref });
+      let scored: ScoredSet | undefined;
+      const onScored = (x: ScoredSet) => (scored = x);
+      const eng = await slot.engine();
+      const report = ctx.lastInputRun
+        ? await evaluate({ gt, predictions: ctx.lastInputRun, onScored })
+        : await evaluate({ gt, manifest, model: eng.model.ref, onScored });
+      if (scored) {
+        const dir = outputKeys(ctx.settings.prefix, eng.model.ref).dir;
+        report.pictures = await publishEvalPictures(store, dir, scored).catch((err) => {
+          log.warn("could not draw the evaluation pictures", { err: messageOf(err) });
+          return [];
+        });
+      }
+      return report;
     },
     async close() {
       if (!guard.close()) return;
@@ -439,6 +452,7 @@ async function processClaim(ctx: Ctx, claim: Claim, item: ItemContext): Promise<
     body,
     image.size ?? undefined,
     item.signal,
+    ctx.metrics,
   );
   ctx.boxesOf.set(claim.itemId, { boxes: pred.boxes.length, version: versionKey(pred.model) });
   return {

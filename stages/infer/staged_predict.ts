@@ -1,7 +1,8 @@
 /**
  * One image through the model: staged on local disk under a lease (free-space guard, expected
  * size checked), then predicted by the engine; errors name the image, and a missing object is
- * `source_missing`.
+ * `source_missing`. Each prediction's boxes are counted by class and their scores observed
+ * (`predictions_by_class_total`, `detection_score`) when metrics are given.
  *
  * @example
  * ```ts
@@ -14,6 +15,7 @@ import { messageOf, reasonOf, SluiceError } from "../../common/errors/mod.ts";
 import { ObjectNotFoundError } from "../../common/objectstore/mod.ts";
 import type { Staging } from "../../common/staging/mod.ts";
 import type { ImagePrediction, InferenceEngine } from "./inference_engine.ts";
+import type { InferMetrics } from "./metrics.ts";
 
 /** What the engine carries with each image through its batch. */
 export interface ImageTag {
@@ -41,13 +43,16 @@ export async function predictStaged(
   body: () => Promise<ReadableStream<Uint8Array> | Uint8Array>,
   expectedBytes: number | undefined,
   signal: AbortSignal | undefined,
+  metrics?: Pick<InferMetrics, "observeBoxes">,
 ): Promise<ImagePrediction> {
   try {
     await using lease = await staging.lease(tag.id);
     const file = await lease.publish(tag.fileName, await body(), {
       ...(expectedBytes !== undefined ? { expectedBytes } : {}),
     });
-    return await engine.predict(file.path, tag, signal);
+    const prediction = await engine.predict(file.path, tag, signal);
+    metrics?.observeBoxes(prediction.boxes);
+    return prediction;
   } catch (err) {
     if (signal?.aborted) throw err;
     if (err instanceof ObjectNotFoundError) {

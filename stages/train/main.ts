@@ -6,6 +6,7 @@
  * sluice-train worker                  claim training requests from the train queue until SIGTERM
  * sluice-train request [id]            enqueue a training request for the workers, exit
  * sluice-train node --plan KEY --rank R   one rank of a k8s / systemd multi-host run
+ * sluice-train models list|show|promote|approve|rollback|compare   manage model versions
  * ```
  *
  * @example
@@ -19,6 +20,7 @@ import { messageOf, reasonOf } from "../../common/errors/mod.ts";
 import { createStageLogger, withStageServer } from "../../common/stage/mod.ts";
 import { shutdownSignal } from "../../common/worker/mod.ts";
 import { TrainSettingsSchema } from "./config.ts";
+import { modelsMain } from "./models_command.ts";
 import { materialisedTrainerCommand } from "./trainer_source.ts";
 import { createTrainStage } from "./stage.ts";
 
@@ -40,7 +42,9 @@ Modes:
   worker           claim training requests from the "train" queue until SIGTERM/SIGINT
   request [id]     enqueue a training request (default id: request-<time>) and exit
   node             one rank of a multi-host run: --plan <launch.json key> [--rank N]
-                   (rank default: $RANK, else $JOB_COMPLETION_INDEX)`;
+                   (rank default: $RANK, else $JOB_COMPLETION_INDEX)
+  models ...       list, show, promote, approve, roll back or compare model versions
+                   ("sluice-train models --help")`;
 
 const FLAGS = {
   plan: { type: "string", description: "node: key of the run's launch.json in the training store" },
@@ -55,6 +59,7 @@ function json(value: unknown): string {
 }
 
 async function main(argv: readonly string[]): Promise<number> {
+  if (argv[0] === "models") return await modelsMain(argv.slice(1));
   const { config, positionals, flags, warnings } = await parseStageArgs(argv, {
     stage: "train",
     stageSchema: TrainSettingsSchema,

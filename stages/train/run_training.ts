@@ -16,21 +16,32 @@
  * ```
  * @module
  */
-import { writeFile } from "node:fs/promises";
+import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { writeEvalPictures } from "../../common/eval/pictures.ts";
 import { hostname } from "node:os";
 import { basename, join } from "node:path";
 import { messageOf, reasonOf, SluiceError } from "../../common/errors/mod.ts";
 import type { Logger } from "../../common/log/mod.ts";
 import type { ManifestStore } from "../../common/manifest/mod.ts";
+import {
+  endStaleRuns,
+  RUN_HOST_TAG,
+  RUN_LAUNCHER_TAG,
+  RUN_PID_TAG,
+} from "../../common/mlflow/stale_runs.ts";
 import type { Tracker } from "../../common/mlflow/tracker.ts";
+import { joinArtifactUri } from "../../common/mlflow/model_uri.ts";
 import type { ObjectStore } from "../../common/objectstore/mod.ts";
 import type { Staging } from "../../common/staging/mod.ts";
 import { CANDIDATE_ALIAS, type Launcher, type TrainConfig } from "./config.ts";
+import { snapshotDatasetInput } from "./dataset_input.ts";
 import { renderK8s } from "./k8s.ts";
+import { writeMlflowModel } from "./mlflow_model.ts";
 import { MAP50_TAG, promoteIfBetter, type PromotionDecision } from "./promotion.ts";
 import { RunObserver, type ShardReport } from "./run_observer.ts";
 import { recordSnapshot, selectSnapshot, type Snapshot } from "./snapshot.ts";
 import { type StagedInputs, stageInputs } from "./stage_inputs.ts";
+import { runSourceTags } from "./run_source_tags.ts";
 import { renderSystemd, UNIT_NAME } from "./systemd.ts";
 import type { TrainMetrics } from "./train_metrics.ts";
 import { TrackerStream } from "./tracker_stream.ts";
@@ -366,18 +377,30 @@ async function startTracking(
   o: ExecuteOptions,
   launcherParams: Record<string, string>,
   log: Logger,
-): Promise<{ runId: string; trainingRunId: string; stream: TrackerStream }> {
+): Promise<
+  { runId: string; runArtifactUri: string; trainingRunId: string; stream: TrackerStream }
+> {
   const { tracker, manifest } = deps;
   const { plan } = o;
   const experimentId = await tracker.getOrCreateExperiment(config.mlflow.experiment);
+  await sweepStaleRuns(tracker, experimentId, config.mlflow.staleRunMinutes, log);
+  const sourceTags = await runSourceTags({
+    sourceName: "sluice-train",
+    sourceType: o.launcher === "local" ? "LOCAL" : "JOB",
+  });
   const run = await tracker.createRun(experimentId, {
+    userId: sourceTags["mlflow.user"],
     runName: `train-${plan.snapshotId.slice(5, 15)}-${plan.layout.slice(4, 10)}`,
+    // One training, one run: a create whose answer is lost is looked up by this token.
+    clientToken: crypto.randomUUID(),
     tags: {
       "sluice.snapshot_id": plan.snapshotId,
       "sluice.layout": plan.layout,
       "sluice.variant": plan.variant,
-      "sluice.launcher": o.launcher,
-      "sluice.host": hostname(),
+      [RUN_LAUNCHER_TAG]: o.launcher,
+      [RUN_HOST_TAG]: hostname(),
+      [RUN_PID_TAG]: String(Deno.pid),
+      ...sourceTags,
     },
   });
   const runId = run.runId;
@@ -396,7 +419,7 @@ async function startTracking(
   const stream = new TrackerStream(tracker, runId, { log });
   for (const [k, v] of Object.entries(launcherParams)) stream.param(k, v);
   log.info("tracker run started", { runId, experiment: config.mlflow.experiment });
-  return { runId, trainingRunId, stream };
+  return { runId, runArtifactUri: run.artifactUri, trainingRunId, stream };
 }
 
 /** Runs the trainer ranks of this host to completion; throws unless every one exited 0. */
@@ -542,6 +565,8 @@ async function promote(
 /** What {@link registerRun} needs of a finished run. */
 interface FinishedRun {
   runId: string;
+  /** The run's resolved artifact location ("" when the tracker gave none). */
+  runArtifactUri: string;
   stream: TrackerStream;
   obs: RunObserver;
   staged: StagedInputs;
@@ -566,7 +591,8 @@ async function registerRun(
     );
   }
   await r.stream.close();
-  await uploadArtifacts(tracker, r.runId, r.obs.artifacts, r.staged.outDir, {
+  const pictures = await drawEvalPictures(r.obs.artifacts, r.staged, log);
+  await uploadArtifacts(tracker, r.runId, [...r.obs.artifacts, ...pictures], r.staged.outDir, {
     settings: config.stage,
     plan: r.plan,
     command: r.command,
@@ -577,6 +603,7 @@ async function registerRun(
   const modelVersion = await registerCandidate(tracker, {
     modelName,
     runId: r.runId,
+    runArtifactUri: r.runArtifactUri,
     summary,
     plan: r.plan,
   });
@@ -648,6 +675,7 @@ async function executeRun(
   const trainingStore = deps.trainingStore ?? deps.store;
   const launcherParams = runParams(o, trainingStore);
   let runId: string | null = null;
+  let runArtifactUri = "";
   let trainingRunId: string | null = null;
   let stream: TrackerStream | null = null;
   let modelVersion: string | null = null;
@@ -658,7 +686,7 @@ async function executeRun(
   metrics?.progress.set(0);
   try {
     if (o.track) {
-      ({ runId, trainingRunId, stream } = await startTracking(
+      ({ runId, runArtifactUri, trainingRunId, stream } = await startTracking(
         config,
         deps,
         o,
@@ -685,11 +713,21 @@ async function executeRun(
       log,
       signal: deps.signal,
     });
+    if (runId !== null) {
+      await logSnapshotInput(tracker, runId, {
+        plan,
+        snapshotUri: trainingStore.uriFor(plan.keys.snapshot),
+        trainCoco: staged.trainCoco,
+        valCoco: staged.valCoco,
+        log,
+      });
+    }
     const { command, specs } = await launchTrainers(s, deps, o, staged, obs, log);
 
     if (o.track) {
       modelVersion = await registerRun(config, tracker, {
         runId: runId!,
+        runArtifactUri,
         stream: stream!,
         obs,
         staged,
@@ -754,6 +792,81 @@ async function executeRun(
 }
 
 /**
+ * Logs the snapshot as the run's dataset input (best effort: a server without `log-inputs`, MLflow
+ * before 2.4, gets a warning, not a failed training).
+ */
+async function logSnapshotInput(
+  tracker: Tracker,
+  runId: string,
+  o: { plan: LaunchPlan; snapshotUri: string; trainCoco: string; valCoco: string; log: Logger },
+): Promise<void> {
+  const input = snapshotDatasetInput({
+    snapshotId: o.plan.snapshotId,
+    variant: o.plan.variant,
+    inputSize: o.plan.settings.inputSize,
+    snapshotUri: o.snapshotUri,
+    train: JSON.parse(await readFile(o.trainCoco, "utf8")),
+    val: JSON.parse(await readFile(o.valCoco, "utf8")),
+  });
+  try {
+    await tracker.logInputs(runId, [input]);
+  } catch (err) {
+    o.log.warn("could not log the snapshot as a dataset input", { runId, err: messageOf(err) });
+  }
+}
+
+/**
+ * PR curves, a confusion matrix and a contact sheet of the validation set (`eval/*.png` in the
+ * run), from the trainer's `val_predictions.json`. Best effort: a failure is logged, the training
+ * goes on.
+ */
+async function drawEvalPictures(
+  artifacts: readonly string[],
+  staged: StagedInputs,
+  log: Logger,
+): Promise<string[]> {
+  const predictionsPath = artifacts.find((p) => basename(p) === "val_predictions.json");
+  if (!predictionsPath) {
+    log.warn("no evaluation pictures: the trainer wrote no val_predictions.json");
+    return [];
+  }
+  try {
+    const gt = JSON.parse(await readFile(staged.valCoco, "utf8"));
+    const predictions = JSON.parse(await readFile(predictionsPath, "utf8"));
+    const dir = join(staged.outDir, "eval-pictures");
+    await mkdir(dir, { recursive: true });
+    return await writeEvalPictures(dir, {
+      gt,
+      predictions,
+      image: (img) => Deno.readFile(join(staged.imagesRoot, String(img.file_name ?? img.id))),
+    });
+  } catch (err) {
+    log.warn("could not draw the evaluation pictures", { err: messageOf(err) });
+    return [];
+  }
+}
+
+/** Ends stale RUNNING runs before starting one (best effort: a failure is logged, not thrown). */
+async function sweepStaleRuns(
+  tracker: Tracker,
+  experimentId: string,
+  staleRunMinutes: number,
+  log: Logger,
+): Promise<void> {
+  try {
+    for (
+      const e of await endStaleRuns(tracker, experimentId, {
+        staleAfterMs: staleRunMinutes * 60_000,
+      })
+    ) {
+      log.warn("ended a stale tracker run as KILLED", { runId: e.runId, reason: e.reason });
+    }
+  } catch (err) {
+    log.warn("could not sweep stale tracker runs", { err: messageOf(err) });
+  }
+}
+
+/**
  * Uploads the trainer's outputs: `model/` (model.onnx, labels.json, model_card.json: what
  * `models:/<name>@<alias>` downloads), `checkpoint/model.pt`, `eval/…` (anything else the trainer
  * wrote), `config/train_config.json` and `metrics/summary.json`.
@@ -780,6 +893,20 @@ async function uploadArtifacts(
     const dir = MODEL_FILES.has(name) ? "model" : name === "model.pt" ? "checkpoint" : "eval";
     await tracker.logArtifact(runId, path, dir);
   }
+  // MLmodel (onnx flavor, signature) and the environment files: an MLflow model.
+  const byName = new Map(artifacts.map((p) => [basename(p), p]));
+  const card = JSON.parse(await readFile(byName.get("model_card.json")!, "utf8"));
+  const mlflowDir = join(outDir, "mlflow-model");
+  await mkdir(mlflowDir, { recursive: true });
+  for (
+    const path of await writeMlflowModel(mlflowDir, {
+      runId,
+      card,
+      modelBytes: (await stat(byName.get("model.onnx")!)).size,
+    })
+  ) {
+    await tracker.logArtifact(runId, path, "model");
+  }
   const { summary, shards, ...config } = record;
   const configPath = join(outDir, "train_config.json");
   await writeFile(configPath, JSON.stringify(config, null, 2) + "\n");
@@ -789,19 +916,32 @@ async function uploadArtifacts(
   await tracker.logArtifact(runId, metricsPath, "metrics");
 }
 
-/** Registers `runs:/<run>/model` as a new version, waits for READY, sets alias `candidate`. */
+/**
+ * Registers the run's `model` directory as a new version, with the resolved artifact location as
+ * its source (`mlflow-artifacts:/<exp>/<run>/artifacts/model`, as MLflow's `register_model`
+ * stores it: the UI's get-artifact and get-download-uri need it), waits for READY, sets alias
+ * `candidate`.
+ */
 async function registerCandidate(
   tracker: Tracker,
-  o: { modelName: string; runId: string; summary: SummaryEvent; plan: LaunchPlan },
+  o: {
+    modelName: string;
+    runId: string;
+    runArtifactUri: string;
+    summary: SummaryEvent;
+    plan: LaunchPlan;
+  },
 ): Promise<string> {
   await tracker.getOrCreateRegisteredModel(o.modelName, {
     description: "Sluice object detector (CenterNet, ONNX); see model_card.json",
   });
   const version = await tracker.createModelVersion(
     o.modelName,
-    `runs:/${o.runId}/model`,
+    o.runArtifactUri ? joinArtifactUri(o.runArtifactUri, "model") : `runs:/${o.runId}/model`,
     o.runId,
     {
+      // One run, one version: a create whose answer is lost is looked up by this token.
+      clientToken: `${o.runId}/model`,
       description: `snapshot ${o.plan.snapshotId}, variant ${o.plan.variant}, ` +
         `${o.plan.counts.train} train / ${o.plan.counts.val} val images`,
       tags: {
