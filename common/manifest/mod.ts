@@ -19,6 +19,7 @@
  * @module
  */
 import { SluiceError } from "../errors/mod.ts";
+import { redactText } from "../redaction/redact_text.ts";
 
 /** Queue names. Inference uses `infer` with one queue per model version (see enqueueForInference). */
 export type StageName = "ingest" | "normalize" | "infer" | string;
@@ -369,7 +370,9 @@ export class ManifestUrlError extends SluiceError {
   constructor(url: string) {
     super(
       "invalid_manifest_url",
-      `manifest URL ${JSON.stringify(url)}: expected sqlite:///path/to.db, sqlite::memory:, ` +
+      `manifest URL ${
+        JSON.stringify(redactText(url))
+      }: expected sqlite:///path/to.db, sqlite::memory:, ` +
         `or postgres://user:pass@host:port/db`,
     );
   }
@@ -381,9 +384,9 @@ export class ManifestUrlError extends SluiceError {
  */
 export async function openManifest(url: string): Promise<ManifestStore> {
   let store: ManifestStore;
-  if (url.startsWith("postgres://") || url.startsWith("postgresql://")) {
+  if (/^postgres(?:ql)?:\/\//i.test(url)) {
     const { openPostgresManifest } = await import("./postgres.ts");
-    store = await openPostgresManifest(url);
+    store = await openPostgresManifest(url.replace(/^[a-z]+:/i, (s) => s.toLowerCase()));
   } else if (url.startsWith("sqlite:")) {
     const { openSqliteManifest } = await import("./sqlite.ts");
     store = await openSqliteManifest(url);

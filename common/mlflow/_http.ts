@@ -9,6 +9,7 @@
  */
 import type { Logger } from "../log/mod.ts";
 import { MlflowError } from "./errors.ts";
+import { redactText } from "../redaction/redact_text.ts";
 
 /** How the transport behaves. */
 export interface TransportOptions {
@@ -137,7 +138,9 @@ export class HttpTransport {
         if (body instanceof ReadableStream) await body.cancel().catch(() => {});
         if (attempt >= maxAttempts) {
           throw new MlflowError(
-            `${label}: no answer from ${this.#opts.baseUrl} after ${attempt} attempt(s): ` +
+            `${label}: no answer from ${
+              redactText(this.#opts.baseUrl)
+            } after ${attempt} attempt(s): ` +
               (err instanceof Error ? err.message : String(err)),
             { errorCode: "NETWORK_ERROR", request: label, cause: err },
           );
@@ -147,7 +150,7 @@ export class HttpTransport {
           request: label,
           attempt,
           delayMs: delay,
-          error: err instanceof Error ? err.message : String(err),
+          error: redactText(err instanceof Error ? err.message : String(err)),
         });
         await sleep(delay);
         continue;

@@ -20,6 +20,7 @@ import { writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { basename, join } from "node:path";
 import { messageOf, reasonOf, SluiceError } from "../../common/errors/mod.ts";
+import { redactText } from "../../common/redaction/redact_text.ts";
 import type { Logger } from "../../common/log/mod.ts";
 import type { ManifestStore } from "../../common/manifest/mod.ts";
 import type { Tracker } from "../../common/mlflow/tracker.ts";
@@ -408,7 +409,7 @@ async function executeRun(
       await manifest.upsertTrainingRun({
         id: trainingRunId,
         snapshotId: plan.snapshotId,
-        tracker: deps.trackerUri ?? tracker.kind,
+        tracker: redactText(deps.trackerUri ?? tracker.kind),
         runId,
         modelName,
         modelVersion: null,
@@ -564,7 +565,7 @@ async function executeRun(
       await manifest.upsertTrainingRun({
         id: trainingRunId,
         snapshotId: plan.snapshotId,
-        tracker: deps.trackerUri ?? tracker.kind,
+        tracker: redactText(deps.trackerUri ?? tracker.kind),
         runId,
         modelName,
         modelVersion,
