@@ -26,6 +26,7 @@ import { createLogger } from "../../common/log/mod.ts";
 import { shutdownSignal } from "../../common/worker/mod.ts";
 import { InferSettingsSchema } from "./config.ts";
 import { createInferStage } from "./stage.ts";
+import { refuseOtherHosts } from "../../common/http/serve_entry_guard.ts";
 
 export * from "./config.ts";
 export * from "./stage.ts";
@@ -66,7 +67,9 @@ async function startFromEnvironment(): Promise<StageHandler> {
 
 /** `deno serve` entry: the first request starts the stage (see the module documentation). */
 const serve: { fetch(req: Request): Promise<Response> } = {
-  async fetch(req: Request): Promise<Response> {
+  async fetch(req: Request, info?: Deno.ServeHandlerInfo): Promise<Response> {
+    const refused = refuseOtherHosts(info); // deno serve binds 0.0.0.0: honour SLUICE_HTTP_HOSTNAME
+    if (refused) return refused;
     started ??= startFromEnvironment();
     let handler: StageHandler;
     try {

@@ -20,6 +20,7 @@ import type { StageHandler } from "../../common/http/mod.ts";
 import { IngestSettingsSchema } from "./config.ts";
 import { openIngestDeps } from "./run_once.ts";
 import { createIngestLogger, createIngestStage } from "./stage.ts";
+import { refuseOtherHosts } from "../../common/http/serve_entry_guard.ts";
 
 export * from "./config.ts";
 export * from "./stage.ts";
@@ -42,7 +43,9 @@ async function start(): Promise<StageHandler> {
 
 export default {
   /** Serves the stage's HTTP routes, opening stores from the configuration on first use. */
-  async fetch(req: Request): Promise<Response> {
+  async fetch(req: Request, info?: Deno.ServeHandlerInfo): Promise<Response> {
+    const refused = refuseOtherHosts(info); // deno serve binds 0.0.0.0: honour SLUICE_HTTP_HOSTNAME
+    if (refused) return refused;
     handler ??= start();
     try {
       return await (await handler).fetch(req);

@@ -52,6 +52,7 @@ import { receiveOnce, type ReceiveSummary, runSqsConsumer } from "./sqs_consumer
 import { createWebhookRoute } from "./webhook.ts";
 import { ContentLocks } from "./_content_locks.ts";
 import { sleep } from "./_sleep.ts";
+import { isLoopback } from "../../common/http/serve_entry_guard.ts";
 
 /** What the stage runs against. */
 export interface IngestDeps {
@@ -228,6 +229,7 @@ export function createIngestStage(config: IngestConfig, deps: IngestDeps): Inges
   if (s.webhook) {
     routes["POST /events"] = createWebhookRoute({
       ...(s.webhookToken ? { token: s.webhookToken } : {}),
+      publicBind: !isLoopback(config.http.hostname),
       maxBodyBytes: s.maxEventBodyBytes,
       record: (parsed) => recordEvents(parsed, "webhook"),
       metrics,

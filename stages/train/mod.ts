@@ -24,6 +24,7 @@ import type { StageHandler } from "../../common/http/mod.ts";
 import { shutdownSignal } from "../../common/worker/mod.ts";
 import { TrainSettingsSchema } from "./config.ts";
 import { createTrainLogger, createTrainStage } from "./stage.ts";
+import { refuseOtherHosts } from "../../common/http/serve_entry_guard.ts";
 
 export * from "./config.ts";
 export * from "./stage.ts";
@@ -62,7 +63,9 @@ async function startFromEnvironment(): Promise<StageHandler> {
 
 /** `deno serve` entry: the first request starts the stage (see the module documentation). */
 const serve: { fetch(req: Request): Promise<Response> } = {
-  async fetch(req: Request): Promise<Response> {
+  async fetch(req: Request, info?: Deno.ServeHandlerInfo): Promise<Response> {
+    const refused = refuseOtherHosts(info); // deno serve binds 0.0.0.0: honour SLUICE_HTTP_HOSTNAME
+    if (refused) return refused;
     started ??= startFromEnvironment();
     let handler: StageHandler;
     try {
