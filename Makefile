@@ -20,9 +20,9 @@ export DENO_TLS_CA_STORE ?= mozilla,system
 endif
 
 APT_PACKAGES := postgresql prometheus libvips-tools python3-torch python3-torchvision python3-onnx \
-	python3-numpy ca-certificates
+	python3-numpy ca-certificates systemd
 APT_PROBES := /usr/lib/postgresql /usr/bin/promtool /usr/bin/vipsthumbnail /usr/lib/python3/dist-packages/torch \
-	/usr/lib/python3/dist-packages/torchvision /usr/lib/python3/dist-packages/onnx
+	/usr/lib/python3/dist-packages/torchvision /usr/lib/python3/dist-packages/onnx /usr/bin/systemd-analyze
 
 .PHONY: help deno deps system-deps demo test test-fast bench compile check lint fmt fmt-check hooks clean
 
