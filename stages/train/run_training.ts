@@ -188,6 +188,7 @@ export async function writeDefinitions(
     const d = renderSystemd(plan, {
       binPath: s.binPath,
       envFile: s.envFile,
+      user: s.systemdUser,
       masterAddr: s.masterAddr ?? hostname(),
       masterPort,
     });
