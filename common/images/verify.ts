@@ -19,6 +19,7 @@ import sharp, { type Metadata } from "sharp";
 import { z } from "zod";
 import { messageOf, SluiceError } from "../errors/mod.ts";
 import { stripPersonalMetadata } from "./strip_metadata.ts";
+import { DEFAULT_DECODE_POLICY } from "./decode_policy.ts";
 
 /** Formats Sluice accepts. */
 export type ImageFormat = "jpeg" | "png" | "webp" | "tiff";
@@ -219,6 +220,8 @@ export const NormalizeOptionsSchema = z.strictObject({
    * metadata is stripped from every image, rotated or not; the ICC profile is always kept).
    */
   keepMetadata: z.boolean().default(false),
+  /** Pixel limit of the decode (default the shared decode policy's; ingest passes its own). */
+  maxPixels: z.number().int().positive().default(DEFAULT_DECODE_POLICY.maxPixels),
 });
 export type NormalizeOptions = z.input<typeof NormalizeOptionsSchema>;
 
@@ -240,7 +243,7 @@ export async function normalizeOrientation(
   input: Uint8Array,
   options: NormalizeOptions = {},
 ): Promise<Uint8Array> {
-  const { quality, keepMetadata } = NormalizeOptionsSchema.parse(options);
+  const { quality, keepMetadata, maxPixels } = NormalizeOptionsSchema.parse(options);
   const format = sniffFormat(input.subarray(0, SNIFF_BYTES));
   if (!format) {
     throw new ImageError(
@@ -249,7 +252,7 @@ export async function normalizeOrientation(
       "normalizeOrientation: expected JPEG, PNG, WebP or TIFF bytes",
     );
   }
-  const meta = await sharp(input, { limitInputPixels: false }).metadata();
+  const meta = await sharp(input, { limitInputPixels: maxPixels }).metadata();
   const orientation = meta.orientation ?? 1;
   const personal = meta.exif !== undefined || meta.xmp !== undefined || meta.iptc !== undefined;
   if (orientation === 1 || orientation < 1 || orientation > 8) {
@@ -257,7 +260,7 @@ export async function normalizeOrientation(
     // Lossless where the container allows it; TIFF keeps its tags in the image directory.
     if (format !== "tiff") return stripPersonalMetadata(input);
   }
-  let img = sharp(input, { limitInputPixels: false }).autoOrient();
+  let img = sharp(input, { limitInputPixels: maxPixels }).autoOrient();
   img = keepMetadata ? img.keepMetadata() : img.keepIccProfile();
   if (format === "jpeg") img = img.jpeg({ quality });
   else if (format === "png") img = img.png();

@@ -208,6 +208,7 @@ export function createItemProcessor(
     const original = await Deno.readFile(staged.path);
     const upright = await normalizeOrientation(original, {
       keepMetadata: settings.keepMetadata ?? false,
+      maxPixels: settings.maxPixels,
     });
     const sha256 = sha256Hex(upright);
     ctx.signal.throwIfAborted();
