@@ -62,6 +62,7 @@ import {
 } from "./model_resolver.ts";
 import { type OutputKeys, type PredictedImage, writeOutputs, writePart } from "./outputs.ts";
 import { predictedImagesFromManifest } from "./predicted_images.ts";
+import { defaultModelSourcePrefixes } from "./model_sources.ts";
 
 /** The stage name (metrics prefix, staging directory, logs). */
 export const INFER_STAGE = "infer";
@@ -342,6 +343,7 @@ function assemble(p: Parts): InferStage {
       root: staging.root,
       tracker,
       s3: s3Options(config),
+      allowedSources: defaultModelSourcePrefixes(config),
       log,
     });
     return await loadModel(fetched, {
