@@ -10,6 +10,7 @@
 import type { Logger } from "../log/mod.ts";
 import { MlflowError } from "./errors.ts";
 import { redactText } from "../redaction/redact_text.ts";
+import { backoffDelayMs, sleep } from "../timing/mod.ts";
 
 /** How the transport behaves. */
 export interface TransportOptions {
@@ -47,10 +48,6 @@ export interface HttpRequest {
 interface ErrorBody {
   errorCode: string;
   message: string;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** Reads an MLflow error body (`{"error_code", "message"}`) or summarises an HTML/text one. */
@@ -213,7 +210,7 @@ export class HttpTransport {
 
   #delay(attempt: number, base: number, max: number): number {
     // Full jitter: uniform in [0, min(max, base * 2^(attempt-1))).
-    return Math.floor(Math.random() * Math.min(max, base * 2 ** (attempt - 1)));
+    return backoffDelayMs(attempt, { baseDelayMs: base, maxDelayMs: max });
   }
 
   /** Closes pooled connections. */

@@ -59,7 +59,7 @@ import {
 } from "./_local_artifacts.ts";
 import { downloadModel, resolveModelUri } from "./_resolve.ts";
 import { parseMetricString } from "./_wire.ts";
-import { parseYaml, toYaml, type YamlValue } from "./_yaml.ts";
+import { parseYamlMapping, toYaml, type YamlValue } from "../yaml/mod.ts";
 import { ErrorCodes, MlflowError } from "./errors.ts";
 import { artifactPathSegments, joinArtifactUri } from "./model_uri.ts";
 import type {
@@ -117,6 +117,11 @@ const ADJECTIVES = ["amber", "brisk", "calm", "deft", "eager", "fleet", "grand",
 const NOUNS = ["heron", "otter", "lynx", "finch", "panda", "wren", "bison", "gecko"];
 
 type Meta = Record<string, YamlValue>;
+
+/** A `meta.yaml` as MLflow's `write_yaml` writes it: keys sorted. */
+function metaYaml(meta: Meta): string {
+  return toYaml(meta, { sortKeys: true });
+}
 
 function invalid(message: string): MlflowError {
   return new MlflowError(message, { errorCode: ErrorCodes.invalidParameter });
@@ -217,7 +222,7 @@ async function readText(path: string): Promise<string | undefined> {
 
 async function readMeta(dir: string): Promise<Meta | undefined> {
   const text = await readText(join(dir, META));
-  return text === undefined ? undefined : parseYaml(text);
+  return text === undefined ? undefined : parseYamlMapping(text, join(dir, META));
 }
 
 async function listDirs(dir: string): Promise<string[]> {
@@ -310,7 +315,7 @@ export class FileTracker implements Tracker {
     const now = Date.now();
     return await createFileExclusive(
       join(dir, META),
-      toYaml({
+      metaYaml({
         artifact_location: pathToFileURL(dir).href,
         creation_time: now,
         experiment_id: id,
@@ -506,7 +511,7 @@ export class FileTracker implements Tracker {
       user_id: opts.userId ?? "",
     };
     // meta.yaml last: a run directory without it is not yet a run, to us and to MLflow.
-    await writeFileAtomic(join(runDir, META), toYaml(meta), runDir);
+    await writeFileAtomic(join(runDir, META), metaYaml(meta), runDir);
     this.#runDirs.set(runId, runDir);
     return this.#runInfo(meta, tags);
   }
@@ -596,7 +601,7 @@ export class FileTracker implements Tracker {
     const segs = checkEntityKey("tag", key);
     await writeFileAtomic(join(runDir, "tags", ...segs), value, runDir);
     if (key === "mlflow.runName" && meta.run_name !== value) {
-      await writeFileAtomic(join(runDir, META), toYaml({ ...meta, run_name: value }), runDir);
+      await writeFileAtomic(join(runDir, META), metaYaml({ ...meta, run_name: value }), runDir);
     }
   }
 
@@ -649,7 +654,7 @@ export class FileTracker implements Tracker {
     }
     const { dir, meta } = await this.#activeRun(runId);
     const next: Meta = { ...meta, status: STATUS_TO_INT[status], end_time: endTime ?? Date.now() };
-    await writeFileAtomic(join(dir, META), toYaml(next), dir);
+    await writeFileAtomic(join(dir, META), metaYaml(next), dir);
     return this.#runInfo(next, await readKeyFiles(join(dir, "tags")));
   }
 
@@ -659,7 +664,7 @@ export class FileTracker implements Tracker {
     const meta = (await readMeta(dir))!;
     await writeFileAtomic(
       join(dir, META),
-      toYaml({ ...meta, lifecycle_stage: "deleted", deleted_time: Date.now() }),
+      metaYaml({ ...meta, lifecycle_stage: "deleted", deleted_time: Date.now() }),
       dir,
     );
   }
@@ -749,7 +754,7 @@ export class FileTracker implements Tracker {
     const { dir, meta } = await this.#modelMeta(name);
     await writeFileAtomic(
       join(dir, META),
-      toYaml({ ...meta, last_updated_timestamp: Date.now() }),
+      metaYaml({ ...meta, last_updated_timestamp: Date.now() }),
       dir,
     );
   }
@@ -764,7 +769,7 @@ export class FileTracker implements Tracker {
     const now = Date.now();
     const created = await createFileExclusive(
       join(dir, META),
-      toYaml({
+      metaYaml({
         aliases: {},
         creation_timestamp: now,
         description: opts.description ?? null,
@@ -864,7 +869,7 @@ export class FileTracker implements Tracker {
         const now = Date.now();
         await writeFileAtomic(
           join(tmp, META),
-          toYaml({
+          metaYaml({
             aliases: [],
             creation_timestamp: now,
             current_stage: "None",
@@ -991,14 +996,14 @@ export class FileTracker implements Tracker {
         if (other && other.current_stage === target) {
           await writeFileAtomic(
             join(modelDir, d, META),
-            toYaml({ ...other, current_stage: "Archived", last_updated_timestamp: now }),
+            metaYaml({ ...other, current_stage: "Archived", last_updated_timestamp: now }),
             join(modelDir, d),
           );
         }
       }
     }
     const next = { ...meta, current_stage: target, last_updated_timestamp: now };
-    await writeFileAtomic(join(dir, META), toYaml(next), dir);
+    await writeFileAtomic(join(dir, META), metaYaml(next), dir);
     await this.#touchModel(name);
     return await this.#versionFromDir(dir, next, await readKeyFiles(join(modelDir, "aliases")));
   }

@@ -32,6 +32,7 @@ import {
   openObjectStore,
   type OpenOptions,
 } from "../objectstore/mod.ts";
+import { S3SettingsSchema } from "../objectstore/s3_settings.ts";
 import { copyFileAtomic, walkFiles, writeStreamAtomic } from "./_atomic.ts";
 import { chunkBatch, normalizeBatch, paramString } from "./_batch.ts";
 import { HttpTransport, type Query } from "./_http.ts";
@@ -65,19 +66,7 @@ import type {
   Tracker,
   WaitOptions,
 } from "./tracker.ts";
-
-const s3Schema = z.object({
-  endpoint: z.string().optional(),
-  region: z.string().optional(),
-  forcePathStyle: z.boolean().optional(),
-  accessKeyId: z.string().optional(),
-  secretAccessKey: z.string().optional(),
-  sessionToken: z.string().optional(),
-  partSize: z.number().int().positive().optional(),
-  // The config's `s3` section gives the part size in MiB; openObjectStore converts it.
-  partSizeMb: z.number().int().min(5).optional(),
-  maxAttempts: z.number().int().positive().optional(),
-});
+import { sleep } from "../timing/mod.ts";
 
 /** Options of {@link MlflowRestTracker}, validated at construction. */
 export const RestTrackerOptionsSchema = z.object({
@@ -100,7 +89,7 @@ export const RestTrackerOptionsSchema = z.object({
   /** Per-request timeout for artifact uploads and downloads. */
   artifactTimeoutMs: z.number().int().positive().default(30 * 60_000),
   /** S3 settings for runs whose artifact root is `s3://` (direct access, as MLflow's client does). */
-  s3: s3Schema.optional(),
+  s3: S3SettingsSchema.optional(),
 }).refine((o) => !(o.token && o.username), {
   error: "expected either token or username/password, found both",
 }).refine((o) => o.password === undefined || o.username !== undefined, {
@@ -789,7 +778,7 @@ export class MlflowRestTracker implements Tracker {
           { errorCode: "TIMEOUT" },
         );
       }
-      await new Promise((r) => setTimeout(r, interval));
+      await sleep(interval);
     }
   }
 

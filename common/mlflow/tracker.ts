@@ -2,7 +2,7 @@
  * The experiment-tracking and model-registry operations Sluice needs, as one interface with two
  * implementations: `MlflowRestTracker` (an MLflow tracking server over REST, see `rest_client.ts`)
  * and `FileTracker` (MLflow's own file-store layout in a local `mlruns/` directory, the embedded
- * default, see `file_tracker.ts`). `_contract.ts` holds the scenario both must pass
+ * default, see `file_tracker.ts`). `tests/support/mlflow/tracker_contract.ts` holds the scenario both must pass
  * (`contract_test.ts`); `openTracker` in `mod.ts` picks one from configuration.
  *
  * Conventions shared by both: ids and model versions are strings; parameter values are sent and

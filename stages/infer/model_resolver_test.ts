@@ -9,7 +9,7 @@ import {
   loadRecording,
   recordedPayloads,
   ReplayServer,
-} from "../../common/mlflow/_replay_server.ts";
+} from "../../tests/support/mlflow/replay_server.ts";
 import { fetchModel } from "./model_loader.ts";
 import {
   describeModel,

@@ -361,18 +361,147 @@ function trainerFlags(plan: LaunchPlan, staged: StagedInputs, rank: number): str
   ];
 }
 
-async function executeRun(
+/** Creates the tracker run, records it in the manifest as running, and opens its stream. */
+async function startTracking(
   config: TrainConfig,
   deps: TrainDeps,
   o: ExecuteOptions,
-): Promise<TrainingResult> {
-  const { tracker, manifest, metrics } = deps;
+  launcherParams: Record<string, string>,
+  log: Logger,
+): Promise<{ runId: string; trainingRunId: string; stream: TrackerStream }> {
+  const { tracker, manifest } = deps;
   const { plan } = o;
-  const s = config.stage;
-  const log = deps.log.child({ snapshot: plan.snapshotId, layout: plan.layout });
-  const trainingStore = deps.trainingStore ?? deps.store;
-  const modelName = config.mlflow.modelName;
-  const launcherParams: Record<string, string> = {
+  const experimentId = await tracker.getOrCreateExperiment(config.mlflow.experiment);
+  const run = await tracker.createRun(experimentId, {
+    runName: `train-${plan.snapshotId.slice(5, 15)}-${plan.layout.slice(4, 10)}`,
+    tags: {
+      "sluice.snapshot_id": plan.snapshotId,
+      "sluice.layout": plan.layout,
+      "sluice.variant": plan.variant,
+      "sluice.launcher": o.launcher,
+      "sluice.host": hostname(),
+    },
+  });
+  const runId = run.runId;
+  const trainingRunId = `tr-${runId}`;
+  await manifest.upsertTrainingRun({
+    id: trainingRunId,
+    snapshotId: plan.snapshotId,
+    tracker: redactText(deps.trackerUri ?? tracker.kind),
+    runId,
+    modelName: config.mlflow.modelName,
+    modelVersion: null,
+    status: "running",
+    params: launcherParams,
+    metrics: {},
+  });
+  const stream = new TrackerStream(tracker, runId, { log });
+  for (const [k, v] of Object.entries(launcherParams)) stream.param(k, v);
+  log.info("tracker run started", { runId, experiment: config.mlflow.experiment });
+  return { runId, trainingRunId, stream };
+}
+
+/** Runs the trainer ranks of this host to completion; throws unless every one exited 0. */
+async function launchTrainers(
+  s: TrainConfig["stage"],
+  deps: TrainDeps,
+  o: ExecuteOptions,
+  staged: StagedInputs,
+  obs: RunObserver,
+  log: Logger,
+): Promise<{ command: string[]; specs: TrainerProcessSpec[] }> {
+  const { plan } = o;
+  const command = resolveTrainerCommand(s.trainerCommand, deps.cwd);
+  const specs: TrainerProcessSpec[] = o.ranks.map((rank) => ({
+    rank,
+    command,
+    args: trainerFlags(plan, staged, rank),
+    env: o.env(rank),
+  }));
+  const budgetMs = plan.settings.maxMinutes !== null
+    ? (plan.settings.maxMinutes * 1.5 + 10) * 60_000
+    : undefined;
+  log.info("launching trainer", {
+    ranks: o.ranks,
+    worldSize: plan.settings.nodes,
+    command: command.join(" "),
+    epochs: plan.settings.epochs,
+    batchSize: plan.settings.batchSize,
+    device: plan.settings.device,
+  });
+  const exits = await runTrainerProcesses(specs, {
+    onEvent: (rank, ev) => obs.onEvent(rank, ev),
+    onLog: (rank, line) => log.info(line, { rank, source: "trainer" }),
+    onInvalid: (rank, problem) => log.warn("unexpected trainer output", { rank, problem }),
+    signal: deps.signal,
+    deadline: budgetMs === undefined ? undefined : Date.now() + budgetMs,
+  });
+  assertTrainersSucceeded(exits);
+  return { command, specs };
+}
+
+/** How a run ended, for its manifest row. */
+interface RunOutcome {
+  trainingRunId: string;
+  runId: string | null;
+  modelVersion: string | null;
+  status: "finished" | "failed" | "killed";
+  summary: SummaryEvent | null;
+  params: Record<string, string>;
+  error: unknown;
+  promotion: PromotionDecision | null;
+}
+
+/** Writes the run's final manifest row; a failure to write it is logged, not thrown. */
+async function recordTrainingRun(
+  config: TrainConfig,
+  deps: TrainDeps,
+  o: ExecuteOptions,
+  r: RunOutcome,
+  log: Logger,
+): Promise<void> {
+  const runMetrics: Record<string, number> = {};
+  if (r.summary) {
+    Object.assign(runMetrics, {
+      map50: r.summary.map50,
+      map50_95: r.summary.map50_95,
+      images_per_sec: r.summary.images_per_sec,
+      train_seconds: r.summary.train_seconds,
+      steps: r.summary.steps,
+      epochs: r.summary.epochs,
+      train_images: r.summary.train_images,
+      val_images: r.summary.val_images,
+    });
+  }
+  const params = { ...r.params };
+  if (r.error !== undefined) {
+    params.error = `${reasonOf(r.error)}: ${messageOf(r.error)}`.slice(0, 500);
+  }
+  if (r.promotion) params.promotion = r.promotion.reason;
+  try {
+    await deps.manifest.upsertTrainingRun({
+      id: r.trainingRunId,
+      snapshotId: o.plan.snapshotId,
+      tracker: redactText(deps.trackerUri ?? deps.tracker.kind),
+      runId: r.runId,
+      modelName: config.mlflow.modelName,
+      modelVersion: r.modelVersion,
+      status: r.status,
+      params,
+      metrics: runMetrics,
+    });
+  } catch (err) {
+    log.warn("could not record the training run", {
+      trainingRunId: r.trainingRunId,
+      err: messageOf(err),
+    });
+  }
+}
+
+/** The run's parameters, as logged to the tracker and recorded in the manifest. */
+function runParams(o: ExecuteOptions, trainingStore: ObjectStore): Record<string, string> {
+  const { plan } = o;
+  return {
     snapshot_id: plan.snapshotId,
     layout: plan.layout,
     variant: plan.variant,
@@ -383,6 +512,143 @@ async function executeRun(
     val_images: String(plan.counts.val),
     training_inputs: trainingStore.uriFor(plan.keys.launch),
   };
+}
+
+/** Promotes `version` to the approved alias when it clears the threshold and the champion. */
+async function promote(
+  config: TrainConfig,
+  tracker: Tracker,
+  version: string,
+  summary: SummaryEvent,
+  log: Logger,
+): Promise<PromotionDecision> {
+  const s = config.stage;
+  const promotion = await promoteIfBetter(tracker, {
+    modelName: config.mlflow.modelName,
+    version,
+    map50: summary.map50,
+    threshold: s.promotionThreshold,
+    approvedAlias: s.approvedAlias,
+  });
+  log.info(promotion.promote ? "model promoted" : "model not promoted", {
+    version,
+    alias: s.approvedAlias,
+    reason: promotion.reason,
+    map50: summary.map50,
+    threshold: s.promotionThreshold,
+    champion: promotion.champion,
+  });
+  return promotion;
+}
+
+/** What {@link registerRun} needs of a finished run. */
+interface FinishedRun {
+  runId: string;
+  stream: TrackerStream;
+  obs: RunObserver;
+  staged: StagedInputs;
+  command: string[];
+  specs: TrainerProcessSpec[];
+  plan: LaunchPlan;
+}
+
+/** Uploads the run's artifacts and registers its model as the candidate; returns the version. */
+async function registerRun(
+  config: TrainConfig,
+  tracker: Tracker,
+  r: FinishedRun,
+  log: Logger,
+): Promise<string> {
+  const modelName = config.mlflow.modelName;
+  const summary = r.obs.summary;
+  if (!summary) {
+    throw new SluiceError(
+      "trainer_no_summary",
+      "trainer rank 0: expected a summary event before exit 0, found none",
+    );
+  }
+  await r.stream.close();
+  await uploadArtifacts(tracker, r.runId, r.obs.artifacts, r.staged.outDir, {
+    settings: config.stage,
+    plan: r.plan,
+    command: r.command,
+    args: Object.fromEntries(r.specs.map((sp) => [String(sp.rank), sp.args])),
+    summary,
+    shards: r.obs.shards,
+  });
+  const modelVersion = await registerCandidate(tracker, {
+    modelName,
+    runId: r.runId,
+    summary,
+    plan: r.plan,
+  });
+  log.info("model version registered", {
+    model: modelName,
+    version: modelVersion,
+    alias: CANDIDATE_ALIAS,
+    map50: summary.map50,
+  });
+  return modelVersion;
+}
+
+/** Ends the tracker run with the run's status; a failure to end it is logged, not thrown. */
+async function endTrackerRun(
+  tracker: Tracker,
+  runId: string,
+  status: "finished" | "failed" | "killed",
+  log: Logger,
+): Promise<void> {
+  try {
+    await tracker.updateRun(
+      runId,
+      status === "finished" ? "FINISHED" : status === "killed" ? "KILLED" : "FAILED",
+    );
+  } catch (err) {
+    log.warn("could not end the tracker run", { runId, err: messageOf(err) });
+  }
+}
+
+/** The result of a finished run (shards aside). */
+function resultOf(
+  o: ExecuteOptions,
+  r: {
+    runId: string | null;
+    trainingRunId: string | null;
+    modelVersion: string | null;
+    summary: SummaryEvent | null;
+    promotion: PromotionDecision | null;
+  },
+): Omit<TrainingResult, "shards"> {
+  const { plan } = o;
+  return {
+    launcher: o.launcher,
+    snapshotId: plan.snapshotId,
+    layout: plan.layout,
+    runId: r.runId,
+    trainingRunId: r.trainingRunId,
+    modelVersion: r.modelVersion,
+    map50: r.summary?.map50 ?? NaN,
+    map50_95: r.summary?.map50_95 ?? NaN,
+    promoted: r.promotion?.promote ?? false,
+    promotion: r.promotion,
+    summary: r.summary,
+    keys: plan.keys,
+    definitions: [],
+    excluded: null,
+  };
+}
+
+async function executeRun(
+  config: TrainConfig,
+  deps: TrainDeps,
+  o: ExecuteOptions,
+): Promise<TrainingResult> {
+  const { tracker, metrics } = deps;
+  const { plan } = o;
+  const s = config.stage;
+  const log = deps.log.child({ snapshot: plan.snapshotId, layout: plan.layout });
+  const trainingStore = deps.trainingStore ?? deps.store;
+  const launcherParams = runParams(o, trainingStore);
   let runId: string | null = null;
   let trainingRunId: string | null = null;
   let stream: TrackerStream | null = null;
@@ -394,33 +660,13 @@ async function executeRun(
   metrics?.progress.set(0);
   try {
     if (o.track) {
-      const experimentId = await tracker.getOrCreateExperiment(config.mlflow.experiment);
-      const run = await tracker.createRun(experimentId, {
-        runName: `train-${plan.snapshotId.slice(5, 15)}-${plan.layout.slice(4, 10)}`,
-        tags: {
-          "sluice.snapshot_id": plan.snapshotId,
-          "sluice.layout": plan.layout,
-          "sluice.variant": plan.variant,
-          "sluice.launcher": o.launcher,
-          "sluice.host": hostname(),
-        },
-      });
-      runId = run.runId;
-      trainingRunId = `tr-${runId}`;
-      await manifest.upsertTrainingRun({
-        id: trainingRunId,
-        snapshotId: plan.snapshotId,
-        tracker: redactText(deps.trackerUri ?? tracker.kind),
-        runId,
-        modelName,
-        modelVersion: null,
-        status: "running",
-        params: launcherParams,
-        metrics: {},
-      });
-      stream = new TrackerStream(tracker, runId, { log });
-      for (const [k, v] of Object.entries(launcherParams)) stream.param(k, v);
-      log.info("tracker run started", { runId, experiment: config.mlflow.experiment });
+      ({ runId, trainingRunId, stream } = await startTracking(
+        config,
+        deps,
+        o,
+        launcherParams,
+        log,
+      ));
     }
     observer = new RunObserver({
       log,
@@ -441,66 +687,20 @@ async function executeRun(
       log,
       signal: deps.signal,
     });
-    const command = resolveTrainerCommand(s.trainerCommand, deps.cwd);
-    const specs: TrainerProcessSpec[] = o.ranks.map((rank) => ({
-      rank,
-      command,
-      args: trainerFlags(plan, staged, rank),
-      env: o.env(rank),
-    }));
-    const budgetMs = plan.settings.maxMinutes !== null
-      ? (plan.settings.maxMinutes * 1.5 + 10) * 60_000
-      : undefined;
-    log.info("launching trainer", {
-      ranks: o.ranks,
-      worldSize: plan.settings.nodes,
-      command: command.join(" "),
-      epochs: plan.settings.epochs,
-      batchSize: plan.settings.batchSize,
-      device: plan.settings.device,
-    });
-    const exits = await runTrainerProcesses(specs, {
-      onEvent: (rank, ev) => obs.onEvent(rank, ev),
-      onLog: (rank, line) => log.info(line, { rank, source: "trainer" }),
-      onInvalid: (rank, problem) => log.warn("unexpected trainer output", { rank, problem }),
-      signal: deps.signal,
-      deadline: budgetMs === undefined ? undefined : Date.now() + budgetMs,
-    });
-    assertTrainersSucceeded(exits);
+    const { command, specs } = await launchTrainers(s, deps, o, staged, obs, log);
 
-    if (!o.track) {
-      status = "finished";
-    } else {
-      const summary = obs.summary;
-      if (!summary) {
-        throw new SluiceError(
-          "trainer_no_summary",
-          "trainer rank 0: expected a summary event before exit 0, found none",
-        );
-      }
-      await stream!.close();
-      await uploadArtifacts(tracker, runId!, obs.artifacts, staged.outDir, {
-        settings: s,
-        plan,
-        command,
-        args: Object.fromEntries(specs.map((sp) => [String(sp.rank), sp.args])),
-        summary,
-        shards: obs.shards,
-      });
-      modelVersion = await registerCandidate(tracker, {
-        modelName,
+    if (o.track) {
+      modelVersion = await registerRun(config, tracker, {
         runId: runId!,
-        summary,
+        stream: stream!,
+        obs,
+        staged,
+        command,
+        specs,
         plan,
-      });
-      log.info("model version registered", {
-        model: modelName,
-        version: modelVersion,
-        alias: CANDIDATE_ALIAS,
-        map50: summary.map50,
-      });
-      status = "finished";
+      }, log);
     }
+    status = "finished";
   } catch (err) {
     error = err;
     status = deps.signal?.aborted || reasonOf(err) === "trainer_aborted" ? "killed" : "failed";
@@ -515,68 +715,24 @@ async function executeRun(
       await stream.close().catch((e) => log.warn("tracker stream", { err: messageOf(e) }));
     }
     if (status === "finished" && o.track && modelVersion !== null && summary) {
-      promotion = await promoteIfBetter(tracker, {
-        modelName,
-        version: modelVersion,
-        map50: summary.map50,
-        threshold: s.promotionThreshold,
-        approvedAlias: s.approvedAlias,
-      });
-      log.info(promotion.promote ? "model promoted" : "model not promoted", {
-        version: modelVersion,
-        alias: s.approvedAlias,
-        reason: promotion.reason,
-        map50: summary.map50,
-        threshold: s.promotionThreshold,
-        champion: promotion.champion,
-      });
+      promotion = await promote(config, tracker, modelVersion, summary, log);
     }
   } catch (err) {
     error ??= err;
     status = "failed";
   }
-  if (runId !== null) {
-    try {
-      await tracker.updateRun(
-        runId,
-        status === "finished" ? "FINISHED" : status === "killed" ? "KILLED" : "FAILED",
-      );
-    } catch (err) {
-      log.warn("could not end the tracker run", { runId, err: messageOf(err) });
-    }
-  }
+  if (runId !== null) await endTrackerRun(tracker, runId, status, log);
   if (trainingRunId !== null) {
-    const runMetrics: Record<string, number> = {};
-    if (summary) {
-      Object.assign(runMetrics, {
-        map50: summary.map50,
-        map50_95: summary.map50_95,
-        images_per_sec: summary.images_per_sec,
-        train_seconds: summary.train_seconds,
-        steps: summary.steps,
-        epochs: summary.epochs,
-        train_images: summary.train_images,
-        val_images: summary.val_images,
-      });
-    }
-    const params = { ...launcherParams };
-    if (error !== undefined) params.error = `${reasonOf(error)}: ${messageOf(error)}`.slice(0, 500);
-    if (promotion) params.promotion = promotion.reason;
-    try {
-      await manifest.upsertTrainingRun({
-        id: trainingRunId,
-        snapshotId: plan.snapshotId,
-        tracker: redactText(deps.trackerUri ?? tracker.kind),
-        runId,
-        modelName,
-        modelVersion,
-        status,
-        params,
-        metrics: runMetrics,
-      });
-    } catch (err) {
-      log.warn("could not record the training run", { trainingRunId, err: messageOf(err) });
-    }
+    await recordTrainingRun(config, deps, o, {
+      trainingRunId,
+      runId,
+      modelVersion,
+      status,
+      summary,
+      params: launcherParams,
+      error,
+      promotion,
+    }, log);
   }
   metrics?.running.set(0);
   if (error !== undefined) {
@@ -594,21 +750,8 @@ async function executeRun(
     promoted: promotion?.promote ?? false,
   });
   return {
-    launcher: o.launcher,
-    snapshotId: plan.snapshotId,
-    layout: plan.layout,
-    runId,
-    trainingRunId,
-    modelVersion,
-    map50: summary?.map50 ?? NaN,
-    map50_95: summary?.map50_95 ?? NaN,
-    promoted: promotion?.promote ?? false,
-    promotion,
+    ...resultOf(o, { runId, trainingRunId, modelVersion, summary, promotion }),
     shards: observer?.shards ?? [],
-    summary,
-    keys: plan.keys,
-    definitions: [],
-    excluded: null,
   };
 }
 
