@@ -22,6 +22,7 @@ import { hostname as osHostname } from "node:os";
 import { createLogger } from "../log/mod.ts";
 import { ConfigError, type ConfigIssue } from "./errors.ts";
 import { REDACTED, redactUrl } from "./secret.ts";
+import { rememberSecret } from "../redaction/redact_text.ts";
 import {
   type DefaultsContext,
   type SharedConfig,
@@ -181,6 +182,12 @@ export async function loadConfigDetailed<S extends z.ZodType>(
     const field = byPath.get(path)!;
     if (typeof raw === "boolean") flagLayer.set(path, { value: raw, source: `flag ${flag}` });
     else setFromString(field, raw, `flag ${flag}`, flagLayer, issues);
+    if (typeof raw === "string" && (field.secret || urlPassword(raw) !== undefined)) {
+      warnings.push(
+        `${flag} carries a secret, which other users see in the process list (ps); ` +
+          `set ${field.env} or put it in the config file (--config / ${CONFIG_ENV}) instead`,
+      );
+    }
   }
 
   // Merge: whole values replace lower layers (a JSON list from env replaces the file's list).
@@ -211,6 +218,7 @@ export async function loadConfigDetailed<S extends z.ZodType>(
   if (issues.length > 0) throw new ConfigError(issues);
 
   const out = parsed.data as Record<string, unknown>;
+  rememberSecrets(out, fields);
   const { [ctx.stage]: stageSection, ...shared } = out;
   return {
     config: { ...(shared as SharedConfig), stage: stageSection as z.output<S> },
@@ -220,6 +228,31 @@ export async function loadConfigDetailed<S extends z.ZodType>(
     positionals: argv.positionals,
     configFile,
   };
+}
+
+/** The password of a `scheme://user:password@host` string as written; undefined if none. */
+function urlPassword(value: string): string | undefined {
+  const m = /^[a-z][a-z0-9+.-]*:\/\/[^/?#\s:]*:([^/?#\s]*)@[^@/?#\s]*(?:[/?#]|$)/i.exec(value);
+  return m && m[1] !== "" ? m[1] : undefined;
+}
+
+/** Registers every secret value and URL password of a loaded configuration for redaction. */
+function rememberSecrets(config: Record<string, unknown>, fields: FieldInfo[]): void {
+  for (const f of fields) {
+    const section = config[f.section];
+    if (!isPlainObject(section)) continue;
+    const v = section[f.key];
+    if (typeof v !== "string") continue;
+    if (f.secret) rememberSecret(v);
+    const pw = urlPassword(v);
+    if (pw === undefined) continue;
+    rememberSecret(pw);
+    try {
+      rememberSecret(decodeURIComponent(pw)); // what a client sends, e.g. in Basic auth
+    } catch {
+      // not percent-encoded: the raw form is already remembered
+    }
+  }
 }
 
 function defaultWarn(stage: StageName, env: Readonly<Record<string, string | undefined>>) {

@@ -504,3 +504,49 @@ Deno.test("boolean flags accept --x, --no-x and --x=false", async () => {
     );
   });
 });
+
+Deno.test("secrets: flags warn, loaded secrets are hidden everywhere afterwards", async (t) => {
+  await t.step("a secret or a URL password given as a flag warns (visible in ps)", async () => {
+    const warnings: string[] = [];
+    await loadConfig({
+      ...base,
+      env: {},
+      argv: [
+        "--ingest-webhook-token",
+        "flag-token-123",
+        "--manifest-url",
+        "postgres://a:FlagPw1@db/x",
+      ],
+      onWarning: (m) => warnings.push(m),
+    });
+    assert.equal(warnings.length, 2, warnings.join("\n"));
+    assert.match(warnings[0], /--ingest-webhook-token.*ps.*SLUICE_INGEST_WEBHOOK_TOKEN/);
+    assert.match(warnings[1], /--manifest-url.*SLUICE_MANIFEST_URL/);
+    assert.ok(!warnings.join("").includes("FlagPw1") && !warnings.join("").includes("flag-token"));
+  });
+
+  await t.step("the same values from env or a file do not warn", async () => {
+    const warnings: string[] = [];
+    await loadConfig({
+      ...base,
+      env: { SLUICE_INGEST_WEBHOOK_TOKEN: "env-token-123" },
+      argv: [],
+      onWarning: (m) => warnings.push(m),
+    });
+    assert.deepEqual(warnings, []);
+  });
+
+  await t.step("every loaded secret and URL password is redacted from any text", async () => {
+    const { redactText } = await import("../redaction/redact_text.ts");
+    await loadConfig({
+      ...base,
+      env: {
+        SLUICE_INGEST_WEBHOOK_TOKEN: "env-token-456",
+        SLUICE_MANIFEST_URL: "postgres://app:UrlPw-789@db/sluice",
+      },
+      argv: [],
+      onWarning: () => {},
+    });
+    assert.equal(redactText("got env-token-456 and UrlPw-789"), `got ${REDACTED} and ${REDACTED}`);
+  });
+});

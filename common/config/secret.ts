@@ -12,9 +12,10 @@
  * @module
  */
 import { z } from "zod";
+import { REDACTED, redactText } from "../redaction/redact_text.ts";
 
 /** What a secret value is replaced with in printed configuration and error messages. */
-export const REDACTED = "***redacted***";
+export { REDACTED };
 
 /**
  * Marks a schema as secret (its values are never printed).
@@ -77,8 +78,8 @@ export function isSecret(schema: z.ZodType): boolean {
 }
 
 /**
- * Replaces the password of a URL-looking string (`scheme://user:pw@host`) with {@link REDACTED}.
- * Other strings are returned unchanged.
+ * Replaces the password of every URL in the string (`scheme://user:pw@host`) and other
+ * recognisable credentials with {@link REDACTED}; see `common/redaction/redact_text.ts`.
  *
  * @example
  * ```ts
@@ -86,10 +87,7 @@ export function isSecret(schema: z.ZodType): boolean {
  * ```
  */
 export function redactUrl(value: string): string {
-  return value.replace(
-    /^([a-z][a-z0-9+.-]*:\/\/[^/?#@:]*):[^/?#@]*@/i,
-    (_m, head: string) => `${head}:${REDACTED}@`,
-  );
+  return redactText(value);
 }
 
 /**

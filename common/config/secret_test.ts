@@ -52,4 +52,13 @@ Deno.test("redact", async (t) => {
     assert.equal(redactUrl("https://u:p@host/x?y=1"), `https://u:${REDACTED}@host/x?y=1`);
     assert.equal(redactUrl("not a url: x:y@z"), "not a url: x:y@z");
   });
+
+  await t.step("an @ inside the password, an upper-case scheme, secret query values", () => {
+    assert.equal(redactUrl("http://u:p@ss@host/x"), `http://u:${REDACTED}@host/x`);
+    assert.equal(redactUrl("POSTGRES://u:pw@db/s"), `POSTGRES://u:${REDACTED}@db/s`);
+    assert.equal(
+      redactUrl("https://h/x?password=pw&token=tk&n=1"),
+      `https://h/x?password=${REDACTED}&token=${REDACTED}&n=1`,
+    );
+  });
 });

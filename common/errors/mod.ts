@@ -9,11 +9,16 @@
  * @module
  */
 
-/** Base class: `code` is a short snake_case reason used in metrics labels and manifest rows. */
+import { redactText } from "../redaction/redact_text.ts";
+
+/**
+ * Base class: `code` is a short snake_case reason used in metrics labels and manifest rows. The
+ * message is redacted when the error is made (credentials never reach a log, status or row).
+ */
 export class SluiceError extends Error {
   readonly code: string;
   constructor(code: string, message: string, options?: ErrorOptions) {
-    super(message, options);
+    super(redactText(message), options);
     this.name = "SluiceError";
     this.code = code;
   }
@@ -25,8 +30,7 @@ export function reasonOf(err: unknown): string {
   return "internal";
 }
 
-/** Returns a one-line message for any thrown value. */
+/** Returns a one-line message for any thrown value, with credentials redacted. */
 export function messageOf(err: unknown): string {
-  if (err instanceof Error) return err.message;
-  return String(err);
+  return redactText(err instanceof Error ? err.message : String(err));
 }

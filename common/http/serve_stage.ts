@@ -1,6 +1,7 @@
 /**
- * Runs a stage handler on `Deno.serve`, logging the bound address (useful with port 0, where the
- * system picks a free port).
+ * Runs a stage handler on a bounded HTTP/1.1 server (header, body, idle and write timeouts, a
+ * connection limit, accept errors survived: see `_bounded_http_server.ts`), logging the bound
+ * address (useful with port 0, where the system picks a free port).
  *
  * Note that in the configuration `http.port: 0` means "no HTTP server": check it before calling
  * this; here port 0 means "any free port" (what tests want).
@@ -18,6 +19,9 @@
 import { createLogger, type Logger } from "../log/mod.ts";
 import { SluiceError } from "../errors/mod.ts";
 import type { StageHandler } from "./stage_handler.ts";
+import { type HttpLimits, serveBounded } from "./_bounded_http_server.ts";
+
+export type { HttpLimits };
 
 export interface ServeStageOptions {
   hostname: string;
@@ -27,6 +31,8 @@ export interface ServeStageOptions {
   signal?: AbortSignal;
   /** Where "listening" goes (default: a logger for the handler's stage). */
   log?: Logger;
+  /** Timeouts and connection limits (defaults: 10 s headers, 30 s body, 5 s idle, 128). */
+  limits?: HttpLimits;
 }
 
 /**
@@ -48,10 +54,12 @@ export function serveStage(
     );
   }
   const log = opts.log ?? createLogger({ stage: handler.stage });
-  return Deno.serve({
+  return serveBounded((req) => handler.fetch(req), {
+    ...opts.limits,
     hostname: opts.hostname,
     port: opts.port,
     signal: opts.signal,
+    log,
     onListen({ hostname, port }) {
       const host = hostname.includes(":") ? `[${hostname}]` : hostname;
       log.info("listening", { url: `http://${host}:${port}/`, hostname, port });
@@ -63,5 +71,5 @@ export function serveStage(
         headers: { "content-type": "application/json; charset=utf-8" },
       });
     },
-  }, (req) => handler.fetch(req));
+  });
 }

@@ -4,6 +4,10 @@
  * the stage's own routes. Unknown paths answer a JSON 404, known paths with the wrong method a
  * JSON 405 with `Allow`.
  *
+ * `/readyz` is cheap: while ready, the stage's `ready()` runs at most once per `readyCacheMs`
+ * however many clients ask, and concurrent requests always share one check. Every text and JSON answer goes through
+ * `redactText`, so no credential reaches an unauthenticated endpoint.
+ *
  * @example
  * ```ts
  * // stages/ingest/mod.ts — run with `deno serve stages/ingest/mod.ts`
@@ -19,6 +23,7 @@
 import { createLogger, type Logger } from "../log/mod.ts";
 import { messageOf, reasonOf, SluiceError } from "../errors/mod.ts";
 import type { StageMetrics } from "../metrics/mod.ts";
+import { redactText } from "../redaction/redact_text.ts";
 
 /** Handles one request of a route. */
 export type RouteHandler = (req: Request) => Promise<Response>;
@@ -30,6 +35,11 @@ export interface StageHandlerOptions {
   ready?: () => Promise<true | string>;
   /** How long `/readyz` waits for `ready()` before answering 503 (default 5000 ms). */
   readyTimeoutMs?: number;
+  /**
+   * How long a positive readiness answer is reused before `ready()` runs again (default 2000
+   * ms); a negative one is shared only by the requests that arrive while it is being found.
+   */
+  readyCacheMs?: number;
   /**
    * Extra routes keyed `"METHOD /path"` (only that method; GET also answers HEAD) or `"/path"`
    * (every method: the handler checks).
@@ -82,6 +92,26 @@ async function readiness(ready: () => Promise<true | string>, ms: number): Promi
   }
 }
 
+/** The same answer with credentials taken out of a text or JSON body. */
+async function redacted(res: Response): Promise<Response> {
+  const type = res.headers.get("content-type") ?? "";
+  if (res.body === null || !/^(?:text\/|application\/(?:[\w.+-]*\+)?json)/i.test(type)) {
+    return res;
+  }
+  const body = await res.text();
+  const clean = redactText(body);
+  if (clean === body) {
+    return new Response(body, {
+      status: res.status,
+      statusText: res.statusText,
+      headers: res.headers,
+    });
+  }
+  const headers = new Headers(res.headers);
+  headers.delete("content-length");
+  return new Response(clean, { status: res.status, statusText: res.statusText, headers });
+}
+
 /**
  * Builds a stage's HTTP handler.
  *
@@ -94,6 +124,27 @@ async function readiness(ready: () => Promise<true | string>, ms: number): Promi
 export function createStageHandler(opts: StageHandlerOptions): StageHandler {
   const log = opts.log ?? createLogger({ stage: opts.stage });
   const readyTimeoutMs = opts.readyTimeoutMs ?? 5000;
+  const readyCacheMs = opts.readyCacheMs ?? 2000;
+  // A positive answer is reused for readyCacheMs; any answer is shared while it is being found.
+  let readyCache:
+    | { at: number; answer: Promise<true | string>; settled?: true | string }
+    | undefined;
+  const cachedReadiness = (ready: () => Promise<true | string>): Promise<true | string> => {
+    const c = readyCache;
+    const fresh = c && (c.settled === undefined ||
+      (c.settled === true && Date.now() - c.at < readyCacheMs));
+    if (fresh) return c.answer;
+    const entry: NonNullable<typeof readyCache> = {
+      at: Date.now(),
+      answer: readiness(ready, readyTimeoutMs),
+    };
+    void entry.answer.then((r) => {
+      entry.settled = r;
+      entry.at = Date.now();
+    });
+    readyCache = entry;
+    return entry.answer;
+  };
   const table = new Map<string, Map<string, RouteHandler>>();
   const add = (method: string, path: string, handler: RouteHandler) => {
     const methods = table.get(path) ?? new Map<string, RouteHandler>();
@@ -111,7 +162,7 @@ export function createStageHandler(opts: StageHandlerOptions): StageHandler {
   add("GET", "/healthz", () => Promise.resolve(text(200, "ok\n")));
   add("GET", "/readyz", async () => {
     if (!opts.ready) return text(200, "ready\n");
-    const r = await readiness(opts.ready, readyTimeoutMs);
+    const r = await cachedReadiness(opts.ready);
     return r === true ? text(200, "ready\n") : text(503, `not ready: ${r}\n`);
   });
   add(
@@ -159,7 +210,7 @@ export function createStageHandler(opts: StageHandlerOptions): StageHandler {
   return {
     stage: opts.stage,
     async fetch(req: Request): Promise<Response> {
-      const res = await dispatch(req);
+      const res = await redacted(await dispatch(req));
       if (req.method !== "HEAD" || res.body === null) return res;
       // HEAD answers carry the GET headers without the body.
       await res.body.cancel();

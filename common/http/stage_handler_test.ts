@@ -214,3 +214,54 @@ Deno.test("serveStage refuses an invalid port", () => {
     (e: unknown) => e instanceof SluiceError && e.code === "invalid_port",
   );
 });
+
+Deno.test("/readyz is cached: many clients cost one readiness check", async (t) => {
+  let calls = 0;
+  let answer: true | string = true;
+  const ready = async () => {
+    calls++;
+    await new Promise((r) => setTimeout(r, 20)); // a database round trip
+    return answer;
+  };
+  await withServer({ ready, readyCacheMs: 300 }, async (base) => {
+    await t.step("64 concurrent and 64 later requests while ready: one check", async () => {
+      const first = await Promise.all(Array.from({ length: 64 }, () => get(`${base}/readyz`)));
+      const later = await Promise.all(Array.from({ length: 64 }, () => get(`${base}/readyz`)));
+      assert.ok([...first, ...later].every((r) => r.status === 200));
+      assert.equal(calls, 1);
+    });
+    await t.step("after readyCacheMs the check runs again and sees the change", async () => {
+      answer = "manifest unreachable";
+      await new Promise((r) => setTimeout(r, 350));
+      const rs = await Promise.all(Array.from({ length: 16 }, () => get(`${base}/readyz`)));
+      assert.ok(rs.every((r) => r.status === 503 && r.body.includes("manifest unreachable")));
+      assert.equal(calls, 2);
+    });
+    await t.step("a negative answer is not reused once settled", async () => {
+      answer = true;
+      assert.equal((await get(`${base}/readyz`)).status, 200);
+      assert.equal(calls, 3);
+    });
+  });
+});
+
+Deno.test("answers never carry credentials (/readyz reasons, /status, errors)", async () => {
+  await withServer({
+    ready: () => Promise.resolve("no model: GET http://ann:pa@ss@mlflow:5000/api failed"),
+    routes: {
+      "GET /status": () =>
+        Promise.resolve(Response.json({ lastLoadError: "postgres://app:Hunter22@db/x?token=t0k" })),
+      "GET /boom": () => Promise.reject(new Error("Basic YW5uOnB3MTIzNA== refused")),
+    },
+  }, async (base) => {
+    const bodies = [
+      (await get(`${base}/readyz`)).body,
+      (await get(`${base}/status`)).body,
+      (await get(`${base}/boom`)).body,
+    ].join("\n");
+    for (const leaked of ["pa@ss", "ss@mlflow", "Hunter22", "t0k", "YW5uOnB3MTIzNA"]) {
+      assert.ok(!bodies.includes(leaked), `${leaked} in ${bodies}`);
+    }
+    assert.equal(bodies.split("***redacted***").length - 1, 4);
+  });
+});

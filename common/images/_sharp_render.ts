@@ -24,6 +24,7 @@ import sharp, { type Metadata, type OutputInfo, type Sharp, type SharpOptions } 
 import type { VariantTransform } from "../manifest/mod.ts";
 import { ImageDecodeError, RenderError } from "./resizer.ts";
 import { contentOffset, contentSize } from "./variant_transform.ts";
+import { assertDecodable, type DecodePolicy, DEFAULT_DECODE_POLICY } from "./decode_policy.ts";
 import type { VariantSpec } from "./variant_spec.ts";
 
 /** What a render reads: a file path or encoded bytes. */
@@ -50,6 +51,8 @@ export interface DecodedRgb {
 
 export interface DecodeOptions {
   factory?: SharpFactory;
+  /** Format allowlist, pixel and byte limits checked on the header (default the shared policy). */
+  policy?: DecodePolicy;
   /** sharp's `fastShrinkOnLoad` (default true; false leaves more of the shrink to the resampler). */
   fastShrinkOnLoad?: boolean;
 }
@@ -59,19 +62,26 @@ export function describeInput(input: SharpInput): string {
   return typeof input === "string" ? JSON.stringify(input) : `<${input.byteLength} bytes>`;
 }
 
-/** Source size after EXIF orientation, from the header only. */
+/**
+ * Source size after EXIF orientation, from the header only; refuses, before any decode, what the
+ * decode policy does not allow (format, pixels, bytes).
+ */
 export async function orientedSize(
   img: Sharp,
   input: SharpInput,
+  policy: DecodePolicy = DEFAULT_DECODE_POLICY,
 ): Promise<{ width: number; height: number; hasAlpha: boolean; orientation: number }> {
   let meta: Metadata;
+  let bytes: number;
   try {
     meta = await img.metadata();
+    bytes = typeof input === "string" ? (await Deno.stat(input)).size : input.byteLength;
   } catch (err) {
     throw new ImageDecodeError(describeInput(input), `found: ${(err as Error).message}`, {
       cause: err,
     });
   }
+  assertDecodable(meta, bytes, describeInput(input), policy);
   const width = meta.autoOrient?.width ?? meta.width;
   const height = meta.autoOrient?.height ?? meta.height;
   if (!(width > 0 && height > 0)) {
@@ -95,8 +105,9 @@ export async function decodeForPlans(
 ): Promise<{ decoded: DecodedRgb; transforms: VariantTransform[] }> {
   const factory = opts.factory ?? defaultSharpFactory;
   // failOn "error": refuse corrupt and truncated data, accept libjpeg's harmless warnings.
-  const img = factory(input, { failOn: "error" });
-  const src = await orientedSize(img, input);
+  const policy = opts.policy ?? DEFAULT_DECODE_POLICY;
+  const img = factory(input, { failOn: "error", limitInputPixels: policy.maxPixels });
+  const src = await orientedSize(img, input, policy);
   const transforms = plan(src.width, src.height);
   let w = 1, h = 1;
   for (const t of transforms) {

@@ -62,6 +62,7 @@ import { addGaussianNoise } from "./_noise.ts";
 import { warpAffine } from "./_warp.ts";
 import { Prng, seedFrom } from "./prng.ts";
 import { ImageError, sniffFormat } from "./verify.ts";
+import { DEFAULT_DECODE_POLICY } from "./decode_policy.ts";
 
 // ---- recipe ------------------------------------------------------------------------------------
 
@@ -503,7 +504,7 @@ export async function augment(
   const recipe = parseRecipe(opts.recipe);
   const seed = opts.seed ?? seedFrom(opts.imageId, recipe.name, opts.index);
   assertAllowed(input, opts.imageId);
-  const meta = await sharp(input, { limitInputPixels: false }).metadata();
+  const meta = await sharp(input, { limitInputPixels: DEFAULT_DECODE_POLICY.maxPixels }).metadata();
   const size = meta.autoOrient ?? { width: meta.width ?? 0, height: meta.height ?? 0 };
   const params = sampleAugmentParams(recipe, seed, size);
   return await renderAugmentation(input, annotations, params, opts.imageId);
@@ -537,7 +538,10 @@ export async function renderAugmentation(
   const fill = params.fill as [number, number, number];
 
   // Decode upright, flatten alpha onto the fill colour, 3 × 8-bit sRGB.
-  const { data, info } = await sharp(input, { limitInputPixels: false, failOn: "error" })
+  const { data, info } = await sharp(input, {
+    limitInputPixels: DEFAULT_DECODE_POLICY.maxPixels,
+    failOn: "error",
+  })
     .autoOrient()
     .flatten({ background: { r: fill[0], g: fill[1], b: fill[2] } })
     .toColourspace("srgb")

@@ -58,6 +58,18 @@ Deno.test("planVariant", async (t) => {
     assert.deepEqual([up.scaleX, up.padY], [6.4, 160]);
   });
 
+  await t.step("letterbox: the odd pixel goes right on the x axis and bottom on the y axis", () => {
+    // A tall source pads left/right: 67 spare columns, 33 left and 34 right.
+    const tall = planVariant(100, 301, { width: 100, height: 100, mode: "letterbox" });
+    assert.deepEqual(contentSize(tall), { width: 33, height: 100 });
+    assert.deepEqual([tall.padX, 100 - 33 - tall.padX, tall.padY], [33, 34, 0]);
+    // 5 spare columns of a 3-wide target slot: 2 left, 3 right; same rule for rows.
+    const x = planVariant(1, 2, { width: 7, height: 4, mode: "letterbox" });
+    assert.deepEqual([contentSize(x).width, x.padX, x.padY], [2, 2, 0]);
+    const y = planVariant(2, 1, { width: 4, height: 7, mode: "letterbox" });
+    assert.deepEqual([contentSize(y).height, y.padY, y.padX], [2, 2, 0]);
+  });
+
   await t.step("cover: exact size, centred whole-pixel crop", () => {
     const a = planVariant(4000, 3000, { width: 320, height: 320, mode: "cover" });
     assert.deepEqual(contentSize(a), { width: 427, height: 320 });

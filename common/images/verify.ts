@@ -18,6 +18,8 @@ import { open, stat } from "node:fs/promises";
 import sharp, { type Metadata } from "sharp";
 import { z } from "zod";
 import { messageOf, SluiceError } from "../errors/mod.ts";
+import { stripPersonalMetadata } from "./strip_metadata.ts";
+import { DEFAULT_DECODE_POLICY } from "./decode_policy.ts";
 
 /** Formats Sluice accepts. */
 export type ImageFormat = "jpeg" | "png" | "webp" | "tiff";
@@ -213,13 +215,22 @@ export async function inspectImage(
 export const NormalizeOptionsSchema = z.strictObject({
   /** JPEG/WebP quality of the re-encoded upright image (default 95: rotation is not a resize). */
   quality: z.number().int().min(1).max(100).default(95),
+  /**
+   * Keep EXIF (GPS included), XMP and IPTC in the published image (default false: personal
+   * metadata is stripped from every image, rotated or not; the ICC profile is always kept).
+   */
+  keepMetadata: z.boolean().default(false),
+  /** Pixel limit of the decode (default the shared decode policy's; ingest passes its own). */
+  maxPixels: z.number().int().positive().default(DEFAULT_DECODE_POLICY.maxPixels),
 });
 export type NormalizeOptions = z.input<typeof NormalizeOptionsSchema>;
 
 /**
  * Applies EXIF orientation to the pixels and drops the tag, so that every consumer (browsers,
- * Label Studio, PyTorch loaders that ignore EXIF) sees the same upright image. Orientation 1 (or
- * none) returns the SAME bytes object untouched, so content hashes stay stable. The input must
+ * Label Studio, PyTorch loaders that ignore EXIF) sees the same upright image, and strips personal
+ * metadata (EXIF with GPS, XMP, IPTC) unless `keepMetadata`. Orientation 1 (or none) without such
+ * metadata returns the SAME bytes object untouched, so content hashes stay stable; with it, JPEG,
+ * PNG and WebP lose the metadata losslessly (see `strip_metadata.ts`). The input must
  * have passed {@link inspectImage}: this never sniffs formats itself.
  *
  * @example
@@ -232,7 +243,7 @@ export async function normalizeOrientation(
   input: Uint8Array,
   options: NormalizeOptions = {},
 ): Promise<Uint8Array> {
-  const { quality } = NormalizeOptionsSchema.parse(options);
+  const { quality, keepMetadata, maxPixels } = NormalizeOptionsSchema.parse(options);
   const format = sniffFormat(input.subarray(0, SNIFF_BYTES));
   if (!format) {
     throw new ImageError(
@@ -241,10 +252,16 @@ export async function normalizeOrientation(
       "normalizeOrientation: expected JPEG, PNG, WebP or TIFF bytes",
     );
   }
-  const meta = await sharp(input, { limitInputPixels: false }).metadata();
+  const meta = await sharp(input, { limitInputPixels: maxPixels }).metadata();
   const orientation = meta.orientation ?? 1;
-  if (orientation === 1 || orientation < 1 || orientation > 8) return input;
-  let img = sharp(input, { limitInputPixels: false }).autoOrient().keepIccProfile();
+  const personal = meta.exif !== undefined || meta.xmp !== undefined || meta.iptc !== undefined;
+  if (orientation === 1 || orientation < 1 || orientation > 8) {
+    if (keepMetadata || !personal) return input;
+    // Lossless where the container allows it; TIFF keeps its tags in the image directory.
+    if (format !== "tiff") return stripPersonalMetadata(input);
+  }
+  let img = sharp(input, { limitInputPixels: maxPixels }).autoOrient();
+  img = keepMetadata ? img.keepMetadata() : img.keepIccProfile();
   if (format === "jpeg") img = img.jpeg({ quality });
   else if (format === "png") img = img.png();
   else if (format === "webp") img = img.webp({ quality });

@@ -298,13 +298,21 @@ Deno.test("EXIF orientation", async (t) => {
     },
   );
 
-  await t.step("orientation 1 or none returns the very same bytes", async () => {
+  await t.step("orientation 1 or none: same bytes, or only the EXIF block removed", async () => {
     const plain = await solid(8, 8, "jpeg");
     assert.equal(await normalizeOrientation(plain), plain);
     const one = new Uint8Array(
       await sharp(plain).withMetadata({ orientation: 1 }).jpeg().toBuffer(),
     );
-    assert.equal(await normalizeOrientation(one), one);
+    assert.equal(await normalizeOrientation(one, { keepMetadata: true }), one);
+    // By default the EXIF block goes, losslessly: the very same pixels.
+    const stripped = await normalizeOrientation(one);
+    assert.ok(stripped.byteLength < one.byteLength);
+    assert.equal((await sharp(stripped).metadata()).exif, undefined);
+    assert.deepEqual(
+      await sharp(stripped).raw().toBuffer(),
+      await sharp(one).raw().toBuffer(),
+    );
   });
 
   await t.step("sniffFormat", () => {
@@ -352,4 +360,45 @@ Deno.test("inspectImage refuses truncated images while other decodes run at the 
     });
   }
   assert.equal(accepted, 0, `${accepted} of 32 truncated images were accepted`);
+});
+
+Deno.test("published images carry no EXIF/GPS, rotated or not, unless kept on purpose", async (t) => {
+  const exif = {
+    IFD0: { Copyright: "Ann Example", Artist: "Ann Example" },
+    IFD3: { GPSLatitudeRef: "N", GPSLatitude: "51/1 30/1 0/1" },
+  };
+  const base = sharp({
+    create: { width: 64, height: 48, channels: 3, background: { r: 200, g: 30, b: 30 } },
+  });
+  const cases: [string, Uint8Array][] = [];
+  for (const orientation of [1, 6]) {
+    for (const format of ["jpeg", "png", "webp"] as const) {
+      const buf = await base.clone().withExif(exif).withMetadata({ orientation })
+        .toFormat(format).toBuffer();
+      cases.push([`${format}, orientation ${orientation}`, new Uint8Array(buf)]);
+    }
+  }
+  for (const [label, bytes] of cases) {
+    await t.step(`${label}: stripped by default, kept when asked`, async () => {
+      const before = await sharp(bytes).metadata();
+      assert.ok(before.exif, `the fixture has EXIF (${label})`);
+      assert.ok(new TextDecoder("latin1").decode(before.exif).includes("Ann Example"));
+      const out = await normalizeOrientation(bytes);
+      const after = await sharp(out).metadata();
+      assert.equal(after.exif, undefined, `EXIF left in ${label}`);
+      assert.equal(after.xmp, undefined);
+      assert.ok(!new TextDecoder("latin1").decode(out).includes("Ann Example"));
+      // Same upright picture either way.
+      const upright = before.orientation === 6 ? [48, 64] : [64, 48];
+      assert.deepEqual([after.width, after.height], upright);
+      const kept = await sharp(await normalizeOrientation(bytes, { keepMetadata: true }))
+        .metadata();
+      assert.ok(kept.exif, `keepMetadata keeps EXIF (${label})`);
+      assert.ok(new TextDecoder("latin1").decode(kept.exif).includes("Ann Example"));
+    });
+  }
+  await t.step("an image without personal metadata comes back as the same bytes", async () => {
+    const plain = new Uint8Array(await base.clone().jpeg().toBuffer());
+    assert.equal(await normalizeOrientation(plain), plain);
+  });
 });

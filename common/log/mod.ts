@@ -7,8 +7,11 @@
  * const log = createLogger({ stage: "ingest" });
  * log.info("staged", { item: "img_01", bytes: 1234 });
  * ```
+ * Every line goes through `redactText` (credentials in URLs, queries, auth headers and registered
+ * secrets are hidden) as a last line of defence.
  * @module
  */
+import { redactText } from "../redaction/redact_text.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
@@ -66,13 +69,13 @@ export function createLogger(opts: LoggerOptions, base: LogFields = {}): Logger 
       rec[CORE_KEYS.has(k) ? `field_${k}` : k] = v;
     }
     if (json) {
-      sink(toJson(rec));
+      sink(redactText(toJson(rec)));
     } else {
       const { ts, level: l, stage, msg: m, ...rest } = rec;
       const extra = Object.keys(rest).length ? " " + toJson(rest) : "";
-      sink(
+      sink(redactText(
         `${String(ts).slice(11, 19)} ${String(l).toUpperCase().padEnd(5)} [${stage}] ${m}${extra}`,
-      );
+      ));
     }
   };
   return {

@@ -147,3 +147,21 @@ Deno.test("createLogger default format in a real process", async (t) => {
     },
   });
 });
+
+Deno.test("createLogger redacts credentials as a last line of defence", async (t) => {
+  for (const json of [true, false]) {
+    await t.step(json ? "JSON lines" : "pretty lines", () => {
+      const { log, lines } = collect({ json });
+      log.warn("no answer from http://ann:pw@rd@mlflow:5000", {
+        error: new Error("GET http://ann:pw@rd@mlflow:5000/api failed"),
+        url: "postgres://app:Hunter22@db/sluice?sslpassword=Zz9",
+        nested: { header: "Bearer abcdef123456" },
+      });
+      const line = lines.join("\n");
+      for (const leaked of ["pw@rd", "Hunter22", "Zz9", "abcdef123456"]) {
+        assert.ok(!line.includes(leaked), `${leaked} leaked in ${line}`);
+      }
+      assert.ok(line.includes("***redacted***"));
+    });
+  }
+});

@@ -207,3 +207,47 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "claims: postgres, a claim skips rows another transaction holds instead of waiting",
+  ignore: !pg.ok,
+  async fn() {
+    const server = await startPostgres();
+    const store = await openPostgresManifest(server.url);
+    const { default: postgres } = await import("postgres");
+    const sql = postgres(server.url, { onnotice: () => {} });
+    try {
+      await store.migrate();
+      await store.enqueue("locked", ["a", "b", "c", "d"]);
+      let locked!: () => void;
+      const holding = new Promise<void>((r) => locked = r);
+      let release!: () => void;
+      const released = new Promise<void>((r) => release = r);
+      const holder = sql.begin(async (tx) => {
+        await tx`SELECT item_id FROM work WHERE stage = 'locked' AND item_id IN ('a', 'b') FOR UPDATE`;
+        locked();
+        await released;
+      });
+      await holding;
+      const started = Date.now();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const outcome = await Promise.race([
+        store.claim("locked", { max: 4, owner: "w", leaseMs: 60_000 }),
+        new Promise<"blocked">((r) => timer = setTimeout(() => r("blocked"), 3000)),
+      ]);
+      clearTimeout(timer);
+      release();
+      await holder;
+      assert.notEqual(outcome, "blocked", "the claim waited on rows another transaction held");
+      assert.ok(Date.now() - started < 3000);
+      assert.deepEqual(
+        (outcome as { itemId: string }[]).map((c) => c.itemId),
+        ["c", "d"],
+      );
+    } finally {
+      await sql.end();
+      await store.close();
+      await server.stop();
+    }
+  },
+});

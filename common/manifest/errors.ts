@@ -4,6 +4,7 @@
  * @module
  */
 import { SluiceError } from "../errors/mod.ts";
+import { redactText } from "../redaction/redact_text.ts";
 import type { Claim } from "./manifest_store.ts";
 
 /** An argument did not match what the manifest accepts; nothing was written. */
@@ -50,7 +51,9 @@ export class ManifestUrlError extends SluiceError {
   constructor(url: string) {
     super(
       "invalid_manifest_url",
-      `manifest URL ${JSON.stringify(url)}: expected sqlite:///path/to.db, sqlite::memory:, ` +
+      `manifest URL ${
+        JSON.stringify(redactText(url))
+      }: expected sqlite:///path/to.db, sqlite::memory:, ` +
         `or postgres://user:pass@host:port/db`,
     );
   }

@@ -13,13 +13,14 @@ import type { ManifestStore } from "./manifest_store.ts";
 
 /**
  * Opens a manifest store by URL and applies migrations:
- * `sqlite:///abs/path.db`, `sqlite:relative.db`, `sqlite::memory:`, `postgres://...`.
+ * `sqlite:///abs/path.db`, `sqlite:relative.db`, `sqlite::memory:`, `postgres://...` (scheme
+ * case-insensitive). A URL it does not understand is named with its password redacted.
  */
 export async function openManifest(url: string): Promise<ManifestStore> {
   let store: ManifestStore;
-  if (url.startsWith("postgres://") || url.startsWith("postgresql://")) {
+  if (/^postgres(?:ql)?:\/\//i.test(url)) {
     const { openPostgresManifest } = await import("./postgres.ts");
-    store = await openPostgresManifest(url);
+    store = await openPostgresManifest(url.replace(/^[a-z]+:/i, (s) => s.toLowerCase()));
   } else if (url.startsWith("sqlite:")) {
     const { openSqliteManifest } = await import("./sqlite.ts");
     store = await openSqliteManifest(url);

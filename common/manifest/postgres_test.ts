@@ -7,6 +7,16 @@ Deno.test("openPostgresManifest refuses URLs of other schemes", async () => {
   await assert.rejects(openPostgresManifest("sqlite::memory:"), ManifestUrlError);
 });
 
+Deno.test("openManifest's URL errors never print the password", async () => {
+  const err = await openManifest("mysql://app:Pw-9x@db/sluice").then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof ManifestUrlError);
+  assert.ok(!err.message.includes("Pw-9x"), err.message);
+  assert.match(err.message, /mysql:\/\/app:\*\*\*redacted\*\*\*@db/);
+});
+
 const pg = postgresAvailability();
 
 Deno.test({
@@ -27,6 +37,14 @@ Deno.test({
       });
       await t.step("postgresql:// is accepted too", async () => {
         const store = await openManifest(server.url.replace(/^postgres:/, "postgresql:"));
+        try {
+          assert.equal((await store.workCounts("q")).q.pending, 2);
+        } finally {
+          await store.close();
+        }
+      });
+      await t.step("the scheme is case-insensitive, as config validation says", async () => {
+        const store = await openManifest(server.url.replace(/^postgres:/, "POSTGRES:"));
         try {
           assert.equal((await store.workCounts("q")).q.pending, 2);
         } finally {

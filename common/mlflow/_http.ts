@@ -15,6 +15,7 @@
  */
 import type { Logger } from "../log/mod.ts";
 import { MlflowError } from "./errors.ts";
+import { redactText } from "../redaction/redact_text.ts";
 import { backoffDelayMs, sleep } from "../timing/mod.ts";
 import { classifyNetworkError, describeNetworkError } from "./_network_error.ts";
 import { probeTls } from "./_tls_probe.ts";
@@ -146,7 +147,9 @@ export class HttpTransport {
     );
     if (problem) {
       throw new MlflowError(
-        `${label}: TLS/protocol mismatch talking to ${this.#opts.baseUrl} (not retried; ` +
+        `${label}: TLS/protocol mismatch talking to ${
+          redactText(this.#opts.baseUrl)
+        } (not retried; ` +
           `does the URI's scheme, http:// or https://, match the server?): ${problem}`,
         { errorCode: PROTOCOL_MISMATCH, request: label },
       );
@@ -218,7 +221,9 @@ export class HttpTransport {
         const reason = describeNetworkError(err);
         if (kind === "protocol") {
           throw new MlflowError(
-            `${label}: TLS/protocol mismatch talking to ${this.#opts.baseUrl} (not retried; ` +
+            `${label}: TLS/protocol mismatch talking to ${
+              redactText(this.#opts.baseUrl)
+            } (not retried; ` +
               `does the URI's scheme, http:// or https://, match the server?): ${reason}`,
             { errorCode: PROTOCOL_MISMATCH, request: label, cause: err },
           );
@@ -231,7 +236,7 @@ export class HttpTransport {
         }
         if (!this.#mayRetry(attempt, startedAt)) {
           throw new MlflowError(
-            `${label}: no answer from ${this.#opts.baseUrl} ${
+            `${label}: no answer from ${redactText(this.#opts.baseUrl)} ${
               this.#spent(attempt, startedAt)
             }: ${reason}`,
             { errorCode: "NETWORK_ERROR", request: label, cause: err },
@@ -242,7 +247,7 @@ export class HttpTransport {
           request: label,
           attempt,
           delayMs: delay,
-          error: reason,
+          error: redactText(reason),
         });
         continue;
       }

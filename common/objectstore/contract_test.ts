@@ -84,6 +84,9 @@ const BAD_KEYS: [string, string][] = [
   ["parent escape", "../x"],
   ["absolute", "/abs"],
   ["nested escape", "a/../../b"],
+  // ".." that stays inside the root: only the key rule refuses it (a path check would not).
+  ["inner parent segment", "a/../b"],
+  ["trailing parent segment", "a/.."],
   ["NUL", "a\0b"],
   ["1025 bytes", "k".repeat(1025)],
   ["1026 UTF-8 bytes", "é".repeat(513)],

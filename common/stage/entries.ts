@@ -19,6 +19,7 @@
 import type { SharedConfig } from "../config/schema.ts";
 import { messageOf } from "../errors/mod.ts";
 import { serveStage, type StageHandler } from "../http/mod.ts";
+import { refuseOtherHosts } from "../http/serve_entry_guard.ts";
 import type { Logger } from "../log/mod.ts";
 import { shutdownSignal } from "../worker/mod.ts";
 
@@ -33,14 +34,15 @@ export interface ServedStage {
 
 /** A `deno serve`-compatible module default. */
 export interface ServeEntry {
-  fetch(req: Request): Promise<Response>;
+  fetch(req: Request, info?: Deno.ServeHandlerInfo): Promise<Response>;
 }
 
 /**
  * The `deno serve` entry: the first request calls `start`, runs the stage until SIGTERM/SIGINT
  * (then closes it and exits 0, or 1 when the work stopped by itself), and every request goes to
  * the stage's handler. While `start` fails, requests get 503 with the reason and the next one
- * tries again.
+ * tries again. `deno serve` binds 0.0.0.0, so unless `SLUICE_HTTP_HOSTNAME` names a non-loopback
+ * address, requests from other hosts get 403 before anything starts (see `refuseOtherHosts`).
  *
  * @example
  * ```ts
@@ -67,7 +69,9 @@ export function serveEntry(start: () => Promise<ServedStage>): ServeEntry {
     return stage.handler;
   };
   return {
-    async fetch(req: Request): Promise<Response> {
+    async fetch(req: Request, info?: Deno.ServeHandlerInfo): Promise<Response> {
+      const refused = refuseOtherHosts(info); // deno serve binds 0.0.0.0: honour SLUICE_HTTP_HOSTNAME
+      if (refused) return refused;
       started ??= startOnce();
       let handler: StageHandler;
       try {

@@ -20,9 +20,12 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/** What the free-space checks read from `statfs(2)` (tests inject a full disk through it). */
+export type StatFs = (path: string) => Promise<{ bavail: number; bsize: number }>;
+
 /** Bytes available to unprivileged writers on the filesystem holding `path`. */
-export async function availableBytes(path: string): Promise<number> {
-  const s = await statfs(path);
+export async function availableBytes(path: string, stat: StatFs = statfs): Promise<number> {
+  const s = await stat(path);
   return s.bavail * s.bsize;
 }
 

@@ -15,7 +15,7 @@
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { SluiceError } from "../errors/mod.ts";
-import { availableBytes, fsyncDir, isNoSpace, writeAll } from "./_fs.ts";
+import { availableBytes, fsyncDir, isNoSpace, type StatFs, writeAll } from "./_fs.ts";
 import { LeaseReleasedError, StagingFullError } from "./errors.ts";
 import type { LeaseOwner } from "./_owner.ts";
 import { safeFileName } from "./safe_name.ts";
@@ -42,6 +42,8 @@ export interface LeaseContext {
   /** `<root>/<stage>/<workerId>`. */
   workerDir: string;
   minFreeBytes: number;
+  /** Reads free space (default `statfs(2)`); tests inject a full disk. */
+  statfs?: StatFs;
   /** The process writing leases, recorded so a successor can tell when it is gone. */
   owner?: LeaseOwner;
   /** Called after the staged bytes changed (publish, release), e.g. to refresh gauges. */
@@ -229,7 +231,7 @@ export class StagingLease implements AsyncDisposable {
   }
 
   async #guard(neededBytes: number): Promise<void> {
-    const free = await availableBytes(this.dir);
+    const free = await availableBytes(this.dir, this.#ctx.statfs);
     if (free - neededBytes < this.#ctx.minFreeBytes) {
       throw new StagingFullError(this.#ctx.root, neededBytes, free, this.#ctx.minFreeBytes);
     }
@@ -238,7 +240,7 @@ export class StagingLease implements AsyncDisposable {
   async #fullError(neededBytes: number, cause: unknown): Promise<StagingFullError> {
     let free = 0;
     try {
-      free = await availableBytes(this.#ctx.root);
+      free = await availableBytes(this.#ctx.root, this.#ctx.statfs);
     } catch {
       // Reporting free space is best effort here; the write already failed.
     }

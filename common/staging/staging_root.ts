@@ -18,7 +18,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { z } from "zod";
 import type { Logger } from "../log/mod.ts";
-import { availableBytes, errorCode, isNotFound, treeBytes } from "./_fs.ts";
+import { availableBytes, errorCode, isNotFound, type StatFs, treeBytes } from "./_fs.ts";
 import { StagingNotNvmeError, StagingOptionsError, StagingUnavailableError } from "./errors.ts";
 import { backingDevice, type BackingDeviceOptions } from "./mount_info.ts";
 import { currentOwner, type LeaseOwner, ownerIsGone } from "./_owner.ts";
@@ -62,6 +62,8 @@ export interface StagingOptions {
   requireNvme?: boolean;
   /** Free space (MiB) that publishing must leave on the filesystem (default 512). */
   minFreeMb?: number;
+  /** Reads free space (default `statfs(2)`): tests inject a small or full disk without root. */
+  statfs?: StatFs;
   /** Lease directories of this worker older than this are removed by `sweep()` (default 10 min). */
   leaseTimeoutMs?: number;
   stage: string;
@@ -127,7 +129,7 @@ export interface Staging {
  * ```
  */
 export async function openStaging(options: StagingOptions): Promise<Staging> {
-  const { log, metrics, device: deviceOpts, procRoot, ...rest } = options;
+  const { log, metrics, device: deviceOpts, procRoot, statfs, ...rest } = options;
   const parsed = OptionsSchema.safeParse(rest);
   if (!parsed.success) {
     throw new StagingOptionsError(
@@ -190,6 +192,7 @@ export async function openStaging(options: StagingOptions): Promise<Staging> {
     metrics,
     owner,
     procRoot,
+    statfs,
   );
 }
 
@@ -241,6 +244,7 @@ class StagingRoot implements Staging {
     private readonly metrics: StagingMetrics | undefined,
     private readonly owner: LeaseOwner,
     private readonly procRoot: string | undefined,
+    private readonly statfs?: StatFs,
   ) {
     this.workerDir = join(root, opts.stage, opts.workerId);
     this.minFreeBytes = Math.round(opts.minFreeMb * 1024 * 1024);
@@ -250,6 +254,7 @@ class StagingRoot implements Staging {
       workerId: opts.workerId,
       workerDir: this.workerDir,
       minFreeBytes: this.minFreeBytes,
+      statfs,
       owner,
       changed: () => this.#refreshGauges(),
       released: (lease) => this.#active.delete(lease),
@@ -353,7 +358,7 @@ class StagingRoot implements Staging {
   }
 
   async freeBytes(): Promise<number> {
-    const free = await availableBytes(this.root);
+    const free = await availableBytes(this.root, this.statfs);
     this.metrics?.setFreeBytes?.(free);
     return free;
   }

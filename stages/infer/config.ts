@@ -90,6 +90,12 @@ export const InferSettingsSchema = z.strictObject({
     "Label Studio API token: a legacy token or a Personal Access Token (see labelStudioAuth)",
   ),
   labelStudioProjectId: z.int().min(1).optional().describe("Label Studio project to import into"),
+  modelSources: z.array(
+    z.string().regex(/^(s3|file):\/\/./, { error: "expected an s3:// or file:// prefix" }),
+  ).optional().describe(
+    "Prefixes s3:// and file:// model sources must lie under (unset = the object store URL " +
+      "and mlflow.localDir)",
+  ),
   labelStudioTopK: z.int().min(1).optional().describe(
     "Push only the K tasks of highest review priority per batch (unset = all)",
   ),

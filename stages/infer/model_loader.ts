@@ -29,6 +29,7 @@ import { DetectorSession } from "./detector_session.ts";
 import type { LoadedModel } from "./inference_engine.ts";
 import { detectorSpec } from "./model_card.ts";
 import { describeModel, type ModelRef, type ModelSource } from "./model_resolver.ts";
+import { assertAllowedModelSource } from "./model_sources.ts";
 
 /** Marks a complete cached model directory. */
 export const MODEL_MARKER = ".sluice-model.json";
@@ -49,10 +50,12 @@ export interface FetchedModel {
 export interface FetchOptions {
   /** Staging root (the cache is `<root>/models/`). */
   root: string;
-  /** Needed for `models:/` and `runs:/` sources. */
-  tracker?: Pick<Tracker, "downloadModel">;
+  /** Needed for `models:/` and `runs:/` sources (`resolveModelUri` to check where they point). */
+  tracker?: Pick<Tracker, "downloadModel"> & Partial<Pick<Tracker, "resolveModelUri">>;
   /** S3 settings for `s3://` sources. */
   s3?: OpenOptions["s3"];
+  /** Prefixes `s3://` and `file://` sources must lie under (see `model_sources.ts`). */
+  allowedSources?: readonly string[];
   log?: Logger;
 }
 
@@ -138,6 +141,11 @@ async function downloadInto(source: ModelSource, tmp: string, opts: FetchOptions
     if (!opts.tracker) {
       throw new ModelFetchError(`${uri}: expected an MLflow tracker to download it`);
     }
+    if (opts.allowedSources && opts.tracker.resolveModelUri) {
+      // A registered version names its own location: check it before reading it.
+      const resolved = await opts.tracker.resolveModelUri(uri);
+      assertAllowedModelSource(resolved.artifactUri, opts.allowedSources);
+    }
     await opts.tracker.downloadModel(uri, tmp);
     return;
   }
@@ -208,6 +216,7 @@ async function readMarker(dir: string): Promise<ModelRef | null> {
  * ```
  */
 export async function fetchModel(source: ModelSource, opts: FetchOptions): Promise<FetchedModel> {
+  if (opts.allowedSources) assertAllowedModelSource(source.uri, opts.allowedSources);
   const hit = async (ref: ModelRef, dir: string): Promise<FetchedModel | null> => {
     if (!(await readMarker(dir))) return null;
     return { ref, dir, ...await locate(dir, describeModel(ref)), cached: true };

@@ -52,6 +52,8 @@ export interface ModelSlotOptions {
   selection: ModelSelection;
   /** S3 access for `s3://` model URIs. */
   s3: S3Settings;
+  /** Prefixes `s3://` and `file://` model sources must lie under (see model_sources.ts). */
+  allowedSources?: readonly string[];
   metrics: InferMetrics;
   log: Logger;
   /** The engine's batch hook (part files, Label Studio). */
@@ -183,6 +185,7 @@ export class ModelSlot {
       root: this.#o.staging.root,
       tracker: this.#o.tracker,
       s3: this.#o.s3,
+      ...(this.#o.allowedSources ? { allowedSources: this.#o.allowedSources } : {}),
       log,
     });
     const model = await loadModel(fetched, {

@@ -46,6 +46,7 @@ import { storeKeyOf } from "./inputs.ts";
 import { type LabelStudioTarget, loadLabelStudioNames } from "./labelstudio_names.ts";
 import { createInferMetrics, type InferMetrics } from "./metrics.ts";
 import { type KnownModel, ModelSlot, versionKey } from "./model_slot.ts";
+import { defaultModelSourcePrefixes } from "./model_sources.ts";
 import { describeModel, inferQueue, type ModelRef } from "./model_resolver.ts";
 import { type OutputKeys, outputKeys } from "./outputs.ts";
 import { type PublishedOutputs, Publisher } from "./publisher.ts";
@@ -291,6 +292,7 @@ function buildContext(p: Parts): Ctx {
         ...(settings.modelUri ? { modelUri: settings.modelUri } : {}),
       },
       s3: config.s3,
+      allowedSources: defaultModelSourcePrefixes(config),
       metrics,
       log,
       afterBatch: publisher.afterBatch,

@@ -76,6 +76,9 @@ export const IngestSettingsSchema = z.strictObject({
   maxPixels: z.int().min(1).default(100_000_000).describe(
     "Largest width × height accepted (decompression-bomb guard)",
   ),
+  keepMetadata: z.boolean().default(false).describe(
+    "Keep EXIF (GPS included), XMP and IPTC in published images (default: stripped from all)",
+  ),
   failOn: z.enum(["truncated", "error", "warning"]).default("error").describe(
     "How strict the full decode is: truncated, error, or warning",
   ),

@@ -82,6 +82,7 @@ export interface ProcessDeps {
     | "maxBytes"
     | "maxPixels"
     | "failOn"
+    | "keepMetadata"
     | "datasetPrefix"
     | "augmentCopies"
     | "augmentRecipe"
@@ -205,7 +206,10 @@ export function createItemProcessor(
 
     const info = await inspectImage(staged.path, limits, { name: key, failOn: settings.failOn });
     const original = await Deno.readFile(staged.path);
-    const upright = await normalizeOrientation(original);
+    const upright = await normalizeOrientation(original, {
+      keepMetadata: settings.keepMetadata ?? false,
+      maxPixels: settings.maxPixels,
+    });
     const sha256 = sha256Hex(upright);
     ctx.signal.throwIfAborted();
 

@@ -54,6 +54,7 @@ import { registerReviewMetrics } from "../../common/review/review_metrics.ts";
 import { ContentLocks } from "./_content_locks.ts";
 import { createAnnotationImporter } from "./annotation_importer.ts";
 import { sleep } from "../../common/timing/mod.ts";
+import { isLoopback } from "../../common/http/serve_entry_guard.ts";
 
 /** What the stage runs against. */
 export interface IngestDeps {
@@ -222,11 +223,14 @@ function ingestHandler(
   metrics: IngestMetrics,
   log: Logger,
   recordEvents: (parsed: ParsedNotification, origin: EventOrigin) => Promise<ApplySummary>,
+  /** `http.hostname`: a non-loopback bind refuses a webhook without a token. */
+  httpHostname: string,
 ): StageHandler {
   const routes: Record<string, RouteHandler> = {};
   if (s.webhook) {
     routes["POST /events"] = createWebhookRoute({
       ...(s.webhookToken ? { token: s.webhookToken } : {}),
+      publicBind: !isLoopback(httpHostname),
       maxBodyBytes: s.maxEventBodyBytes,
       record: (parsed) => recordEvents(parsed, "webhook"),
       metrics,
@@ -371,7 +375,7 @@ export function createIngestStage(config: IngestConfig, deps: IngestDeps): Inges
   const recordEvents = (parsed: ParsedNotification, origin: EventOrigin) =>
     applySourceEvents(parsed.events, { manifest, source, location, origin, metrics, log });
 
-  const handler = ingestHandler(s, manifest, metrics, log, recordEvents);
+  const handler = ingestHandler(s, manifest, metrics, log, recordEvents, config.http.hostname);
 
   const queueStage = {
     name: "ingest",

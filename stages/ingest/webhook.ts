@@ -25,8 +25,13 @@ import type { IngestMetrics } from "./metrics.ts";
 import { EventFormatError, type ParsedNotification, parseS3Notification } from "./s3_event.ts";
 
 export interface WebhookOptions {
-  /** Bearer token the request must carry; unset accepts any request. */
+  /** Bearer token the request must carry; unset accepts any request (see `publicBind`). */
   token?: string;
+  /**
+   * The server binds an address other hosts reach: without a token every request is then
+   * refused (403), so an open bind never means an open webhook.
+   */
+  publicBind?: boolean;
   /** Largest body accepted (413 beyond). */
   maxBodyBytes: number;
   /** Records parsed events durably; throws when it cannot. */
@@ -91,6 +96,15 @@ async function readBody(req: Request, max: number): Promise<Uint8Array | null> {
 export function createWebhookRoute(opts: WebhookOptions): RouteHandler {
   const { metrics, log } = opts;
   return async (req) => {
+    if (opts.token === undefined && opts.publicBind) {
+      await req.body?.cancel();
+      metrics?.events.inc({ source: "webhook", result: "unauthorized" });
+      return json(403, {
+        error: "no_webhook_token",
+        message: "the HTTP server binds a non-loopback address: expected a webhook token to be " +
+          "configured (SLUICE_INGEST_WEBHOOK_TOKEN), found none; events are refused",
+      });
+    }
     if (opts.token !== undefined) {
       const auth = req.headers.get("authorization") ?? "";
       const m = /^Bearer\s+(.+)$/i.exec(auth.trim());

@@ -209,3 +209,36 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "webhook: no token on a non-loopback bind refuses every event",
+  ignore: !s3.ok,
+  fn: async () => {
+    const server = await startS3Server();
+    const env = await openTestEnv(server);
+    try {
+      const body = JSON.stringify(notification("b", "s3:ObjectCreated:Put", "a.jpg"));
+      const publicStage = createIngestStage(
+        { ...env.config, http: { ...env.config.http, hostname: "0.0.0.0" } },
+        { ...env },
+      );
+      const res = await publicStage.handler.fetch(
+        new Request("http://x/events", { method: "POST", body }),
+      );
+      assert.equal(res.status, 403);
+      assert.equal((await res.json()).error, "no_webhook_token");
+      const counts = (await env.manifest.workCounts("ingest")).ingest;
+      assert.equal((counts?.pending ?? 0) + (counts?.done ?? 0), 0, JSON.stringify(counts));
+
+      const localStage = createIngestStage(env.config, { ...env });
+      const ok = await localStage.handler.fetch(
+        new Request("http://x/events", { method: "POST", body }),
+      );
+      assert.notEqual(ok.status, 403);
+      await ok.body?.cancel();
+    } finally {
+      await env.close();
+      await server.stop();
+    }
+  },
+});

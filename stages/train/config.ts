@@ -162,6 +162,11 @@ export const TrainSettingsSchema = z.strictObject({
   envFile: z.string().min(1).default("/etc/sluice/sluice.env").describe(
     "systemd: the shared environment file (manifest, stores, MLflow settings) on every host",
   ),
+  systemdUser: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/i, {
+    error: "expected a user name like sluice",
+  }).default("sluice").describe(
+    "systemd: the user the trainer units run as (root only when set to root)",
+  ),
   ...RETRAIN_POLICY_SETTINGS,
 });
 

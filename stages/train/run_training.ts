@@ -21,6 +21,7 @@ import { writeEvalPictures } from "../../common/eval/pictures.ts";
 import { hostname } from "node:os";
 import { basename, join } from "node:path";
 import { messageOf, reasonOf, SluiceError } from "../../common/errors/mod.ts";
+import { redactText } from "../../common/redaction/redact_text.ts";
 import type { Logger } from "../../common/log/mod.ts";
 import type { ManifestStore } from "../../common/manifest/mod.ts";
 import {
@@ -198,6 +199,7 @@ export async function writeDefinitions(
     const d = renderSystemd(plan, {
       binPath: s.binPath,
       envFile: s.envFile,
+      user: s.systemdUser,
       masterAddr: s.masterAddr ?? hostname(),
       masterPort,
     });
@@ -408,7 +410,7 @@ async function startTracking(
   await manifest.upsertTrainingRun({
     id: trainingRunId,
     snapshotId: plan.snapshotId,
-    tracker: deps.trackerUri ?? tracker.kind,
+    tracker: redactText(deps.trackerUri ?? tracker.kind),
     runId,
     modelName: config.mlflow.modelName,
     modelVersion: null,
@@ -503,7 +505,7 @@ async function recordTrainingRun(
     await deps.manifest.upsertTrainingRun({
       id: r.trainingRunId,
       snapshotId: o.plan.snapshotId,
-      tracker: deps.trackerUri ?? deps.tracker.kind,
+      tracker: redactText(deps.trackerUri ?? deps.tracker.kind),
       runId: r.runId,
       modelName: config.mlflow.modelName,
       modelVersion: r.modelVersion,

@@ -22,6 +22,9 @@ export const UNIT_NAME = "sluice-train-node@.service";
 /** Where the units expect the per-rank environment files on each host. */
 export const RANK_ENV_DIR = "/etc/sluice/train";
 
+/** The user units run as unless configured otherwise (create it on the hosts). */
+export const DEFAULT_UNIT_USER = "sluice";
+
 export interface SystemdOptions {
   binPath: string;
   /** The host's shared settings (SLUICE_*, AWS_*, MLFLOW_*). */
@@ -30,7 +33,7 @@ export interface SystemdOptions {
   masterPort: number;
   /** Where the per-rank files are installed (default {@link RANK_ENV_DIR}). */
   rankEnvDir?: string;
-  /** The user the trainer runs as (default: unset = root). */
+  /** The user the trainer runs as (default {@link DEFAULT_UNIT_USER}; never root unless asked). */
   user?: string;
 }
 
@@ -43,17 +46,61 @@ export interface SystemdDefinitions {
   envPaths: string[];
 }
 
-/** systemd unit files treat `%` and `\` specially and lines cannot be continued by accident. */
+/**
+ * A plain unit-file value: one line, `%` doubled (specifiers), and no backslash, which systemd
+ * would take as a line continuation at the end of a line.
+ */
 function unitValue(what: string, v: string): string {
-  if (/[\n\r]/.test(v)) {
-    throw new SluiceError("invalid_unit", `${what}: expected one line, found a line break`);
+  // deno-lint-ignore no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(v)) {
+    throw new SluiceError(
+      "invalid_unit",
+      `${what}: expected one line without control characters, found ${JSON.stringify(v)}`,
+    );
+  }
+  if (v.includes("\\")) {
+    throw new SluiceError(
+      "invalid_unit",
+      `${what}: expected no backslash (a unit-file line continuation), found ${JSON.stringify(v)}`,
+    );
   }
   return v.replace(/%/g, "%%");
 }
 
+/**
+ * One word of an `ExecStart=` command line: `%` doubled (specifiers), `$` doubled in arguments
+ * (variable expansion; the executable's path is not expanded), and quoted with `\\` and `"`
+ * escaped when it holds spaces, quotes or backslashes.
+ */
+function execWord(what: string, v: string, executable = false): string {
+  // deno-lint-ignore no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(v)) {
+    throw new SluiceError(
+      "invalid_unit",
+      `${what}: expected one line without control characters, found ${JSON.stringify(v)}`,
+    );
+  }
+  const specifiers = v.replace(/%/g, "%%");
+  const word = executable ? specifiers : specifiers.replace(/\$/g, "$$$$");
+  if (!/[\s"'\\]/.test(word)) return word;
+  return `"${word.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
+}
+
+/** A user name for `User=` (root only when asked for by name). */
+function userValue(v: string): string {
+  if (!/^[a-z_][a-z0-9_-]{0,31}$/i.test(v)) {
+    throw new SluiceError(
+      "invalid_unit",
+      `user: expected a user name like sluice, found ${JSON.stringify(v)}`,
+    );
+  }
+  return v;
+}
+
 /** Environment-file values: quoted so spaces and `#` survive. */
 function envValue(what: string, v: string): string {
-  if (/[\n\r]/.test(v)) {
+  // deno-lint-ignore no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(v)) {
     throw new SluiceError("invalid_unit", `${what}: expected one line, found a line break`);
   }
   return JSON.stringify(v).replace(/\$/g, "\\$");
@@ -79,11 +126,11 @@ export function renderSystemd(plan: LaunchPlan, opts: SystemdOptions): SystemdDe
     "",
     "[Service]",
     "Type=exec",
-    ...(opts.user ? [`User=${unitValue("user", opts.user)}`] : []),
+    `User=${userValue(opts.user ?? DEFAULT_UNIT_USER)}`,
     `EnvironmentFile=${unitValue("envFile", opts.envFile)}`,
     `EnvironmentFile=${unitValue("rankEnvDir", dir)}/rank-%i.env`,
-    `ExecStart=${unitValue("binPath", opts.binPath)} node --plan ${
-      unitValue("plan key", plan.keys.launch)
+    `ExecStart=${execWord("binPath", opts.binPath, true)} node --plan ${
+      execWord("plan key", plan.keys.launch)
     } --rank %i`,
     // A rank that dies must not come back alone: the others have already failed the rendezvous.
     "Restart=no",

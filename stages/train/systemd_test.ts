@@ -4,14 +4,20 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { renderSystemd, UNIT_NAME } from "./systemd.ts";
 import { launchPlanFixture } from "./testdata/launch_plan.ts";
+import { skipUnless } from "../../tests/harness/requirement.ts";
 
-const analyze = "/usr/bin/systemd-analyze";
+// SLUICE_TEST_SYSTEMD_ANALYZE points elsewhere only to prove that CI fails without the tool.
+const analyze = Deno.env.get("SLUICE_TEST_SYSTEMD_ANALYZE") ?? "/usr/bin/systemd-analyze";
 let hasAnalyze = false;
 try {
   hasAnalyze = (await Deno.stat(analyze)).isFile;
 } catch {
   hasAnalyze = false;
 }
+const noAnalyze = skipUnless(
+  "systemd-analyze verify",
+  hasAnalyze ? null : `${analyze} not found (apt-get install systemd)`,
+);
 
 async function verify(path: string): Promise<{ code: number; text: string }> {
   const r = await new Deno.Command(analyze, {
@@ -39,6 +45,7 @@ Deno.test("systemd definitions", async (t) => {
     assert.ok(lines.includes("EnvironmentFile=/etc/sluice/train/rank-%i.env"));
     assert.ok(lines.includes(`ExecStart=/bin/true node --plan ${plan.keys.launch} --rank %i`));
     assert.ok(lines.includes("Restart=no"));
+    assert.ok(lines.includes("User=sluice"), "units do not run as root by default");
     assert.ok(lines.includes("WantedBy=multi-user.target"));
   });
 
@@ -87,9 +94,29 @@ Deno.test("systemd definitions", async (t) => {
     assert.match(pct.unit, /ExecStart=\/opt\/100%%\/sluice-train /);
   });
 
+  await t.step("backslashes, spaces and $ cannot break or change a unit", () => {
+    const opts = { binPath: "/bin/true", envFile: "/e", masterAddr: "h", masterPort: 1 };
+    // A trailing backslash would join the next line onto EnvironmentFile=.
+    for (const envFile of ["/etc/sluice/x\\", "/etc/a\\b"]) {
+      assert.throws(() => renderSystemd(plan, { ...opts, envFile }), (e: Error) => {
+        assert.match(e.message, /envFile: expected no backslash/);
+        return true;
+      });
+    }
+    const odd = renderSystemd(plan, { ...opts, binPath: '/opt/my app/$HOME/a\\b"c' });
+    const exec = odd.unit.split("\n").find((l) => l.startsWith("ExecStart="));
+    assert.equal(
+      exec,
+      `ExecStart="/opt/my app/$HOME/a\\\\b\\"c" node --plan ${plan.keys.launch} --rank %i`,
+    );
+    assert.ok(renderSystemd(plan, { ...opts, user: "root" }).unit.includes("\nUser=root\n"));
+    assert.throws(() => renderSystemd(plan, { ...opts, user: "root\nExecStartPre=/x" }));
+    assert.throws(() => renderSystemd(plan, { ...opts, masterAddr: "h\u0001" }));
+  });
+
   await t.step({
     name: "systemd-analyze verify accepts the template and an instance",
-    ignore: !hasAnalyze,
+    ignore: noAnalyze,
     fn: async () => {
       const dir = await mkdtemp(join(tmpdir(), "sluice-systemd-"));
       try {
@@ -101,6 +128,20 @@ Deno.test("systemd definitions", async (t) => {
           const r = await verify(p);
           assert.equal(r.code, 0, r.text);
         }
+        // A binary whose path has a space and a $ runs as quoted and escaped.
+        const odd = join(dir, "my bin $X");
+        await Deno.mkdir(odd);
+        await copyFile("/bin/true", join(odd, "true"));
+        await Deno.chmod(join(odd, "true"), 0o755);
+        const quoted = renderSystemd(plan, {
+          binPath: join(odd, "true"),
+          envFile: "/e",
+          masterAddr: "h",
+          masterPort: 1,
+        });
+        await writeFile(instance, quoted.unit);
+        const q = await verify(instance);
+        assert.equal(q.code, 0, q.text);
         // The verifier really checks: a missing binary is an error.
         const broken = renderSystemd(plan, {
           binPath: "/nonexistent/sluice-train",

@@ -29,6 +29,12 @@ import { SluiceError } from "../../common/errors/mod.ts";
 import { createLogger } from "../../common/log/mod.ts";
 import { generateDataset } from "../support/synthetic/dataset.ts";
 import { InferenceEngine } from "../../stages/infer/inference_engine.ts";
+import {
+  compareInferRows,
+  engineOfPythonBackend,
+  INFER_TARGET_RATIO,
+  type InferEngine,
+} from "./infer_comparison.ts";
 import { fetchModel, loadModel } from "../../stages/infer/model_loader.ts";
 
 const PYTHON = "/usr/bin/python3";
@@ -40,6 +46,8 @@ const MAKE_MODELS = fileURLToPath(
 /** One side's result. */
 export interface SideResult {
   name: string;
+  /** The engine that actually ran (the Python side falls back to torch without onnxruntime). */
+  engine: InferEngine;
   imagesPerSec: number;
   roundsSec: number[];
   boxes: number;
@@ -114,6 +122,7 @@ async function sluiceSide(
     }
     return {
       name: `sluice (onnxruntime-node ${model.session.provider})`,
+      engine: "onnxruntime",
       imagesPerSec: paths.length / median(roundsSec),
       roundsSec,
       boxes,
@@ -133,7 +142,7 @@ async function sluiceSide(
  */
 export async function run(
   args: string[],
-): Promise<{ sluice: SideResult; python: SideResult; ratio: number }> {
+): Promise<{ sluice: SideResult; python: SideResult; ratio: number; comparable: boolean }> {
   const { values } = parseArgs({
     args,
     options: {
@@ -205,13 +214,14 @@ export async function run(
     ) as { backend: string; rounds_s: number[]; boxes: number };
     const pySide: SideResult = {
       name: `python (${py.backend})`,
+      engine: engineOfPythonBackend(py.backend),
       imagesPerSec: n / median(py.rounds_s),
       roundsSec: py.rounds_s,
       boxes: py.boxes,
     };
-    const ratio = sluice.imagesPerSec / pySide.imagesPerSec;
+    const { ratio, comparable, verdict } = compareInferRows(sluice, pySide);
     if (values.json) {
-      console.log(JSON.stringify({ sluice, python: pySide, ratio }));
+      console.log(JSON.stringify({ sluice, python: pySide, ratio, comparable, verdict }));
     } else {
       for (const s of [sluice, pySide]) {
         console.log(
@@ -220,12 +230,12 @@ export async function run(
         );
       }
       console.log(
-        `  ratio sluice / python: ${ratio.toFixed(2)}x (target >= 0.95x) ${
-          ratio >= 0.95 ? "PASS" : "BELOW TARGET"
-        }`,
+        `  ratio sluice / python: ${
+          ratio.toFixed(2)
+        }x (target >= ${INFER_TARGET_RATIO}x) ${verdict}`,
       );
     }
-    return { sluice, python: pySide, ratio };
+    return { sluice, python: pySide, ratio, comparable };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -99,6 +99,8 @@ def main():
         except ImportError:
             if a.backend == "onnxruntime":
                 raise
+            print("infer_python: onnxruntime is not importable; running PyTorch instead "
+                  "(the row is labelled torch and not compared with onnxruntime-node)", file=sys.stderr)
     if backend is None:
         backend = TorchBackend(a.model_dir, a.threads, card)
     with open(a.list, encoding="utf-8") as f:
