@@ -139,6 +139,8 @@ interface Held {
   /** Given back at shutdown; its result must not be recorded. */
   released: boolean;
   finished: boolean;
+  /** `process` has returned: the outcome is being recorded, a renewal no longer applies. */
+  recording?: boolean;
 }
 
 /**
@@ -212,6 +214,8 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerSummar
         h.claim = fresh;
         continue;
       }
+      // Completed (or being recorded) while the renewal was on its way: not lost.
+      if (h.finished || h.recording) continue;
       h.lost = true;
       log.warn("lease lost while working", { item: h.claim.itemId });
       h.ac.abort(new LeaseLostError(h.claim));
@@ -284,6 +288,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerSummar
           log: itemLog,
           attempt: h.claim.attempts,
         });
+        h.recording = true;
         if (h.released) result = { outcome: "released" };
         else if (h.lost) result = { outcome: "lease_lost" };
         else {
@@ -304,6 +309,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerSummar
           }
         }
       } catch (err) {
+        h.recording = true;
         if (h.released) result = { outcome: "released" };
         else if (h.lost) result = { outcome: "lease_lost" };
         else result = await recordFailure(h, err);
