@@ -114,6 +114,13 @@ export interface RunWorkerOptions {
   permanentCodes?: readonly string[];
   /** Progress reporting; `false` turns it off. */
   progress?: ProgressOptions | false;
+  /**
+   * Checked before each claim; `false` is back-pressure (e.g. staging below its free-space
+   * floor): claim nothing now, look again after `idlePollMs`. See `common/staging/backpressure.ts`.
+   */
+  canClaim?: () => Promise<boolean>;
+  /** Failures that are back-pressure, not the item's fault: released, the attempt not counted. */
+  isBackpressure?: (err: unknown) => boolean;
 }
 
 const OptionsSchema = z.object({
@@ -312,7 +319,10 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerSummar
         h.recording = true;
         if (h.released) result = { outcome: "released" };
         else if (h.lost) result = { outcome: "lease_lost" };
-        else result = await recordFailure(h, err);
+        else if (options.isBackpressure?.(err)) {
+          await releaseHeld(h);
+          result = { outcome: "released", reason: reasonOf(err), message: messageOf(err) };
+        } else result = await recordFailure(h, err);
       }
       counter.inFlight--;
       finish(h, result, performance.now() - t0);
@@ -380,6 +390,10 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerSummar
       while (queued.length > 0 && running.size < cfg.concurrency) start(queued.shift()!);
       if (running.size >= cfg.concurrency) {
         await waker.wait(cfg.idlePollMs);
+        continue;
+      }
+      if (options.canClaim && !(await options.canClaim())) {
+        await waker.wait(jitter(cfg.idlePollMs));
         continue;
       }
       let claims: Claim[];

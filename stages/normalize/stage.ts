@@ -28,6 +28,7 @@ import {
 } from "../../common/manifest/mod.ts";
 import { type ObjectStore, openObjectStore } from "../../common/objectstore/mod.ts";
 import { openStaging, type Staging } from "../../common/staging/mod.ts";
+import { stagingBackpressure } from "../../common/staging/backpressure.ts";
 import {
   type ItemContext,
   type ProgressOptions,
@@ -383,6 +384,7 @@ function assemble(p: Parts): NormalizeStage {
         log,
         permanentCodes: NORMALIZE_PERMANENT_CODES,
         progress: opts.progress,
+        ...stagingBackpressure({ root: staging.root, minFreeBytes: staging.minFreeBytes, log }),
         process,
         onResult: (claim, result, ms) => {
           metrics.itemsTotal.inc({ result: result.outcome });
