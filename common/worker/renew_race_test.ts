@@ -36,7 +36,7 @@ Deno.test("runWorker: items completed while a renewal is in flight are not repor
   const store = await openSqliteManifest(`sqlite://${join(dir, "manifest.db")}`);
   try {
     await store.migrate();
-    const ids = Array.from({ length: 40 }, (_, i) => `img_${String(i).padStart(3, "0")}`);
+    const ids = Array.from({ length: 80 }, (_, i) => `img_${String(i).padStart(3, "0")}`);
     await store.enqueue("normalize", ids);
     const warnings: string[] = [];
     const log = createLogger({
@@ -46,12 +46,12 @@ Deno.test("runWorker: items completed while a renewal is in flight are not repor
       sink: (l) => warnings.push(JSON.parse(l).msg),
     });
     const summary = await runWorker({
-      manifest: lateRenewals(store, 40),
+      manifest: lateRenewals(store, 60),
       stage: "normalize",
       owner: "w1",
-      // Renewals every 30 ms, each answered 40 ms late: items finishing in ~25 ms complete
+      // Renewals every 100 ms, each answered 60 ms late: items finishing in ~25 ms complete
       // while a renewal that included them is on its way.
-      leaseMs: 90,
+      leaseMs: 300,
       concurrency: 4,
       idlePollMs: 5,
       once: true,
@@ -59,7 +59,7 @@ Deno.test("runWorker: items completed while a renewal is in flight are not repor
       log,
       process: () => sleep(25),
     });
-    assert.deepEqual(summary, { done: 40, failed: 0, retried: 0, leaseLost: 0, released: 0 });
+    assert.deepEqual(summary, { done: 80, failed: 0, retried: 0, leaseLost: 0, released: 0 });
     const lost = warnings.filter((m) => m === "lease lost while working");
     assert.deepEqual(lost, [], `expected no lease-lost warnings, found ${lost.length}`);
   } finally {
