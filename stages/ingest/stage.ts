@@ -50,6 +50,7 @@ import type { ParsedNotification } from "./s3_event.ts";
 import { type SourceLocation, sourceLocation } from "./source_location.ts";
 import { receiveOnce, type ReceiveSummary, runSqsConsumer } from "./sqs_consumer.ts";
 import { createWebhookRoute } from "./webhook.ts";
+import { webhookAuth } from "./webhook_auth.ts";
 import { ContentLocks } from "./_content_locks.ts";
 import { sleep } from "./_sleep.ts";
 
@@ -225,9 +226,10 @@ export function createIngestStage(config: IngestConfig, deps: IngestDeps): Inges
     applySourceEvents(parsed.events, { manifest, source, location, origin, metrics, log });
 
   const routes: Record<string, RouteHandler> = {};
-  if (s.webhook) {
+  const webhook = webhookAuth(s, log);
+  if (webhook) {
     routes["POST /events"] = createWebhookRoute({
-      ...(s.webhookToken ? { token: s.webhookToken } : {}),
+      ...webhook,
       maxBodyBytes: s.maxEventBodyBytes,
       record: (parsed) => recordEvents(parsed, "webhook"),
       metrics,
