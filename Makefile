@@ -24,7 +24,7 @@ APT_PACKAGES := postgresql prometheus libvips-tools python3-torch python3-torchv
 APT_PROBES := /usr/lib/postgresql /usr/bin/promtool /usr/bin/vipsthumbnail /usr/lib/python3/dist-packages/torch \
 	/usr/lib/python3/dist-packages/torchvision /usr/lib/python3/dist-packages/onnx
 
-.PHONY: help deno deps system-deps demo test test-fast bench compile check lint fmt fmt-check hooks clean
+.PHONY: help deno deps system-deps demo test test-faults test-fast bench compile check lint fmt fmt-check hooks clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -60,6 +60,10 @@ test: deps ## run the test suite (fmt, lint, type check, then deno test)
 	$(DENO) lint
 	$(DENO) task check
 	$(DENO) task test
+
+test-faults: deps ## run the fault-injection suite (tests/faults) and print its wall time
+	@start=$$(date +%s); rc=0; $(DENO) task test-faults || rc=$$?; \
+	echo "== fault suite wall time: $$(( $$(date +%s) - start )) s"; exit $$rc
 
 bench: deps ## run the benchmarks (deno task bench [name])
 	$(DENO) task bench $(BENCH)
