@@ -93,7 +93,14 @@ Deno.test({
       const summaries = [];
       for (const [i, k] of kids.entries()) {
         k.kill("SIGTERM");
-        const status = await k.status;
+        // A worker wedged on a database call would never exit: fail instead of hanging.
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const status = await Promise.race([
+          k.status,
+          new Promise<null>((r) => timer = setTimeout(() => r(null), 20_000)),
+        ]);
+        clearTimeout(timer);
+        assert.ok(status, `worker ${i + 1}: expected it to stop within 20 s of SIGTERM`);
         assert.equal(status.code, 0, `worker ${i + 1}: expected exit 0 after SIGTERM`);
         summaries.push(JSON.parse((await stdouts[i].rest()).trim().split("\n").at(-1)!).summary);
       }
