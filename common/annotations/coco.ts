@@ -3,8 +3,12 @@
  * export with stable category ids, and the COCO *results* format for predictions.
  *
  * Boxes are `[x, y, w, h]` in pixels in both COCO and Sluice, so nothing is rescaled. A
- * segmentation is a list of flat polygons `[x1, y1, x2, y2, ...]`; Sluice keeps one polygon per
- * annotation (the largest part) next to COCO's own bbox. RLE masks are not decoded.
+ * segmentation is a list of flat polygons `[x1, y1, x2, y2, ...]`. Sluice holds one polygon per
+ * annotation, so an object with several parts (an occluded car cut in two) is imported, by
+ * default (`multipart: "split"`), as ONE ANNOTATION PER PART, each with the envelope of its part
+ * as bbox and `sourceRef` `coco:<id>/part<k>`: nothing is lost, and bbox and polygon always agree.
+ * This is what Label Studio shows too (one region per part). `multipart: "largest"` keeps only
+ * the largest part and recomputes the bbox from it. RLE masks are not decoded.
  *
  * @example
  * ```ts
@@ -21,6 +25,7 @@ import { AnnotationFormatError, type AnnotationProblem, jsonPath } from "./error
 import { boxArea, envelope, type Point, polygonArea } from "./geometry.ts";
 import { type ByImage, lookupByImage } from "./_by_image.ts";
 import { type ImageRef, imageRefFromUrl } from "./image_match.ts";
+import { rotatedRectangle } from "./rotated_box.ts";
 
 /** One imported COCO image with its annotations in Sluice's form. */
 export interface CocoImageImport {
@@ -54,6 +59,8 @@ export const CocoImportOptionsSchema = z.strictObject({
   /** `iscrowd: 1` regions mark many objects at once: skipped by default, as detectors train. */
   crowd: z.enum(["skip", "keep"]).default("skip"),
   sourceRefPrefix: z.string().default("coco:"),
+  /** Multi-part polygons: one annotation per part (default) or the largest part only. */
+  multipart: z.enum(["split", "largest"]).default("split"),
 });
 export type CocoImportOptions = z.input<typeof CocoImportOptionsSchema>;
 
@@ -78,6 +85,7 @@ const AnnSchema = z.looseObject({
   bbox: z.array(z.number()).nullish(),
   segmentation: z.unknown().optional(),
   iscrowd: z.number().nullish(),
+  sluice_rotation: z.number().nullish(),
 });
 
 /**
@@ -220,7 +228,8 @@ export function parseCoco(input: string | unknown, options: CocoImportOptions = 
       return note(["iscrowd"], "crowd region skipped");
     }
 
-    let polygon: Point[] | null = null;
+    let parts: Point[][] = [];
+    let multipart = false;
     const seg = ann.segmentation;
     if (seg !== undefined && seg !== null && !Array.isArray(seg)) {
       if (opts.rle === "skip") {
@@ -228,7 +237,6 @@ export function parseCoco(input: string | unknown, options: CocoImportOptions = 
       }
       note(["segmentation"], "RLE segmentation is not supported: kept the bbox without a mask");
     } else if (Array.isArray(seg) && seg.length > 0) {
-      const parts: Point[][] = [];
       seg.forEach((part, k) => {
         if (
           !Array.isArray(part) || part.length < 6 || part.length % 2 !== 0 ||
@@ -243,12 +251,33 @@ export function parseCoco(input: string | unknown, options: CocoImportOptions = 
         for (let j = 0; j < part.length; j += 2) pts.push([part[j], part[j + 1]]);
         parts.push(pts);
       });
-      if (parts.length > 1) {
-        note(["segmentation"], `${parts.length} polygon parts: kept the largest as the polygon`);
-        parts.sort((p1, p2) => polygonArea(p2) - polygonArea(p1));
+      multipart = parts.length > 1;
+      if (multipart) {
+        if (opts.multipart === "largest") {
+          note(
+            ["segmentation"],
+            `${parts.length} polygon parts: kept the largest, bbox recomputed from it`,
+          );
+          parts = [[...parts].sort((p1, p2) => polygonArea(p2) - polygonArea(p1))[0]];
+        } else {
+          note(["segmentation"], `${parts.length} polygon parts: imported as one annotation each`);
+        }
       }
-      polygon = parts[0] ?? null;
     }
+    const ref = `${opts.sourceRefPrefix}${ann.id ?? i}`;
+    if (multipart) {
+      // The file's bbox covers all parts; each kept part gets its own.
+      parts.forEach((polygon, k) =>
+        img.annotations.push({
+          label,
+          bbox: envelope(polygon),
+          polygon,
+          sourceRef: parts.length > 1 ? `${ref}/part${k + 1}` : ref,
+        })
+      );
+      return;
+    }
+    const polygon = parts[0] ?? null;
     let bbox: BBox | null = null;
     if (ann.bbox && ann.bbox.length === 4 && ann.bbox.every(Number.isFinite)) {
       bbox = [ann.bbox[0], ann.bbox[1], ann.bbox[2], ann.bbox[3]];
@@ -261,12 +290,12 @@ export function parseCoco(input: string | unknown, options: CocoImportOptions = 
         `annotation skipped: expected bbox [x, y, w, h], found ${JSON.stringify(ann.bbox ?? null)}`,
       );
     }
-    const out: AnnotationInput = {
-      label,
-      bbox,
-      sourceRef: `${opts.sourceRefPrefix}${ann.id ?? i}`,
-    };
+    const out: AnnotationInput = { label, bbox, sourceRef: ref };
     if (polygon) out.polygon = polygon;
+    // Sluice's own exports mark rotated boxes (corners in the segmentation) with their angle.
+    if (polygon && ann.sluice_rotation && rotatedRectangle(polygon)) {
+      out.rotation = ann.sluice_rotation;
+    }
     img.annotations.push(out);
   });
 
@@ -292,6 +321,11 @@ export interface CocoAnnotation {
   area: number;
   iscrowd: 0;
   segmentation: number[][];
+  /**
+   * Extra field (ignored by COCO tools): the angle of a rotated box, whose corners are the
+   * segmentation, so that Sluice re-imports it as a rotated box.
+   */
+  sluice_rotation?: number;
 }
 
 export interface CocoCategory {
@@ -399,6 +433,7 @@ export function toCoco(input: CocoExportInput): CocoExport {
         area: poly ? polygonArea(poly) : boxArea(a.bbox),
         iscrowd: 0,
         segmentation: poly ? [poly.flat()] : [],
+        ...(poly && a.rotation ? { sluice_rotation: a.rotation } : {}),
       });
     }
   });

@@ -55,25 +55,43 @@ Deno.test("COCO import", async (t) => {
       name: "dog",
     }]);
     const street = coco.images[0].annotations;
-    assert.deepEqual(street.map((a) => a.label), ["person", "dog"]);
+    assert.deepEqual(street.map((a) => a.label), ["person", "dog", "dog"]);
   });
 
-  await t.step("bbox kept as is; largest polygon part kept; RLE skipped with a problem", () => {
-    const [person, dog] = coco.images[0].annotations;
+  await t.step("bbox kept as is; every polygon part kept; RLE skipped with a problem", () => {
+    const [person, dog1, dog2] = coco.images[0].annotations;
     assert.deepEqual(person, {
       label: "person",
       bbox: [10.5, 20.25, 30, 60],
       sourceRef: "coco:100",
     });
-    assert.deepEqual(dog.polygon, [[100, 100], [150, 100], [150, 140], [100, 140]]);
-    assert.deepEqual(dog.bbox, [100, 100, 50, 40]);
+    // Two parts: one annotation each, bbox = the part's own envelope (bbox and polygon agree).
+    assert.deepEqual(dog1, {
+      label: "dog",
+      bbox: [100, 100, 50, 40],
+      polygon: [[100, 100], [150, 100], [150, 140], [100, 140]],
+      sourceRef: "coco:101/part1",
+    });
+    assert.deepEqual(dog2, {
+      label: "dog",
+      bbox: [120, 120, 1, 1],
+      polygon: [[120, 120], [121, 120], [121, 121]],
+      sourceRef: "coco:101/part2",
+    });
     const probs = coco.images[0].problems.map((p) => [p.path, p.problem]);
     assert.deepEqual(probs, [
-      ["$.annotations[1].segmentation", "2 polygon parts: kept the largest as the polygon"],
+      ["$.annotations[1].segmentation", "2 polygon parts: imported as one annotation each"],
       ["$.annotations[2].segmentation", "RLE segmentation is not supported: annotation skipped"],
     ]);
     const withBbox = parseCoco(Deno.readTextFileSync(FIXTURE), { rle: "bbox" });
-    assert.deepEqual(withBbox.images[0].annotations.map((a) => a.label), ["person", "dog", "car"]);
+    assert.deepEqual(withBbox.images[0].annotations.map((a) => a.label), [
+      "person",
+      "dog",
+      "dog",
+      "car",
+    ]);
+    const largest = parseCoco(Deno.readTextFileSync(FIXTURE), { multipart: "largest" });
+    assert.deepEqual(largest.images[0].annotations[1], { ...dog1, sourceRef: "coco:101" });
   });
 
   await t.step(
@@ -257,7 +275,9 @@ Deno.test("round trips between Label Studio and COCO", async (t) => {
       const src = JSON.parse(Deno.readTextFileSync(FIXTURE));
       const kept = c1.images.flatMap((im) =>
         im.annotations.map((a) =>
-          src.annotations.find((x: { id: number }) => `coco:${x.id}` === a.sourceRef)
+          src.annotations.find((x: { id: number }) =>
+            `coco:${x.id}` === a.sourceRef?.replace(/\/part\d+$/, "")
+          )
         )
       );
       assert.deepEqual(
@@ -266,7 +286,7 @@ Deno.test("round trips between Label Studio and COCO", async (t) => {
       );
       assertBoxesNear(
         c2.annotations.map((a) => a.bbox),
-        kept.map((a: { bbox?: number[] }) => a.bbox ?? [10, 10, 50, 40]),
+        c1.images.flatMap((im) => im.annotations.map((a) => a.bbox)),
         1e-6,
         "coco",
       );

@@ -97,6 +97,20 @@ export function imageRefFromUrl(url: string, sluiceImageId?: string | null): Ima
 }
 
 /**
+ * A file name without Label Studio's upload prefix (`8f3c1a2e-cat.jpg` → `cat.jpg`), or null
+ * when it has none. Label Studio's exports (YOLO, VOC, COCO) name uploaded images this way.
+ *
+ * @example
+ * ```ts
+ * withoutUploadPrefix("8f3c1a2e-cat.jpg"); // "cat.jpg"
+ * ```
+ */
+export function withoutUploadPrefix(fileName: string): string | null {
+  const m = UPLOAD_PREFIX.exec(fileName);
+  return m ? m[1] : null;
+}
+
+/**
  * The URL-decoded basename of a URI or path (`s3://b/dir/a%20b.jpg` → `a b.jpg`).
  *
  * @example

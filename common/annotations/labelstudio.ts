@@ -30,6 +30,7 @@ export type { AnnotationProblem };
 import { applyToPoints, boxToCorners, clipBox, envelope, type Point, rotate } from "./geometry.ts";
 import { type ByImage, lookupByImage } from "./_by_image.ts";
 import { type ImageRef, imageRefFromUrl } from "./image_match.ts";
+import { normalizeDegrees, rotatedRectangle } from "./rotated_box.ts";
 
 /** One imported task. */
 export interface LabelStudioTaskImport {
@@ -45,6 +46,11 @@ export interface LabelStudioTaskImport {
   annotations: AnnotationInput[];
   /** Id of the annotation that won (null when none did, or for `merge`). */
   annotationId: string | null;
+  /**
+   * True when a submitted (not cancelled, not skipped) annotation exists: with no shapes it means
+   * "reviewed, no objects", as opposed to a task nobody labelled.
+   */
+  labelled: boolean;
   problems: AnnotationProblem[];
 }
 
@@ -83,6 +89,8 @@ const AnnotationSchema = z.looseObject({
   id: IdSchema.nullish(),
   result: z.array(z.unknown()).nullish(),
   was_cancelled: z.boolean().nullish(),
+  // Label Studio < 1.0 marked a skipped completion with `skipped: true`.
+  skipped: z.boolean().nullish(),
   created_at: z.string().nullish(),
   updated_at: z.string().nullish(),
 });
@@ -212,10 +220,11 @@ function importTask(raw: unknown, index: number, opts: Opts): LabelStudioTaskImp
       });
       return;
     }
-    if (ann.data.was_cancelled) {
+    if (ann.data.was_cancelled || ann.data.skipped) {
+      const key = ann.data.was_cancelled ? "was_cancelled" : "skipped";
       problems.push({
-        path: at(annKey, pos, "was_cancelled"),
-        problem: "annotation was cancelled: skipped",
+        path: at(annKey, pos, key),
+        problem: `annotation was ${ann.data.was_cancelled ? "cancelled" : "skipped"}: skipped`,
       });
       return;
     }
@@ -276,6 +285,7 @@ function importTask(raw: unknown, index: number, opts: Opts): LabelStudioTaskImp
     height,
     annotations,
     annotationId: opts.choose === "merge" || chosen.length !== 1 ? null : chosen[0].id,
+    labelled: chosen.length > 0,
     problems,
   };
 }
@@ -419,12 +429,12 @@ export const LabelStudioExportOptionsSchema = z.strictObject({
   toName: z.string().min(1).default("image"),
   dataKey: z.string().min(1).default("image"),
   /**
-   * How annotations with a polygon are written: `rectangle` (default; their box, for detection
-   * projects whose config has only RectangleLabels) or `polygon` (PolygonLabels results, which
-   * need a PolygonLabels control named `polygonFromName`). Rotated rectangles are always written
-   * as rotated rectangles.
+   * How annotations with a polygon are written: `polygon` (default: what the source held, as
+   * PolygonLabels results, which need a PolygonLabels control named `polygonFromName`) or
+   * `rectangle` (their box, for detection projects whose config has only RectangleLabels).
+   * Rotated rectangles are always written as rotated rectangles.
    */
-  polygons: z.enum(["rectangle", "polygon"]).default("rectangle"),
+  polygons: z.enum(["rectangle", "polygon"]).default("polygon"),
   polygonFromName: z.string().min(1).default("polygon"),
   /** Include tasks for images without annotations (default true: they still need labelling). */
   includeEmpty: z.boolean().default(true),
@@ -498,11 +508,14 @@ export function toLabelStudioTasks(
   const opts = LabelStudioExportOptionsSchema.parse(options);
   const tasks: LabelStudioTask[] = [];
   for (const img of images) {
-    const anns = lookupByImage(annotationsByImage, img.id) ?? [];
+    // No entry: unlabelled (no annotation). An empty entry: reviewed, nothing there (a completed
+    // annotation with an empty result, which Label Studio shows as done).
+    const entry = lookupByImage(annotationsByImage, img.id);
+    const anns = entry ?? [];
     const preds = (predictionsByImage && lookupByImage(predictionsByImage, img.id)) ?? [];
-    if (anns.length === 0 && preds.length === 0 && !opts.includeEmpty) continue;
+    if (entry === undefined && preds.length === 0 && !opts.includeEmpty) continue;
     const task: LabelStudioTask = { data: { [opts.dataKey]: img.url, sluice_image_id: img.id } };
-    if (anns.length > 0) {
+    if (entry !== undefined) {
       task.annotations = [{
         result: anns.map((a, i) => annotationToResult(a, `r${i}`, img, opts)),
         ground_truth: false,
@@ -628,35 +641,6 @@ function rectResult(
       rectanglelabels: [label],
     },
   };
-}
-
-/**
- * Recognises a polygon that is a rectangle given as Label Studio's import builds it (top-left
- * corner first, then clockwise on screen) and recovers its origin, side lengths and rotation.
- */
-function rotatedRectangle(
-  polygon: readonly Point[],
-): { origin: Point; width: number; height: number; rotation: number } | null {
-  if (polygon.length !== 4) return null;
-  const [p0, p1, p2, p3] = polygon;
-  const ux = p1[0] - p0[0], uy = p1[1] - p0[1];
-  const vx = p3[0] - p0[0], vy = p3[1] - p0[1];
-  const w = Math.hypot(ux, uy), h = Math.hypot(vx, vy);
-  if (!(w > 0 && h > 0)) return null;
-  const tol = 1e-6 * Math.max(w, h);
-  // Right angle, parallelogram closure, and v = u turned 90° clockwise (no mirror image).
-  if (Math.abs(ux * vx + uy * vy) > tol * Math.max(w, h)) return null;
-  if (Math.abs(p0[0] + ux + vx - p2[0]) > tol || Math.abs(p0[1] + uy + vy - p2[1]) > tol) {
-    return null;
-  }
-  if (ux * vy - uy * vx <= 0) return null;
-  const rotation = normalizeDegrees((Math.atan2(uy, ux) * 180) / Math.PI);
-  return { origin: p0, width: w, height: h, rotation: Math.abs(rotation) < 1e-9 ? 0 : rotation };
-}
-
-function normalizeDegrees(d: number): number {
-  const r = ((d % 360) + 360) % 360;
-  return Math.abs(r - 360) < 1e-9 ? 0 : r;
 }
 
 function compareIds(a: string | null, b: string | null): number {

@@ -275,8 +275,11 @@ Deno.test("Label Studio export", async (t) => {
     assert.equal(r0.from_name, "label");
     assert.equal(r0.to_name, "image");
     assert.equal(r0.original_width, 640);
-    // Default: polygons go out as their box, for detection-only labelling configs.
-    assert.equal(r1.type, "rectanglelabels");
+    // Default: polygons stay polygons (what the source held); `polygons: "rectangle"` boxes them.
+    assert.equal(r1.type, "polygonlabels");
+    const boxed = toLabelStudioTasks(images, anns, { polygons: "rectangle" });
+    assert.equal(boxed[0].annotations?.[0].result[1].type, "rectanglelabels");
+    assert.deepEqual(boxed[0].annotations?.[0].result[1].value.width, 10);
     assert.equal(tasks[1].annotations, undefined);
     assert.equal(toLabelStudioTasks(images, anns, { includeEmpty: false }).length, 1);
   });
@@ -348,4 +351,53 @@ Deno.test("Label Studio export", async (t) => {
     );
     assert.deepEqual(tasks[1].predictions, [{ model_version: "7", score: 0.3, result: [] }]);
   });
+});
+
+Deno.test("Label Studio: skipped, reviewed-empty and unlabelled tasks", async (t) => {
+  const box = {
+    id: "r",
+    type: "rectanglelabels",
+    original_width: 100,
+    original_height: 50,
+    value: { x: 10, y: 10, width: 20, height: 20, rectanglelabels: ["cat"] },
+  };
+
+  await t.step("a pre-1.0 completion with skipped: true is excluded like a cancelled one", () => {
+    const { tasks } = parseLabelStudioExport([{
+      id: 7,
+      data: { image: "a.jpg" },
+      completions: [{ id: 1, result: [box], skipped: true }],
+    }]);
+    assert.deepEqual(tasks[0].annotations, []);
+    assert.equal(tasks[0].labelled, false);
+    assert.deepEqual(tasks[0].problems, [{
+      path: "$[0].completions[0].skipped",
+      problem: "annotation was skipped: skipped",
+    }]);
+  });
+
+  await t.step("a submitted empty result means reviewed, no objects", () => {
+    const { tasks } = parseLabelStudioExport([
+      { id: 1, data: { image: "a.jpg" }, annotations: [{ id: 1, result: [] }] },
+      { id: 2, data: { image: "b.jpg" }, annotations: [] },
+      { id: 3, data: { image: "c.jpg" }, annotations: [{ id: 2, result: [box] }] },
+    ]);
+    assert.deepEqual(tasks.map((x) => [x.labelled, x.annotations.length]), [
+      [true, 0],
+      [false, 0],
+      [true, 1],
+    ]);
+  });
+
+  await t.step(
+    "export: [] → a completed annotation with an empty result; none → no annotation",
+    () => {
+      const images = ["a", "b"].map((id) => ({ id, url: `${id}.jpg`, width: 100, height: 50 }));
+      const tasks = toLabelStudioTasks(images, { a: [] });
+      assert.deepEqual(tasks[0].annotations, [{ result: [], ground_truth: false }]);
+      assert.equal(tasks[1].annotations, undefined);
+      const back = parseLabelStudioExport(JSON.stringify(tasks)).tasks;
+      assert.deepEqual(back.map((x) => x.labelled), [true, false]);
+    },
+  );
 });

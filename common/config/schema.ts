@@ -270,6 +270,12 @@ export function sharedSchema(ctx: DefaultsContext) {
         "Age (ms) after which a staging directory of this worker is swept at start-up",
       ),
     }),
+    runtime: section({
+      cacheDir: dirPath(cwd).optional().describe(
+        "Where a binary materialises its native libraries and trainer on first start (unset = " +
+          "<staging.root>/runtime-cache when that exists, else $XDG_CACHE_HOME/sluice)",
+      ),
+    }),
     worker: section({
       id: z.string().regex(WORKER_ID, {
         error: "expected 1-128 of A-Z a-z 0-9 . _ - (it names directories), starting alphanumeric",
@@ -320,6 +326,12 @@ export function sharedSchema(ctx: DefaultsContext) {
       ),
       experiment: z.string().min(1).default("sluice").describe("Experiment name"),
       modelName: z.string().min(1).default("sluice-detector").describe("Registered model name"),
+      retryBudgetSeconds: z.number().nonnegative().default(120).describe(
+        "Seconds a failing MLflow call keeps being retried (rides through a server restart)",
+      ),
+      staleRunMinutes: z.number().positive().default(120).describe(
+        "A RUNNING tracker run with no activity for this long is ended as KILLED",
+      ),
     }),
   });
 }

@@ -28,5 +28,11 @@ export interface SqlDriver {
    * side effects outside the database.
    */
   transaction<T>(fn: (tx: SqlDriver) => Promise<T>): Promise<T>;
+  /**
+   * Inside a transaction, where the driver needs its own API for it (PostgreSQL): runs `fn` in a
+   * SAVEPOINT, rolled back to when `fn` throws (the error is rethrown; the transaction goes on).
+   * Absent: plain `SAVEPOINT` statements do.
+   */
+  savepoint?<T>(fn: (tx: SqlDriver) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }

@@ -19,7 +19,7 @@ import type {
   VariantTransform,
   WorkRow,
   WorkState,
-} from "./mod.ts";
+} from "./contract.ts";
 import type { SqlRow } from "./_driver.ts";
 import { fromJson, fromJsonOrNull, toNumber, toNumberOrNull, toStringOrNull } from "./_columns.ts";
 

@@ -1,9 +1,10 @@
 /**
- * Errors specific to the manifest store (LeaseLostError and ManifestUrlError live in `mod.ts`).
+ * The manifest's named errors.
  *
  * @module
  */
 import { SluiceError } from "../errors/mod.ts";
+import type { Claim } from "./manifest_store.ts";
 
 /** An argument did not match what the manifest accepts; nothing was written. */
 export class ManifestInputError extends SluiceError {
@@ -30,5 +31,27 @@ export class SnapshotConflictError extends SluiceError {
         `snapshots are immutable, use a new id`,
     );
     this.name = "SnapshotConflictError";
+  }
+}
+
+/** The claim's lease expired or was taken by another worker; nothing was written. */
+export class LeaseLostError extends SluiceError {
+  constructor(claim: Claim) {
+    super(
+      "lease_lost",
+      `lease on ${claim.stage}/${claim.itemId} (owner ${claim.owner}) was lost before completion`,
+    );
+    this.name = "LeaseLostError";
+  }
+}
+
+/** The manifest URL was not understood. */
+export class ManifestUrlError extends SluiceError {
+  constructor(url: string) {
+    super(
+      "invalid_manifest_url",
+      `manifest URL ${JSON.stringify(url)}: expected sqlite:///path/to.db, sqlite::memory:, ` +
+        `or postgres://user:pass@host:port/db`,
+    );
   }
 }

@@ -12,10 +12,11 @@
  */
 import postgres from "postgres";
 import { z } from "zod";
-import { type ManifestStore, ManifestUrlError } from "./mod.ts";
+import { type ManifestStore, ManifestUrlError } from "./contract.ts";
 import type { SqlDriver, SqlRow, SqlValue } from "./_driver.ts";
 import { createSqlManifestStore, storeOptionsSchema } from "./store.ts";
 import { containConnectionLoss } from "./_connection_loss_guard.ts";
+import { sleep } from "../timing/mod.ts";
 
 export const postgresOptionsSchema = storeOptionsSchema.extend({
   /** Connections in this store's pool. */
@@ -107,7 +108,7 @@ class PostgresDriver implements SqlDriver {
         return await this.#sql.begin((tx) => fn(txView(tx))) as T;
       } catch (err) {
         if (!retryable(err) || attempt >= this.#retries) throw err;
-        await new Promise((r) => setTimeout(r, Math.random() * 10 * attempt));
+        await sleep(Math.random() * 10 * attempt);
       }
     }
   }
@@ -126,6 +127,8 @@ function txView(tx: postgres.TransactionSql): SqlDriver {
       await tx.unsafe(script).simple();
     },
     transaction: <R>(fn: (inner: SqlDriver) => Promise<R>) => fn(view),
+    savepoint: <R>(fn: (inner: SqlDriver) => Promise<R>) =>
+      tx.savepoint((sp) => fn(txView(sp))) as Promise<R>,
     close: () => Promise.reject(new Error("close() called inside a transaction")),
   };
   return view;

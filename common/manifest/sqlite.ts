@@ -21,10 +21,11 @@ import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
 import { SluiceError } from "../errors/mod.ts";
-import { type ManifestStore, ManifestUrlError } from "./mod.ts";
+import { type ManifestStore, ManifestUrlError } from "./contract.ts";
 import type { SqlDriver, SqlRow, SqlValue } from "./_driver.ts";
 import { Mutex } from "./_mutex.ts";
 import { createSqlManifestStore, storeOptionsSchema } from "./store.ts";
+import { sleep } from "../timing/mod.ts";
 
 /** The database file was locked by another process for longer than `busyTimeoutMs`. */
 export class SqliteBusyError extends SluiceError {
@@ -105,8 +106,6 @@ function isBusy(err: unknown): boolean {
   if (typeof code === "number" && (code & 0xff) === 5) return true;
   return /database is locked|database is busy/i.test(err.message);
 }
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Rewrites `$n` placeholders to positional `?`, returning the parameter order. */
 function translate(sql: string): { text: string; order: number[] } {

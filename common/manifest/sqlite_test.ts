@@ -103,7 +103,7 @@ Deno.test("sqlite manifest on a file", async (t) => {
 
     await t.step("refuses a database migrated by a newer version", async () => {
       const raw = new DatabaseSync(path);
-      raw.exec("INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'x', 0)");
+      raw.exec("INSERT INTO schema_migrations (version, name, applied_at) VALUES (999999, 'x', 0)");
       raw.close();
       const store = await openSqliteManifest(url);
       try {

@@ -48,11 +48,18 @@ import {
   type VariantSpecRow,
   type WorkRow,
   type WorkState,
-} from "./mod.ts";
+} from "./contract.ts";
 import type { SqlDriver, SqlRow, SqlValue } from "./_driver.ts";
 import { fromJson, toNumber, toStringOrNull } from "./_columns.ts";
 import { ImageNotFoundError, ManifestInputError, SnapshotConflictError } from "./errors.ts";
 import { migrate } from "./migrations/mod.ts";
+import * as reviewSql from "./_reviews.ts";
+import type { ReviewInput, ReviewListOptions, ReviewOutcome, ReviewRow } from "./contract.ts";
+import {
+  completeBatch,
+  type CompletionOutcome,
+  type CompletionRequest,
+} from "./queue/complete_batch.ts";
 import { compareSequencers, isStaleSequencer } from "./sequencer.ts";
 import {
   ANNOTATION_COLUMNS,
@@ -740,6 +747,17 @@ class SqlManifestStore implements ManifestStore {
 
   // ---- checkpoints ----------------------------------------------------------------------
 
+  // ---- reviews (issue 16; SQL in _reviews.ts) -------------------------------------------
+  applyReview(input: ReviewInput): Promise<ReviewOutcome> {
+    return reviewSql.applyReview(this.#db, input, this.#now());
+  }
+  deleteReviews(ref: { annotationIds?: string[]; taskIds?: string[] }): Promise<number> {
+    return reviewSql.deleteReviews(this.#db, ref, this.#now());
+  }
+  listReviews(opts?: ReviewListOptions): Promise<ReviewRow[]> {
+    return reviewSql.listReviews(this.#db, opts);
+  }
+
   async getCheckpoint(name: string): Promise<string | null> {
     const rows = await this.#db.query("SELECT value FROM checkpoints WHERE name = $1", [name]);
     return rows.length ? toStringOrNull(rows[0].value) : null;
@@ -903,14 +921,15 @@ class SqlManifestStore implements ManifestStore {
     });
   }
 
-  async complete(claim: Claim, effects: Effects = {}): Promise<void> {
+  /** `within`: an open transaction to run in (completeMany's batch); default a new one. */
+  async complete(claim: Claim, effects: Effects = {}, within?: SqlDriver): Promise<void> {
     const fx = parse(effectsSchema, effects, `complete ${claim.stage}/${claim.itemId} effects`);
     const augIds = await Promise.all(
       (fx.augmentations ?? []).map((a) =>
         augmentationIdFor(a.parentImageId, a.recipe, a.index, a.seed)
       ),
     );
-    await this.#db.transaction(async (tx) => {
+    await (within ?? this.#db).transaction(async (tx) => {
       const now = this.#now();
       // Fence first: on PostgreSQL this also locks the row, so no claim can take it meanwhile.
       const held = await tx.query(
@@ -1093,6 +1112,10 @@ class SqlManifestStore implements ManifestStore {
       if (terminal && claim.stage === INGEST) await this.#failImage(tx, claim.itemId, error, now);
       return state;
     });
+  }
+
+  completeMany(requests: CompletionRequest[]): Promise<CompletionOutcome[]> {
+    return completeBatch(this.#db, this.#now, requests, (c, fx, tx) => this.complete(c, fx, tx));
   }
 
   async release(claim: Claim): Promise<void> {

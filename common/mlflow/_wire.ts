@@ -11,6 +11,7 @@
 import { z } from "zod";
 import type {
   ArtifactEntry,
+  DatasetInput,
   Experiment,
   Metric,
   ModelVersion,
@@ -121,6 +122,28 @@ const runInfoWire = z.object({
   };
 });
 
+const datasetInputWire = z.object({
+  tags: keyValues,
+  dataset: z.object({
+    name: str,
+    digest: str,
+    source_type: str,
+    source: str,
+    schema: z.string().optional(),
+    profile: z.string().optional(),
+  }),
+}).transform((d): DatasetInput => ({
+  tags: d.tags,
+  dataset: {
+    name: d.dataset.name,
+    digest: d.dataset.digest,
+    sourceType: d.dataset.source_type,
+    source: d.dataset.source,
+    ...(d.dataset.schema !== undefined ? { schema: d.dataset.schema } : {}),
+    ...(d.dataset.profile !== undefined ? { profile: d.dataset.profile } : {}),
+  },
+}));
+
 const runWire = z.object({
   info: runInfoWire,
   data: z.object({
@@ -128,12 +151,29 @@ const runWire = z.object({
     params: keyValues,
     tags: keyValues,
   }).optional(),
+  inputs: z.object({ dataset_inputs: z.array(datasetInputWire).optional() }).optional(),
 }).transform((r): Run => ({
   info: r.info,
   params: r.data?.params ?? {},
   tags: r.data?.tags ?? {},
   metrics: Object.fromEntries((r.data?.metrics ?? []).map((m) => [m.key, m])),
+  ...(r.inputs?.dataset_inputs?.length ? { inputs: r.inputs.dataset_inputs } : {}),
 }));
+
+/** The wire form of {@link DatasetInput}s for `runs/log-inputs`. */
+export function datasetInputsWire(inputs: DatasetInput[]): unknown[] {
+  return inputs.map((i) => ({
+    tags: toKeyValues(i.tags) ?? [],
+    dataset: {
+      name: i.dataset.name,
+      digest: i.dataset.digest,
+      source_type: i.dataset.sourceType,
+      source: i.dataset.source,
+      schema: i.dataset.schema,
+      profile: i.dataset.profile,
+    },
+  }));
+}
 
 const modelVersionWire = z.object({
   name: z.string(),

@@ -1,18 +1,18 @@
 /**
- * The shared Tracker contract (`_contract.ts`), run against the embedded FileTracker (real files
+ * The shared Tracker contract (`tests/support/mlflow/tracker_contract.ts`), run against the embedded FileTracker (real files
  * in a temporary directory) and against MlflowRestTracker talking to the replay server, which
  * answers from the MLflow 2.17.2 recording.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { createLogger } from "../log/mod.ts";
-import { trackerContract } from "./_contract.ts";
+import { trackerContract } from "../../tests/support/mlflow/tracker_contract.ts";
 import {
   derivedMlmodelDownload,
   loadRecording,
   recordedPayloads,
   ReplayServer,
-} from "./_replay_server.ts";
+} from "../../tests/support/mlflow/replay_server.ts";
 import { FileTracker } from "./file_tracker.ts";
 import { MlflowRestTracker } from "./rest_client.ts";
 

@@ -38,6 +38,7 @@
  * ```
  * @module
  */
+import { createHash } from "node:crypto";
 import { basename, dirname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { z } from "zod";
@@ -59,13 +60,15 @@ import {
 } from "./_local_artifacts.ts";
 import { downloadModel, resolveModelUri } from "./_resolve.ts";
 import { parseMetricString } from "./_wire.ts";
-import { parseYaml, toYaml, type YamlValue } from "./_yaml.ts";
+import { parseYamlMapping, toYaml, type YamlValue } from "../yaml/mod.ts";
 import { ErrorCodes, MlflowError } from "./errors.ts";
 import { artifactPathSegments, joinArtifactUri } from "./model_uri.ts";
+import { CLIENT_TOKEN_TAG } from "./tracker.ts";
 import type {
   ArtifactEntry,
   ArtifactSource,
   CreateRunOptions,
+  DatasetInput,
   DownloadedModel,
   Experiment,
   LogBatch,
@@ -117,6 +120,11 @@ const ADJECTIVES = ["amber", "brisk", "calm", "deft", "eager", "fleet", "grand",
 const NOUNS = ["heron", "otter", "lynx", "finch", "panda", "wren", "bison", "gecko"];
 
 type Meta = Record<string, YamlValue>;
+
+/** A `meta.yaml` as MLflow's `write_yaml` writes it: keys sorted. */
+function metaYaml(meta: Meta): string {
+  return toYaml(meta, { sortKeys: true });
+}
 
 function invalid(message: string): MlflowError {
   return new MlflowError(message, { errorCode: ErrorCodes.invalidParameter });
@@ -215,9 +223,13 @@ async function readText(path: string): Promise<string | undefined> {
   }
 }
 
+function md5Hex(text: string): string {
+  return createHash("md5").update(text, "utf8").digest("hex");
+}
+
 async function readMeta(dir: string): Promise<Meta | undefined> {
   const text = await readText(join(dir, META));
-  return text === undefined ? undefined : parseYaml(text);
+  return text === undefined ? undefined : parseYamlMapping(text, join(dir, META));
 }
 
 async function listDirs(dir: string): Promise<string[]> {
@@ -310,7 +322,7 @@ export class FileTracker implements Tracker {
     const now = Date.now();
     return await createFileExclusive(
       join(dir, META),
-      toYaml({
+      metaYaml({
         artifact_location: pathToFileURL(dir).href,
         creation_time: now,
         experiment_id: id,
@@ -465,6 +477,7 @@ export class FileTracker implements Tracker {
       );
     }
     const tags = { ...(opts.tags ?? {}) };
+    if (opts.clientToken) tags[CLIENT_TOKEN_TAG] = opts.clientToken;
     const tagName = tags["mlflow.runName"];
     if (opts.runName && tagName && opts.runName !== tagName) {
       throw invalid(
@@ -506,9 +519,26 @@ export class FileTracker implements Tracker {
       user_id: opts.userId ?? "",
     };
     // meta.yaml last: a run directory without it is not yet a run, to us and to MLflow.
-    await writeFileAtomic(join(runDir, META), toYaml(meta), runDir);
+    await writeFileAtomic(join(runDir, META), metaYaml(meta), runDir);
     this.#runDirs.set(runId, runDir);
     return this.#runInfo(meta, tags);
+  }
+
+  async findRuns(
+    experimentId: string,
+    filter: { status?: RunStatus; tags?: Record<string, string> } = {},
+  ): Promise<Run[]> {
+    const { dir } = await this.#experimentDir(experimentId);
+    const out: Run[] = [];
+    for (const name of await listDirs(dir)) {
+      if (!RUN_ID.test(name) || (await readMeta(join(dir, name))) === undefined) continue;
+      const run = await this.getRun(name);
+      if (run.info.lifecycleStage !== "active") continue;
+      if (filter.status && run.info.status !== filter.status) continue;
+      if (Object.entries(filter.tags ?? {}).some(([k, v]) => run.tags[k] !== v)) continue;
+      out.push(run);
+    }
+    return out.sort((a, b) => b.info.startTime - a.info.startTime);
   }
 
   async getRun(runId: string): Promise<Run> {
@@ -537,7 +567,14 @@ export class FileTracker implements Tracker {
       }
       if (latest) metrics[key] = latest;
     }
-    return { info: this.#runInfo(meta, tags), params, tags, metrics };
+    const inputs = await this.#readInputs(dir);
+    return {
+      info: this.#runInfo(meta, tags),
+      params,
+      tags,
+      metrics,
+      ...(inputs.length ? { inputs } : {}),
+    };
   }
 
   async #readMetric(runDir: string, key: string): Promise<Metric[]> {
@@ -596,7 +633,7 @@ export class FileTracker implements Tracker {
     const segs = checkEntityKey("tag", key);
     await writeFileAtomic(join(runDir, "tags", ...segs), value, runDir);
     if (key === "mlflow.runName" && meta.run_name !== value) {
-      await writeFileAtomic(join(runDir, META), toYaml({ ...meta, run_name: value }), runDir);
+      await writeFileAtomic(join(runDir, META), metaYaml({ ...meta, run_name: value }), runDir);
     }
   }
 
@@ -643,13 +680,84 @@ export class FileTracker implements Tracker {
     for (const t of norm.tags) await this.#writeTag(dir, meta, t.key, t.value);
   }
 
+  /**
+   * Writes MLflow's file-store layout for inputs: the dataset under
+   * `<exp>/datasets/<md5(name + digest)>/meta.yaml`, the link under
+   * `<run>/inputs/<md5(dataset id + run id)>/meta.yaml`.
+   */
+  async logInputs(runId: string, inputs: DatasetInput[]): Promise<void> {
+    const { dir: runDir, meta } = await this.#activeRun(runId);
+    const expDir = dirname(runDir);
+    for (const input of inputs) {
+      const d = input.dataset;
+      for (const k of Object.keys(input.tags)) checkEntityKey("tag", k);
+      const datasetId = md5Hex(d.name + d.digest);
+      const datasetDir = join(expDir, "datasets", datasetId);
+      if ((await readMeta(datasetDir)) === undefined) {
+        await Deno.mkdir(datasetDir, { recursive: true });
+        await writeFileAtomic(
+          join(datasetDir, META),
+          toYaml({
+            digest: d.digest,
+            name: d.name,
+            profile: d.profile ?? null,
+            schema: d.schema ?? null,
+            source: d.source,
+            source_type: d.sourceType,
+          }),
+          datasetDir,
+        );
+      }
+      const inputDir = join(runDir, "inputs", md5Hex(datasetId + str(meta.run_id ?? runId)));
+      if ((await readMeta(inputDir)) === undefined) {
+        await Deno.mkdir(inputDir, { recursive: true });
+        await writeFileAtomic(
+          join(inputDir, META),
+          toYaml({
+            destination_id: runId,
+            destination_type: "RUN",
+            source_id: datasetId,
+            source_type: "DATASET",
+            tags: input.tags,
+          }),
+          inputDir,
+        );
+      }
+    }
+  }
+
+  async #readInputs(runDir: string): Promise<DatasetInput[]> {
+    const out: DatasetInput[] = [];
+    for (const name of await listDirs(join(runDir, "inputs")).catch(() => [] as string[])) {
+      const link = await readMeta(join(runDir, "inputs", name));
+      if (!link || link.source_type !== "DATASET") continue;
+      const ds = await readMeta(join(dirname(runDir), "datasets", str(link.source_id)));
+      if (!ds) continue;
+      const tags = link.tags && typeof link.tags === "object" && !Array.isArray(link.tags)
+        ? Object.fromEntries(Object.entries(link.tags).map(([k, v]) => [k, String(v)]))
+        : {};
+      out.push({
+        tags,
+        dataset: {
+          name: str(ds.name),
+          digest: str(ds.digest),
+          sourceType: str(ds.source_type),
+          source: str(ds.source),
+          ...(typeof ds.schema === "string" ? { schema: ds.schema } : {}),
+          ...(typeof ds.profile === "string" ? { profile: ds.profile } : {}),
+        },
+      });
+    }
+    return out.sort((a, b) => a.dataset.name.localeCompare(b.dataset.name));
+  }
+
   async updateRun(runId: string, status: TerminalRunStatus, endTime?: number): Promise<RunInfo> {
     if (!(status in STATUS_TO_INT)) {
       throw invalid(`run status ${JSON.stringify(status)}: expected FINISHED, FAILED or KILLED`);
     }
     const { dir, meta } = await this.#activeRun(runId);
     const next: Meta = { ...meta, status: STATUS_TO_INT[status], end_time: endTime ?? Date.now() };
-    await writeFileAtomic(join(dir, META), toYaml(next), dir);
+    await writeFileAtomic(join(dir, META), metaYaml(next), dir);
     return this.#runInfo(next, await readKeyFiles(join(dir, "tags")));
   }
 
@@ -659,7 +767,7 @@ export class FileTracker implements Tracker {
     const meta = (await readMeta(dir))!;
     await writeFileAtomic(
       join(dir, META),
-      toYaml({ ...meta, lifecycle_stage: "deleted", deleted_time: Date.now() }),
+      metaYaml({ ...meta, lifecycle_stage: "deleted", deleted_time: Date.now() }),
       dir,
     );
   }
@@ -749,7 +857,7 @@ export class FileTracker implements Tracker {
     const { dir, meta } = await this.#modelMeta(name);
     await writeFileAtomic(
       join(dir, META),
-      toYaml({ ...meta, last_updated_timestamp: Date.now() }),
+      metaYaml({ ...meta, last_updated_timestamp: Date.now() }),
       dir,
     );
   }
@@ -764,7 +872,7 @@ export class FileTracker implements Tracker {
     const now = Date.now();
     const created = await createFileExclusive(
       join(dir, META),
-      toYaml({
+      metaYaml({
         aliases: {},
         creation_timestamp: now,
         description: opts.description ?? null,
@@ -839,8 +947,11 @@ export class FileTracker implements Tracker {
     name: string,
     source: string,
     runId?: string,
-    opts: { description?: string; tags?: Record<string, string> } = {},
+    opts: { description?: string; tags?: Record<string, string>; clientToken?: string } = {},
   ): Promise<string> {
+    if (opts.clientToken) {
+      opts = { ...opts, tags: { ...opts.tags, [CLIENT_TOKEN_TAG]: opts.clientToken } };
+    }
     const { dir: modelDir } = await this.#modelMeta(name);
     if (typeof source !== "string" || !source) {
       throw invalid("model version source: expected a URI");
@@ -864,7 +975,7 @@ export class FileTracker implements Tracker {
         const now = Date.now();
         await writeFileAtomic(
           join(tmp, META),
-          toYaml({
+          metaYaml({
             aliases: [],
             creation_timestamp: now,
             current_stage: "None",
@@ -991,14 +1102,14 @@ export class FileTracker implements Tracker {
         if (other && other.current_stage === target) {
           await writeFileAtomic(
             join(modelDir, d, META),
-            toYaml({ ...other, current_stage: "Archived", last_updated_timestamp: now }),
+            metaYaml({ ...other, current_stage: "Archived", last_updated_timestamp: now }),
             join(modelDir, d),
           );
         }
       }
     }
     const next = { ...meta, current_stage: target, last_updated_timestamp: now };
-    await writeFileAtomic(join(dir, META), toYaml(next), dir);
+    await writeFileAtomic(join(dir, META), metaYaml(next), dir);
     await this.#touchModel(name);
     return await this.#versionFromDir(dir, next, await readKeyFiles(join(modelDir, "aliases")));
   }

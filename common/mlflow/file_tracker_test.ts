@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { MlflowError } from "./errors.ts";
 import { FileTracker } from "./file_tracker.ts";
-import { parseYaml } from "./_yaml.ts";
+import { parseYamlMapping as parseYaml } from "../yaml/mod.ts";
 
 async function rejectsCode(p: Promise<unknown>, code: string, message?: RegExp): Promise<void> {
   let caught: unknown;

@@ -46,6 +46,8 @@ export interface OpenTrackerOptions {
   s3?: OpenOptions["s3"];
   /** Retry and timeout overrides (REST only). */
   maxAttempts?: number;
+  /** Seconds a failing call keeps being retried (default 120). */
+  retryBudgetSeconds?: number;
   timeoutMs?: number;
   logger?: Logger;
 }
@@ -66,6 +68,9 @@ export function openTracker(opts: OpenTrackerOptions = {}): Tracker {
       password: opts.password,
       s3: opts.s3,
       maxAttempts: opts.maxAttempts,
+      retryBudgetMs: opts.retryBudgetSeconds === undefined
+        ? undefined
+        : Math.round(opts.retryBudgetSeconds * 1000),
       timeoutMs: opts.timeoutMs,
       logger: opts.logger,
     });

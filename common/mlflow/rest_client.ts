@@ -32,9 +32,11 @@ import {
   openObjectStore,
   type OpenOptions,
 } from "../objectstore/mod.ts";
+import { S3SettingsSchema } from "../objectstore/s3_settings.ts";
 import { copyFileAtomic, walkFiles, writeStreamAtomic } from "./_atomic.ts";
 import { chunkBatch, normalizeBatch, paramString } from "./_batch.ts";
-import { HttpTransport, type Query } from "./_http.ts";
+import { HttpTransport, OUTCOME_UNKNOWN, type Query } from "./_http.ts";
+import { describeNetworkError } from "./_network_error.ts";
 import {
   downloadLocalFile,
   downloadLocalTree,
@@ -42,13 +44,15 @@ import {
   listLocal,
 } from "./_local_artifacts.ts";
 import { downloadModel, resolveModelUri } from "./_resolve.ts";
-import { metricWireValue, Responses, toKeyValues } from "./_wire.ts";
+import { datasetInputsWire, metricWireValue, Responses, toKeyValues } from "./_wire.ts";
 import { ArtifactNotFoundError, ErrorCodes, isNotFound, MlflowError } from "./errors.ts";
 import { artifactPathSegments, joinArtifactUri } from "./model_uri.ts";
+import { CLIENT_TOKEN_TAG } from "./tracker.ts";
 import type {
   ArtifactEntry,
   ArtifactSource,
   CreateRunOptions,
+  DatasetInput,
   DownloadedModel,
   Experiment,
   LogBatch,
@@ -61,23 +65,12 @@ import type {
   ResolvedModelUri,
   Run,
   RunInfo,
+  RunStatus,
   TerminalRunStatus,
   Tracker,
   WaitOptions,
 } from "./tracker.ts";
-
-const s3Schema = z.object({
-  endpoint: z.string().optional(),
-  region: z.string().optional(),
-  forcePathStyle: z.boolean().optional(),
-  accessKeyId: z.string().optional(),
-  secretAccessKey: z.string().optional(),
-  sessionToken: z.string().optional(),
-  partSize: z.number().int().positive().optional(),
-  // The config's `s3` section gives the part size in MiB; openObjectStore converts it.
-  partSizeMb: z.number().int().min(5).optional(),
-  maxAttempts: z.number().int().positive().optional(),
-});
+import { sleep } from "../timing/mod.ts";
 
 /** Options of {@link MlflowRestTracker}, validated at construction. */
 export const RestTrackerOptionsSchema = z.object({
@@ -90,8 +83,13 @@ export const RestTrackerOptionsSchema = z.object({
   token: z.string().min(1).optional(),
   username: z.string().min(1).optional(),
   password: z.string().optional(),
-  /** Total tries for a transient failure (1 = no retries). */
-  maxAttempts: z.number().int().min(1).max(20).default(5),
+  /** Cap on tries for a transient failure (1 = no retries); unset = what the budget allows. */
+  maxAttempts: z.number().int().min(1).optional(),
+  /**
+   * Wall time (ms) from a call's first attempt during which transient failures are retried; the
+   * default rides through a server restart of a minute or so.
+   */
+  retryBudgetMs: z.number().int().nonnegative().default(120_000),
   /** First retry's delay cap; doubles per retry (full jitter). */
   baseDelayMs: z.number().nonnegative().default(250),
   maxDelayMs: z.number().nonnegative().default(10_000),
@@ -100,7 +98,7 @@ export const RestTrackerOptionsSchema = z.object({
   /** Per-request timeout for artifact uploads and downloads. */
   artifactTimeoutMs: z.number().int().positive().default(30 * 60_000),
   /** S3 settings for runs whose artifact root is `s3://` (direct access, as MLflow's client does). */
-  s3: s3Schema.optional(),
+  s3: S3SettingsSchema.optional(),
 }).refine((o) => !(o.token && o.username), {
   error: "expected either token or username/password, found both",
 }).refine((o) => o.password === undefined || o.username !== undefined, {
@@ -152,6 +150,7 @@ export class MlflowRestTracker implements Tracker {
   readonly #opts: z.output<typeof RestTrackerOptionsSchema>;
   readonly #artifactRoots = new Map<string, string>();
   readonly #stores = new Map<string, Promise<ObjectStore>>();
+  readonly #log: Logger;
 
   constructor(options: RestTrackerOptions) {
     const { logger, ...rest } = options;
@@ -162,6 +161,7 @@ export class MlflowRestTracker implements Tracker {
       });
     }
     this.#opts = parsed.data;
+    this.#log = logger ?? createLogger({ stage: "mlflow" });
     const o = parsed.data;
     let authorization: string | undefined;
     if (o.token) authorization = `Bearer ${o.token}`;
@@ -173,10 +173,11 @@ export class MlflowRestTracker implements Tracker {
       baseUrl: o.trackingUri.replace(/\/+$/, ""),
       authorization,
       maxAttempts: o.maxAttempts,
+      retryBudgetMs: o.retryBudgetMs,
       baseDelayMs: o.baseDelayMs,
       maxDelayMs: o.maxDelayMs,
       timeoutMs: o.timeoutMs,
-      logger: logger ?? createLogger({ stage: "mlflow" }),
+      logger: this.#log,
     });
   }
 
@@ -184,7 +185,7 @@ export class MlflowRestTracker implements Tracker {
   call(
     method: "GET" | "POST" | "PATCH" | "DELETE",
     endpoint: string,
-    opts: { query?: Query; json?: unknown } = {},
+    opts: { query?: Query; json?: unknown; idempotent?: boolean } = {},
   ): Promise<unknown> {
     return this.#http.json({ method, path: `${API}/${endpoint}`, ...opts });
   }
@@ -193,7 +194,7 @@ export class MlflowRestTracker implements Tracker {
     schema: S,
     method: "GET" | "POST" | "PATCH" | "DELETE",
     endpoint: string,
-    opts: { query?: Query; json?: unknown } = {},
+    opts: { query?: Query; json?: unknown; idempotent?: boolean } = {},
   ): Promise<z.output<S>> {
     const body = await this.call(method, endpoint, opts);
     const parsed = schema.safeParse(body);
@@ -298,18 +299,84 @@ export class MlflowRestTracker implements Tracker {
 
   // ---- runs ----
 
+  /**
+   * Creates a run exactly once: the run carries a client token (`sluice.client_token`, from
+   * `opts.clientToken` or a fresh UUID); when the create's outcome is unknown (the answer was lost,
+   * a 5xx, a timeout) the run is looked up by its token before another create is sent.
+   */
   async createRun(experimentId: string, opts: CreateRunOptions = {}): Promise<RunInfo> {
-    const r = await this.#api(Responses.run, "POST", "runs/create", {
-      json: {
-        experiment_id: experimentId,
-        run_name: opts.runName,
-        start_time: opts.startTime ?? Date.now(),
-        tags: toKeyValues(opts.tags),
-        user_id: opts.userId,
+    const token = opts.clientToken ?? crypto.randomUUID();
+    const tags = { ...opts.tags, [CLIENT_TOKEN_TAG]: token };
+    const info = await this.#createOnce(
+      "runs/create",
+      async () => {
+        const r = await this.#api(Responses.run, "POST", "runs/create", {
+          json: {
+            experiment_id: experimentId,
+            run_name: opts.runName,
+            start_time: opts.startTime ?? Date.now(),
+            tags: toKeyValues(tags),
+            user_id: opts.userId,
+          },
+          idempotent: false,
+        });
+        return r.run.info;
       },
+      async () =>
+        (await this.findRuns(experimentId, { tags: { [CLIENT_TOKEN_TAG]: token } }))[0]?.info,
+    );
+    this.#artifactRoots.set(info.runId, info.artifactUri);
+    return info;
+  }
+
+  /**
+   * Runs `create` (a non-idempotent call); on `OUTCOME_UNKNOWN` asks `lookup` whether it was
+   * applied after all, and creates again only when it was not, within the retry budget.
+   */
+  async #createOnce<T>(
+    what: string,
+    create: () => Promise<T>,
+    lookup: () => Promise<T | undefined>,
+  ): Promise<T> {
+    const startedAt = Date.now();
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await create();
+      } catch (err) {
+        if (!(err instanceof MlflowError) || err.errorCode !== OUTCOME_UNKNOWN) throw err;
+        this.#log.warn("mlflow create: outcome unknown, looking it up by client token", {
+          request: what,
+          attempt,
+          err: err.message,
+        });
+        const found = await lookup();
+        if (found !== undefined) {
+          this.#log.info("mlflow create: it had been applied; using it", { request: what });
+          return found;
+        }
+        if (!this.#http.mayRetry(attempt, startedAt)) throw err;
+        await sleep(Math.min(2_000, this.#opts.baseDelayMs * attempt));
+      }
+    }
+  }
+
+  /**
+   * Runs of an experiment, filtered by status and exact tag values (all pages). Tag keys may hold
+   * dots (they are quoted with backticks, as MLflow's search syntax allows).
+   */
+  async findRuns(
+    experimentId: string,
+    filter: { status?: RunStatus; tags?: Record<string, string> } = {},
+  ): Promise<Run[]> {
+    const quote = (v: string) => `'${v.replaceAll("'", "\\'")}'`;
+    const parts: string[] = [];
+    if (filter.status) parts.push(`attributes.status = ${quote(filter.status)}`);
+    for (const [k, v] of Object.entries(filter.tags ?? {})) {
+      parts.push(`tags.\`${k.replaceAll("`", "")}\` = ${quote(v)}`);
+    }
+    return await this.searchRuns([experimentId], {
+      filter: parts.length ? parts.join(" and ") : undefined,
     });
-    this.#artifactRoots.set(r.run.info.runId, r.run.info.artifactUri);
-    return r.run.info;
   }
 
   async getRun(runId: string): Promise<Run> {
@@ -414,6 +481,13 @@ export class MlflowRestTracker implements Tracker {
         },
       });
     }
+  }
+
+  async logInputs(runId: string, inputs: DatasetInput[]): Promise<void> {
+    if (inputs.length === 0) return;
+    await this.#api(Responses.empty, "POST", "runs/log-inputs", {
+      json: { run_id: runId, datasets: datasetInputsWire(inputs) },
+    });
   }
 
   async updateRun(runId: string, status: TerminalRunStatus, endTime?: number): Promise<RunInfo> {
@@ -578,7 +652,12 @@ export class MlflowRestTracker implements Tracker {
     throw this.#unsupported(uri);
   }
 
-  async #downloadUri(uri: string, destPath: string, attempt = 1): Promise<string> {
+  async #downloadUri(
+    uri: string,
+    destPath: string,
+    attempt = 1,
+    startedAt = Date.now(),
+  ): Promise<string> {
     if (uri.startsWith("mlflow-artifacts:")) {
       const path = `${PROXY}/${encodeSegments(proxyPathOf(uri).split("/"))}`;
       const res = await this.#http.send({
@@ -599,14 +678,15 @@ export class MlflowRestTracker implements Tracker {
         await writeStreamAtomic(destPath, res.body);
       } catch (err) {
         // The body broke off mid-stream: start the download over, within the retry budget.
-        if (attempt >= this.#opts.maxAttempts) {
-          throw new MlflowError(`GET ${path}: the download broke off after ${attempt} attempt(s)`, {
-            errorCode: "NETWORK_ERROR",
-            request: `GET ${path}`,
-            cause: err,
-          });
+        if (!this.#http.mayRetry(attempt, startedAt)) {
+          throw new MlflowError(
+            `GET ${path}: the download broke off after ${attempt} attempt(s): ${
+              describeNetworkError(err)
+            }`,
+            { errorCode: "NETWORK_ERROR", request: `GET ${path}`, cause: err },
+          );
         }
-        return await this.#downloadUri(uri, destPath, attempt + 1);
+        return await this.#downloadUri(uri, destPath, attempt + 1, startedAt);
       }
       return destPath;
     }
@@ -725,22 +805,38 @@ export class MlflowRestTracker implements Tracker {
     return r.registered_model;
   }
 
+  /**
+   * Registers a version exactly once: it carries a client token (`sluice.client_token`, from
+   * `opts.clientToken` or a fresh UUID), and when the create's outcome is unknown the versions of
+   * `name` are searched for that token before another create is sent.
+   */
   async createModelVersion(
     name: string,
     source: string,
     runId?: string,
-    opts: { description?: string; tags?: Record<string, string> } = {},
+    opts: { description?: string; tags?: Record<string, string>; clientToken?: string } = {},
   ): Promise<string> {
-    const r = await this.#api(Responses.modelVersion, "POST", "model-versions/create", {
-      json: {
-        name,
-        source,
-        run_id: runId || undefined,
-        description: opts.description,
-        tags: toKeyValues(opts.tags),
+    const token = opts.clientToken ?? crypto.randomUUID();
+    const tags = { ...opts.tags, [CLIENT_TOKEN_TAG]: token };
+    return await this.#createOnce(
+      "model-versions/create",
+      async () => {
+        const r = await this.#api(Responses.modelVersion, "POST", "model-versions/create", {
+          json: {
+            name,
+            source,
+            run_id: runId || undefined,
+            description: opts.description,
+            tags: toKeyValues(tags),
+          },
+          idempotent: false,
+        });
+        return r.model_version.version;
       },
-    });
-    return r.model_version.version;
+      async () =>
+        (await this.searchModelVersions(name)).find((v) => v.tags[CLIENT_TOKEN_TAG] === token)
+          ?.version,
+    );
   }
 
   async getModelVersion(name: string, version: string): Promise<ModelVersion> {
@@ -789,7 +885,7 @@ export class MlflowRestTracker implements Tracker {
           { errorCode: "TIMEOUT" },
         );
       }
-      await new Promise((r) => setTimeout(r, interval));
+      await sleep(interval);
     }
   }
 

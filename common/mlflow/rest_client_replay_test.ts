@@ -18,7 +18,7 @@ import {
   loadRecording,
   recordedPayloads,
   ReplayServer,
-} from "./_replay_server.ts";
+} from "../../tests/support/mlflow/replay_server.ts";
 
 const R = "cbc9d23a500e45bba5f0dff5b532b0ef"; // the recorded main run
 const MODEL = "ts-client-contract-model";

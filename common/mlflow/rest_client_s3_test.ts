@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { s3Availability, startS3Server } from "../../tests/harness/s3.ts";
 import { ArtifactNotFoundError } from "./errors.ts";
 import { MlflowRestTracker } from "./rest_client.ts";
-import { standInBytes } from "./_replay_server.ts";
+import { standInBytes } from "../../tests/support/mlflow/replay_server.ts";
 
 const s3 = await s3Availability();
 

@@ -2,7 +2,7 @@
  * The experiment-tracking and model-registry operations Sluice needs, as one interface with two
  * implementations: `MlflowRestTracker` (an MLflow tracking server over REST, see `rest_client.ts`)
  * and `FileTracker` (MLflow's own file-store layout in a local `mlruns/` directory, the embedded
- * default, see `file_tracker.ts`). `_contract.ts` holds the scenario both must pass
+ * default, see `file_tracker.ts`). `tests/support/mlflow/tracker_contract.ts` holds the scenario both must pass
  * (`contract_test.ts`); `openTracker` in `mod.ts` picks one from configuration.
  *
  * Conventions shared by both: ids and model versions are strings; parameter values are sent and
@@ -50,8 +50,19 @@ export interface Experiment {
   tags: Record<string, string>;
 }
 
+/**
+ * The tag that makes creation idempotent: a run or model version created with a client token
+ * carries it, so a create whose answer was lost can be looked up instead of repeated.
+ */
+export const CLIENT_TOKEN_TAG = "sluice.client_token";
+
 /** What {@link Tracker.createRun} accepts. */
 export interface CreateRunOptions {
+  /**
+   * Identifies this creation (tag {@link CLIENT_TOKEN_TAG}); a retried create finds the run made
+   * by a lost earlier attempt instead of making a second. Default: a fresh UUID.
+   */
+  clientToken?: string;
   runName?: string;
   tags?: Record<string, string>;
   /** Milliseconds since the epoch; default now. */
@@ -90,12 +101,38 @@ export interface MetricInput {
   timestamp?: number;
 }
 
+/** A dataset as MLflow records it (`mlflow.entities.Dataset`). */
+export interface Dataset {
+  name: string;
+  /** A short content hash: the same data gives the same digest. */
+  digest: string;
+  /** Where the data lives, e.g. `s3`, `local`, `http`. */
+  sourceType: string;
+  /** A JSON document describing the source (MLflow's convention), e.g. `{"uri": "s3://…"}`. */
+  source: string;
+  /** A JSON document describing the records' schema. */
+  schema?: string;
+  /** A JSON document of summary statistics (counts). */
+  profile?: string;
+}
+
+/** A dataset used by a run, with input tags (`mlflow.data.context`: `training`, `validation`). */
+export interface DatasetInput {
+  dataset: Dataset;
+  tags: Record<string, string>;
+}
+
+/** The input tag naming what a dataset was used for. */
+export const DATASET_CONTEXT_TAG = "mlflow.data.context";
+
 /** A run with its data: params and tags as maps, and the latest value of each metric. */
 export interface Run {
   info: RunInfo;
   params: Record<string, string>;
   tags: Record<string, string>;
   metrics: Record<string, Metric>;
+  /** The datasets logged with {@link Tracker.logInputs} (absent when none). */
+  inputs?: DatasetInput[];
 }
 
 /** What {@link Tracker.logBatch} accepts (any part may be omitted). */
@@ -213,6 +250,13 @@ export interface Tracker {
   setTags(runId: string, tags: Record<string, string>): Promise<void>;
   /** Params, metrics and tags together (chunked within MLflow's limits). */
   logBatch(runId: string, batch: LogBatch): Promise<void>;
+  /** Runs of an experiment with the given status and exact tag values (all when no filter). */
+  findRuns(
+    experimentId: string,
+    filter?: { status?: RunStatus; tags?: Record<string, string> },
+  ): Promise<Run[]>;
+  /** Logs datasets as the run's inputs (MLflow's `log-inputs`); logging one twice is a no-op. */
+  logInputs(runId: string, inputs: DatasetInput[]): Promise<void>;
   /** Ends a run; `endTime` defaults to now. */
   updateRun(runId: string, status: TerminalRunStatus, endTime?: number): Promise<RunInfo>;
 
@@ -247,7 +291,7 @@ export interface Tracker {
     name: string,
     source: string,
     runId?: string,
-    opts?: { description?: string; tags?: Record<string, string> },
+    opts?: { description?: string; tags?: Record<string, string>; clientToken?: string },
   ): Promise<string>;
   /** Polls until the version is READY; throws on FAILED_REGISTRATION or timeout. */
   waitUntilReady(name: string, version: string, opts?: WaitOptions): Promise<ModelVersion>;

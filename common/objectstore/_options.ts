@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { SluiceError } from "../errors/mod.ts";
-import type { ListOptions, PutOptions } from "./mod.ts";
+import type { ListOptions, PutOptions } from "./contract.ts";
 
 /** S3's limit on user metadata (keys + values, UTF-8 bytes). */
 export const MAX_METADATA_BYTES = 2048;

@@ -7,6 +7,8 @@
  * and `withRetry` for work the SDK cannot replay, such as re-reading a response body.
  * @module
  */
+import { backoffDelayMs } from "../timing/backoff.ts";
+import { sleep as sleepFor } from "../timing/sleep.ts";
 
 /** How many times to try and how long to wait between tries. */
 export interface RetryPolicy {
@@ -24,23 +26,8 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = {
   maxDelayMs: 5_000,
 };
 
-/**
- * The delay before retry number `retry` (1 for the first retry), full jitter.
- *
- * @example
- * ```ts
- * backoffDelayMs(3, { maxAttempts: 5, baseDelayMs: 100, maxDelayMs: 5000 }); // in [0, 400)
- * ```
- */
-export function backoffDelayMs(
-  retry: number,
-  policy: RetryPolicy,
-  random: () => number = Math.random,
-): number {
-  const exp = policy.baseDelayMs * 2 ** Math.max(0, retry - 1);
-  const cap = Math.min(policy.maxDelayMs, exp);
-  return Math.floor(random() * cap);
-}
+/** The delay before retry number `retry` (1 for the first retry), full jitter. */
+export { backoffDelayMs };
 
 const RETRYABLE_NAMES = new Set([
   "SlowDown",
@@ -135,8 +122,6 @@ export interface RetryOptions {
   onRetry?: (info: { attempt: number; delayMs: number; error: unknown }) => void;
 }
 
-const realSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
 /**
  * Calls `fn` until it succeeds, a non-retryable error occurs, or attempts run out; then
  * rethrows the last error.
@@ -152,7 +137,7 @@ export async function withRetry<T>(
 ): Promise<T> {
   const policy = opts.policy ?? DEFAULT_RETRY_POLICY;
   const isRetryable = opts.isRetryable ?? isRetryableError;
-  const sleep = opts.sleep ?? realSleep;
+  const sleep = opts.sleep ?? ((ms: number) => sleepFor(ms));
   for (let attempt = 1;; attempt++) {
     try {
       return await fn(attempt);

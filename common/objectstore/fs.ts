@@ -54,7 +54,7 @@ import {
   type ObjectStore,
   type PutOptions,
   validateKey,
-} from "./mod.ts";
+} from "./contract.ts";
 
 /** The hidden directory under the root that holds sidecars. */
 export const META_DIR = ".sluice-meta";

@@ -53,7 +53,7 @@ import {
   type ObjectStore,
   type PutOptions,
   validateKey,
-} from "./mod.ts";
+} from "./contract.ts";
 
 /** Connection settings shared by every AWS client (S3, SQS) in Sluice. */
 export interface AwsConnectionOptions {

@@ -25,9 +25,14 @@ import {
   type Effects,
   LeaseLostError,
   type ManifestStore,
-  type StageName,
+  type QueueName,
 } from "../manifest/mod.ts";
 import { jitter, Waker } from "./_waker.ts";
+import {
+  type CompletionBatchOptions,
+  completionBatchSchema,
+  completionPath,
+} from "./_completion_batcher.ts";
 import {
   createProgressReporter,
   ProgressCounter,
@@ -37,11 +42,13 @@ import {
 } from "./progress.ts";
 import { isPermanentFailure } from "./retry_policy.ts";
 
-/** The part of the manifest the loop uses; any `ManifestStore` is one. */
-export type WorkQueue = Pick<
-  ManifestStore,
-  "claim" | "renew" | "complete" | "fail" | "release" | "workCounts"
->;
+/**
+ * The part of the manifest the loop uses; any `ManifestStore` is one. `completeMany` is used
+ * only with `completionBatch`.
+ */
+export type WorkQueue =
+  & Pick<ManifestStore, "claim" | "renew" | "complete" | "fail" | "release" | "workCounts">
+  & Partial<Pick<ManifestStore, "completeMany">>;
 
 /** Given to `process` with each claim. */
 export interface ItemContext {
@@ -87,13 +94,24 @@ export interface ProgressOptions {
 
 export interface RunWorkerOptions {
   manifest: WorkQueue;
-  stage: StageName;
+  stage: QueueName;
   /** Lease owner, unique per process (e.g. `${hostname}-${pid}`). */
   owner: string;
   /** Most items claimed per round trip (default: `concurrency`); never more than free slots. */
   batchSize?: number;
   /** Items processed at once (default 1). */
   concurrency?: number;
+  /**
+   * Claims held ahead in a local buffer beyond `concurrency` (default 0), so a slot never waits
+   * for a claim round trip; buffered claims are renewed, and released at shutdown. `concurrency`
+   * is a good value when items are short.
+   */
+  prefetch?: number;
+  /**
+   * Record completions in groups (one `completeMany` transaction per group, flushed at
+   * `maxItems` or `maxDelayMs`); off by default (one `complete` per item).
+   */
+  completionBatch?: CompletionBatchOptions;
   /** Lease length; renewed every `leaseMs / 3` (default 60 s). */
   leaseMs?: number;
   /** Claims per item before it goes to `failed` (default 5). */
@@ -128,6 +146,8 @@ const OptionsSchema = z.object({
   owner: z.string().min(1),
   concurrency: z.number().int().positive().default(1),
   batchSize: z.number().int().positive().optional(),
+  prefetch: z.number().int().nonnegative().default(0),
+  completionBatch: completionBatchSchema.optional(),
   leaseMs: z.number().int().min(30).default(60_000),
   maxAttempts: z.number().int().positive().default(5),
   idlePollMs: z.number().int().positive().default(1000),
@@ -178,6 +198,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerSummar
   const log = options.log.child({ owner: cfg.owner });
   const permanentCodes = options.permanentCodes ?? [];
 
+  const completer = completionPath(manifest, cfg.completionBatch);
   const summary: WorkerSummary = { done: 0, failed: 0, retried: 0, leaseLost: 0, released: 0 };
   const held = new Map<string, Held>();
   const queued: Held[] = [];
@@ -300,7 +321,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerSummar
         else if (h.lost) result = { outcome: "lease_lost" };
         else {
           try {
-            await manifest.complete(h.claim, effects ?? {});
+            await completer.complete(h.claim, effects ?? {});
             result = { outcome: "done" };
             itemLog.debug("item done", { ms: Math.round(performance.now() - t0) });
           } catch (err) {
@@ -388,7 +409,9 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerSummar
 
     while (!signal?.aborted) {
       while (queued.length > 0 && running.size < cfg.concurrency) start(queued.shift()!);
-      if (running.size >= cfg.concurrency) {
+      // Free slots plus the prefetch buffer's room (with no prefetch: the free slots).
+      const room = cfg.concurrency + cfg.prefetch - running.size - queued.length;
+      if (room <= 0) {
         await waker.wait(cfg.idlePollMs);
         continue;
       }
@@ -398,10 +421,10 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerSummar
       }
       let claims: Claim[];
       try {
-        // Never hold more claims than slots: a claim waiting in a local buffer would keep
-        // its item from idle workers while its lease ticks.
+        // Never hold more claims than slots plus `prefetch`: a claim waiting in a local buffer
+        // keeps its item from idle workers while its lease ticks.
         claims = await manifest.claim(cfg.stage, {
-          max: Math.min(batchSize, cfg.concurrency - running.size),
+          max: Math.min(batchSize, room),
           leaseMs: cfg.leaseMs,
           owner: cfg.owner,
           maxAttempts: cfg.maxAttempts,
@@ -463,6 +486,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerSummar
       // Items that ignore their signal are abandoned; their late results are discarded.
       for (const h of left) finish(h, { outcome: "released" }, 0);
     }
+    await completer.flush();
     const timer = renewTimer;
     renewTimer = undefined;
     clearTimeout(timer);

@@ -15,7 +15,7 @@ import {
   type FailOptions,
   LeaseLostError,
   type ManifestStore,
-  type StageName,
+  type QueueName,
   type WorkRow,
 } from "../manifest/mod.ts";
 import { openSqliteManifest } from "../manifest/sqlite.ts";
@@ -34,7 +34,7 @@ class RecordingQueue implements WorkQueue {
 
   constructor(readonly store: ManifestStore) {}
 
-  claim(stage: StageName, opts: Parameters<ManifestStore["claim"]>[1]): Promise<Claim[]> {
+  claim(stage: QueueName, opts: Parameters<ManifestStore["claim"]>[1]): Promise<Claim[]> {
     this.calls.claim++;
     return this.store.claim(stage, opts);
   }
@@ -58,12 +58,12 @@ class RecordingQueue implements WorkQueue {
     this.calls.release++;
     return this.store.release(claim);
   }
-  workCounts(stage?: StageName) {
+  workCounts(stage?: QueueName) {
     this.calls.workCounts++;
     return this.store.workCounts(stage);
   }
 
-  async row(stage: StageName, itemId: string): Promise<WorkRow> {
+  async row(stage: QueueName, itemId: string): Promise<WorkRow> {
     const row = (await this.store.listWork(stage, undefined, 10_000)).find((r) =>
       r.itemId === itemId
     );

@@ -182,6 +182,18 @@ Deno.test("the Grafana dashboard has the fields Grafana requires and covers ever
     }
   }
   assert.ok(exprs.includes("sluice_infer_model_info"));
+  // The model: training loss and validation mAP, inference latency per batch, predictions per
+  // class, the score distribution, event lag and the served version.
+  for (
+    const metric of [
+      "sluice_train_loss",
+      "sluice_train_val_map",
+      "sluice_infer_inference_seconds_bucket",
+      "sluice_infer_predictions_by_class_total",
+      "sluice_infer_detection_score_bucket",
+      "sluice_ingest_event_lag_seconds_bucket",
+    ]
+  ) assert.ok(exprs.includes(metric), `dashboard: expected a panel on ${metric}`);
 
   const provisioning = await Deno.readTextFile(`${dir}/grafana/provisioning.yml`);
   assert.match(provisioning, /^apiVersion: 1$/m);

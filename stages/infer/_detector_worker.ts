@@ -7,6 +7,7 @@
  * @module
  */
 /// <reference lib="deno.worker" />
+import "../../common/runtime_assets/onnxruntime_preload.ts"; // first: the binding loads from the runtime cache
 import * as ort from "onnxruntime-node";
 
 /** Messages the main thread sends. */

@@ -87,9 +87,21 @@ export const InferSettingsSchema = z.strictObject({
     "Label Studio server to push pre-annotated tasks to (with labelStudioToken and ProjectId)",
   ),
   labelStudioToken: secret(z.string().min(1)).optional().describe(
-    "Label Studio API token (sent as Authorization: Token <token>)",
+    "Label Studio API token: a legacy token or a Personal Access Token (see labelStudioAuth)",
   ),
   labelStudioProjectId: z.int().min(1).optional().describe("Label Studio project to import into"),
+  labelStudioTopK: z.int().min(1).optional().describe(
+    "Push only the K tasks of highest review priority per batch (unset = all)",
+  ),
+  labelStudioAuth: z.enum(["auto", "token", "pat"]).default("auto").describe(
+    "Token kind: token (legacy, Authorization: Token), pat (refresh flow, Bearer), auto (JWT = pat)",
+  ),
+  labelStudioBatchSize: z.int().min(1).max(10_000).default(500).describe(
+    "Tasks per Label Studio import request",
+  ),
+  labelStudioLabelConfig: z.string().min(1).optional().describe(
+    "Label Studio label config XML file: from_name/to_name and labels of pre-annotations",
+  ),
   maxBytes: z.int().min(1).default(256 * 1024 * 1024).describe(
     "Largest image object accepted, bytes",
   ),

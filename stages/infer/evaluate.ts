@@ -18,6 +18,7 @@ import { createImageMatcher, imageRefFromUrl } from "../../common/annotations/mo
 import { SluiceError } from "../../common/errors/mod.ts";
 import {
   type ClassAp,
+  type CocoStats,
   type GroundTruth,
   meanAveragePrecision,
   type Prediction,
@@ -39,6 +40,10 @@ export interface EvalReport {
   map50_95: number;
   apDefinition: "coco-101-point";
   perClass: ClassAp[];
+  /** COCOeval.summarize()'s twelve numbers (AP/AR by area range, AR@1/10/100). */
+  stats: CocoStats;
+  /** URIs of the evaluation pictures (PR curves, confusion matrix, contact sheet), when drawn. */
+  pictures?: string[];
   /** Ground-truth images, and how many were matched to a predicted image. */
   gtImages: number;
   matchedImages: number;
@@ -68,6 +73,7 @@ const GtSchema = z.looseObject({
     category_id: z.number(),
     bbox: z.tuple([z.number(), z.number(), z.number(), z.number()]),
     iscrowd: z.number().optional(),
+    area: z.number().nonnegative().optional(),
   })).default([]),
   categories: z.array(z.looseObject({ id: z.number(), name: z.string() })).min(1),
 });
@@ -94,6 +100,7 @@ function parseGt(input: unknown, what: string) {
 export function evaluatePredictions(
   gtJson: unknown,
   predictions: readonly EvalPrediction[],
+  onScored?: (scored: ScoredSet) => void,
 ): EvalReport {
   const gt = parseGt(gtJson, "ground truth");
   const match = createImageMatcher(
@@ -112,6 +119,8 @@ export function evaluatePredictions(
   const results: Prediction[] = [];
   const unknown = new Set<string>();
   const used = new Set<string>();
+  const imageUris = new Map<number | string, string[]>();
+  const fileNames = new Map<number | string, string>();
   for (const img of gt.images) {
     const m = match(imageRefFromUrl(img.file_name, img.sluice_image_id ?? null));
     if (m.kind !== "matched" || used.has(m.id)) {
@@ -120,6 +129,8 @@ export function evaluatePredictions(
     }
     used.add(m.id);
     matchedGt.push({ id: img.id });
+    imageUris.set(img.id, byPrediction.get(m.id)!.uris);
+    fileNames.set(img.id, img.file_name);
     for (const b of byPrediction.get(m.id)!.boxes) {
       const categoryId = categoryByName.get(b.label);
       if (categoryId === undefined) {
@@ -130,19 +141,19 @@ export function evaluatePredictions(
     }
   }
   const kept = new Set(matchedGt.map((i) => i.id));
-  const r = meanAveragePrecision(
-    {
-      images: matchedGt,
-      annotations: gt.annotations.filter((a) => kept.has(a.image_id)),
-      categories: gt.categories,
-    },
-    results,
-  );
+  const scoredGt = {
+    images: matchedGt.map((i) => ({ ...i, file_name: fileNames.get(i.id) })),
+    annotations: gt.annotations.filter((a) => kept.has(a.image_id)),
+    categories: gt.categories,
+  };
+  const r = meanAveragePrecision(scoredGt, results);
+  onScored?.({ gt: scoredGt, predictions: results, imageUris });
   return {
     map50: r.map50,
     map50_95: r.map50_95,
     apDefinition: r.apDefinition,
     perClass: r.perClass,
+    stats: r.stats,
     gtImages: gt.images.length,
     matchedImages: matchedGt.length,
     unmatched,
@@ -151,8 +162,18 @@ export function evaluatePredictions(
   };
 }
 
+/** What was scored: the matched ground truth, the predictions in its ids, the images' URIs. */
+export interface ScoredSet {
+  gt: GroundTruth & { images: { id: number | string; file_name?: string }[] };
+  predictions: Prediction[];
+  /** Ground-truth image id → the URIs of the predicted image it matched. */
+  imageUris: Map<number | string, string[]>;
+}
+
 /** What {@link evaluate} scores. */
 export interface EvaluateOptions {
+  /** Receives what was scored (for the evaluation pictures). */
+  onScored?: (scored: ScoredSet) => void;
   /** A COCO file path, or its parsed content. */
   gt: string | unknown;
   /** Predictions given directly (e.g. from an `--input` run)… */
@@ -208,5 +229,5 @@ export async function evaluate(opts: EvaluateOptions): Promise<EvalReport> {
       boxes: i.boxes,
     }));
   }
-  return evaluatePredictions(gtJson, predictions);
+  return evaluatePredictions(gtJson, predictions, opts.onScored);
 }

@@ -14,10 +14,11 @@
  * ```
  * @module
  */
+import "../../common/runtime_assets/sharp_preload.ts"; // first: sharp loads its addon from the runtime cache
 import { EXIT_USAGE, parseStageArgs } from "../../common/config/mod.ts";
 import { messageOf, reasonOf } from "../../common/errors/mod.ts";
-import { serveStage } from "../../common/http/mod.ts";
-import { createLogger } from "../../common/log/mod.ts";
+import { materialiseRuntimeAssets } from "../../common/runtime_assets/mod.ts";
+import { createStageLogger, withStageServer } from "../../common/stage/mod.ts";
 import { shutdownSignal } from "../../common/worker/mod.ts";
 import { InferSettingsSchema } from "./config.ts";
 import { createInferStage } from "./stage.ts";
@@ -58,11 +59,7 @@ async function main(argv: readonly string[]): Promise<number> {
     flags: FLAGS,
     allowPositionals: true,
   });
-  const log = createLogger({
-    stage: "infer",
-    level: config.log.level,
-    json: config.log.format === "json" ? true : config.log.format === "pretty" ? false : undefined,
-  });
+  const log = createStageLogger("infer", config.log);
   for (const w of warnings) log.warn(w);
   if (positionals.length > 1 || !(MODES as readonly string[]).includes(positionals[0] ?? "run")) {
     console.error(
@@ -79,27 +76,17 @@ async function main(argv: readonly string[]): Promise<number> {
     : (positionals[0] ?? "run") as Mode;
 
   const shutdown = shutdownSignal();
-  const serverAbort = new AbortController();
-  const stopServer = () => serverAbort.abort();
-  shutdown.signal.addEventListener("abort", stopServer);
-  let server: Deno.HttpServer<Deno.NetAddr> | undefined;
   try {
+    await materialiseRuntimeAssets(config, { addons: ["onnxruntime"] });
     const stage = await createInferStage(config, { log });
     try {
       log.info("starting", { mode, inputs: inputs.length, eval: gt ?? null });
-      if (config.http.port !== 0) {
-        server = serveStage(stage.handler, {
-          hostname: config.http.hostname,
-          port: config.http.port,
-          signal: serverAbort.signal,
-          log,
-        });
-      }
-      const summary = await stage.run({
-        once: mode === "once",
-        signal: shutdown.signal,
-        inputs,
-      });
+      const summary = await withStageServer(
+        stage.handler,
+        config.http,
+        log,
+        () => stage.run({ once: mode === "once", signal: shutdown.signal, inputs }),
+      );
       if (mode === "once") {
         const report = gt !== undefined ? await stage.evaluate(gt) : undefined;
         console.log(JSON.stringify(report ? { ...summary, eval: report } : summary));
@@ -114,15 +101,12 @@ async function main(argv: readonly string[]): Promise<number> {
       }
       return 0;
     } finally {
-      serverAbort.abort();
-      await server?.finished;
       await stage.close();
     }
   } catch (err) {
     log.error("infer failed", { reason: reasonOf(err), error: messageOf(err) });
     return 1;
   } finally {
-    shutdown.signal.removeEventListener("abort", stopServer);
     shutdown.dispose();
   }
 }

@@ -16,6 +16,22 @@ import type { Counter, Gauge, Histogram } from "prom-client";
 import { createStageMetrics, type StageMetrics } from "../../common/metrics/mod.ts";
 import type { WorkState } from "../../common/manifest/mod.ts";
 
+/** Detection score buckets (0.05 … 1). */
+export const SCORE_BUCKETS: readonly number[] = [
+  0.05,
+  0.1,
+  0.2,
+  0.3,
+  0.4,
+  0.5,
+  0.6,
+  0.7,
+  0.8,
+  0.9,
+  0.95,
+  1,
+];
+
 /** Batch-size buckets (images). */
 export const BATCH_BUCKETS: readonly number[] = [1, 2, 4, 8, 16, 32, 64, 128];
 /** Per-batch inference time buckets, seconds. */
@@ -47,12 +63,18 @@ export interface InferMetrics extends StageMetrics {
   readonly postprocessSeconds: Histogram<never>;
   /** Boxes recorded. */
   readonly detectionsTotal: Counter<never>;
+  /** Boxes predicted, by class label (each prediction, as it is made). */
+  readonly predictionsByClassTotal: Counter<"label">;
+  /** Scores of the boxes predicted (the distribution a threshold cuts). */
+  readonly detectionScore: Histogram<never>;
   /** Times the model in use changed (alias moved, approval changed). */
   readonly modelSwapsTotal: Counter<never>;
   /** Label Studio import calls, by result (ok, failed). */
   readonly labelStudioPushTotal: Counter<"result">;
   /** Output files (Label Studio tasks, COCO results) published. */
   readonly outputsPublishedTotal: Counter<never>;
+  /** Counts one prediction's boxes by class and observes their scores. */
+  observeBoxes(boxes: readonly { label: string; score: number }[]): void;
   /** Sets `model_info` to this model alone. */
   setModel(ref: { name: string; version: string; alias: string | null }): void;
   /** Sets `queue_depth` from a work-count row (missing states are 0). */
@@ -74,6 +96,16 @@ export function createInferMetrics(opts: { version?: string } = {}): InferMetric
     name: "model_info",
     help: "The model version in use; the value is always 1.",
     labelNames: ["model", "version", "alias"],
+  });
+  const predictionsByClassTotal = base.counter({
+    name: "predictions_by_class_total",
+    help: "Boxes predicted, by class label.",
+    labelNames: ["label"],
+  });
+  const detectionScore = base.histogram({
+    name: "detection_score",
+    help: "Scores of the boxes predicted.",
+    buckets: SCORE_BUCKETS,
   });
   const extra = {
     modelInfo,
@@ -101,6 +133,14 @@ export function createInferMetrics(opts: { version?: string } = {}): InferMetric
       name: "detections_total",
       help: "Boxes recorded as predictions.",
     }),
+    predictionsByClassTotal,
+    detectionScore,
+    observeBoxes(boxes: readonly { label: string; score: number }[]) {
+      for (const b of boxes) {
+        predictionsByClassTotal.inc({ label: b.label });
+        detectionScore.observe(b.score);
+      }
+    },
     modelSwapsTotal: base.counter({
       name: "model_swaps_total",
       help: "Times the model in use was replaced by a newly approved version.",

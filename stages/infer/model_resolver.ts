@@ -98,11 +98,47 @@ export async function resolveModelSource(
   if (tagged) return fromVersion(tagged, "tag", null);
   const staged = newestReady(all.filter((v) => v.currentStage === sel.stage));
   if (staged) return fromVersion(staged, "stage", null);
+  const newest = all[0];
+  const hint = newest
+    ? `; the newest is v${newest.version}` +
+      (newest.aliases.length ? ` (alias ${newest.aliases.join(", ")})` : "") +
+      (newest.tags.map50 !== undefined ? ` with map50 ${newest.tags.map50}` : "") +
+      `: serve it with "sluice-train models promote ${newest.version} --alias ${sel.alias}" ` +
+      `(or "sluice-train models approve ${newest.version}")`
+    : "";
   throw new NoApprovedModelError(
     `model "${sel.name}": expected an approved version (alias "${sel.alias}", a version tagged ` +
       `${key}=${value}, or a version in stage ${sel.stage}), found none among ${all.length} ` +
-      `version(s)`,
+      `version(s)${hint}`,
   );
+}
+
+/**
+ * Why this version is the one served, in plain words (logged when a model is loaded).
+ *
+ * @example
+ * ```ts
+ * servingReason({ name: "det", version: "3", alias: "champion", via: "alias", uri: "", movable: true });
+ * // "alias champion points at det v3"
+ * ```
+ */
+export function servingReason(
+  s: ModelSource,
+  sel?: Pick<ModelSelection, "alias" | "approvedTag" | "stage">,
+): string {
+  const v = `${s.name} v${s.version ?? "?"}`;
+  switch (s.via) {
+    case "alias":
+      return `alias ${s.alias} points at ${v}`;
+    case "tag":
+      return `no alias ${sel?.alias ?? ""} is set; ${v} is the newest READY version tagged ` +
+        `${sel ? `${sel.approvedTag.key}=${sel.approvedTag.value}` : "as approved"}`;
+    case "stage":
+      return `neither the alias nor the approval tag is set; ${v} is the newest READY version ` +
+        `in stage ${sel?.stage ?? "?"}`;
+    case "uri":
+      return `the configured model URI ${s.uri} names ${v}${s.alias ? ` (alias ${s.alias})` : ""}`;
+  }
 }
 
 function fromVersion(v: ModelVersion, via: ModelVia, alias: string | null): ModelSource {

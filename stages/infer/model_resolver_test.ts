@@ -9,7 +9,7 @@ import {
   loadRecording,
   recordedPayloads,
   ReplayServer,
-} from "../../common/mlflow/_replay_server.ts";
+} from "../../tests/support/mlflow/replay_server.ts";
 import { fetchModel } from "./model_loader.ts";
 import {
   describeModel,
@@ -18,6 +18,7 @@ import {
   modelVersionLabel,
   NoApprovedModelError,
   resolveModelSource,
+  servingReason,
 } from "./model_resolver.ts";
 import { registerModel } from "./_test_fixtures.ts";
 
@@ -49,6 +50,10 @@ Deno.test("resolveModelSource on the file store: alias, then approved tag, then 
       assert.ok(err instanceof NoApprovedModelError);
       assert.equal(err.code, "no_approved_model");
       assert.match(err.message, /alias "champion".*approved=true.*Production.*3 version/);
+      assert.match(
+        err.message,
+        /the newest is v3: serve it with "sluice-train models promote 3 --alias champion"/,
+      );
     });
 
     await t.step("the legacy Production stage is the last fallback", async () => {
@@ -56,6 +61,10 @@ Deno.test("resolveModelSource on the file store: alias, then approved tag, then 
       const s = await resolveModelSource(tracker, SEL);
       assert.equal(s.version, "1");
       assert.equal(s.via, "stage");
+      assert.equal(
+        servingReason(s, SEL),
+        "neither the alias nor the approval tag is set; det v1 is the newest READY version in stage Production",
+      );
       assert.equal(s.uri, "models:/det/1");
       assert.equal(s.movable, true);
     });
@@ -69,6 +78,10 @@ Deno.test("resolveModelSource on the file store: alias, then approved tag, then 
         const s = await resolveModelSource(tracker, SEL);
         assert.equal(s.version, "3");
         assert.equal(s.via, "tag");
+        assert.equal(
+          servingReason(s, SEL),
+          "no alias champion is set; det v3 is the newest READY version tagged approved=true",
+        );
         assert.equal(s.alias, null);
         // Another tag value is not approval.
         await tracker.setModelVersionTag("det", "3", "approved", "false");
@@ -81,6 +94,7 @@ Deno.test("resolveModelSource on the file store: alias, then approved tag, then 
       let s = await resolveModelSource(tracker, SEL);
       assert.deepEqual([s.version, s.via, s.alias], ["1", "alias", "champion"]);
       assert.equal(describeModel(s), "det v1 (alias champion)");
+      assert.equal(servingReason(s, SEL), "alias champion points at det v1");
       assert.equal(modelVersionLabel({ ...s, version: "1" }), "det:1@champion");
       assert.equal(inferQueue({ name: "det", version: "1" }), "infer:det@1");
       await tracker.setAlias("det", "champion", "3");

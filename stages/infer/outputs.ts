@@ -29,6 +29,12 @@ import {
 import type { PredictionBox } from "../../common/manifest/mod.ts";
 import type { ObjectStore } from "../../common/objectstore/mod.ts";
 import { type ModelRef, modelVersionLabel } from "./model_resolver.ts";
+import {
+  classCountsOf,
+  formatPriority,
+  PRIORITY_KEY,
+  reviewPriority,
+} from "../../common/review/review_priority.ts";
 import type { DetectorSpec } from "./model_card.ts";
 
 /** One predicted image, as the outputs need it. */
@@ -116,6 +122,8 @@ export function labelStudioTasks(
   opts: { fromName?: string; toName?: string; dataKey?: string } = {},
 ): LabelStudioTask[] {
   const label = modelVersionLabel(ref);
+  // Review priority (issue 16): class balance against the classes predicted in these images.
+  const classCounts = classCountsOf(images);
   return byId(images).map((img) => {
     const pred = predictionsToLabelStudio(
       { modelVersion: label, boxes: img.boxes, score: img.score },
@@ -123,7 +131,14 @@ export function labelStudioTasks(
       { fromName: opts.fromName, toName: opts.toName },
     );
     return {
-      data: { [opts.dataKey ?? "image"]: img.url, sluice_image_id: img.id },
+      data: {
+        [opts.dataKey ?? "image"]: img.url,
+        sluice_image_id: img.id,
+        // Review provenance (issue 16): the model version this pre-annotation came from.
+        sluice_model: ref.name,
+        sluice_model_version: ref.version,
+        [PRIORITY_KEY]: formatPriority(reviewPriority(img.boxes, { classCounts })),
+      },
       predictions: [{ ...pred, model_version: label }],
     };
   });
@@ -209,10 +224,11 @@ export async function writeOutputs(
   ref: ModelRef,
   spec: Pick<DetectorSpec, "labels" | "categoryIds">,
   images: readonly PredictedImage[],
+  names: { fromName?: string; toName?: string; dataKey?: string } = {},
 ): Promise<OutputKeys> {
   const keys = outputKeys(prefix, ref);
   const coco = cocoOutputs(images, spec);
-  await store.put(keys.labelStudio, bytes(labelStudioTasks(images, ref)), JSON_TYPE);
+  await store.put(keys.labelStudio, bytes(labelStudioTasks(images, ref, names)), JSON_TYPE);
   await store.put(
     keys.cocoImages,
     bytes({ images: coco.images, categories: coco.categories }),
@@ -235,8 +251,9 @@ export async function writePart(
   prefix: string,
   ref: ModelRef,
   images: readonly PredictedImage[],
+  names: { fromName?: string; toName?: string; dataKey?: string } = {},
 ): Promise<{ key: string; tasks: LabelStudioTask[] }> {
-  const tasks = labelStudioTasks(images, ref);
+  const tasks = labelStudioTasks(images, ref, names);
   const key = outputKeys(prefix, ref).part(partId(images.map((i) => i.id)));
   await store.put(key, bytes(tasks), JSON_TYPE);
   return { key, tasks };

@@ -52,11 +52,23 @@ const IMAGES: PredictedImage[] = [
 Deno.test("Label Studio tasks: pre-annotations in percent, scored, naming model, version and alias", () => {
   assert.deepEqual(labelStudioTasks(IMAGES, REF), [
     {
-      data: { image: "s3://data/images/aa/a.png", sluice_image_id: "img_a" },
+      data: {
+        image: "s3://data/images/aa/a.png",
+        sluice_image_id: "img_a",
+        sluice_model: "det",
+        sluice_model_version: "3",
+        sluice_review_priority: "0.4000",
+      },
       predictions: [{ model_version: "det:3@champion", score: 0, result: [] }],
     },
     {
-      data: { image: "s3://data/images/bb/b.jpg", sluice_image_id: "img_b" },
+      data: {
+        image: "s3://data/images/bb/b.jpg",
+        sluice_image_id: "img_b",
+        sluice_model: "det",
+        sluice_model_version: "3",
+        sluice_review_priority: "0.7814",
+      },
       predictions: [{
         model_version: "det:3@champion",
         score: 0.7,

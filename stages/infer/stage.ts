@@ -18,50 +18,38 @@
  * ```
  * @module
  */
-import { stat } from "node:fs/promises";
-import { basenameOf, type LabelStudioTask } from "../../common/annotations/mod.ts";
+import { basenameOf } from "../../common/annotations/mod.ts";
 import { messageOf, reasonOf, SluiceError } from "../../common/errors/mod.ts";
 import { createStageHandler, type StageHandler } from "../../common/http/mod.ts";
-import { createLogger, type Logger } from "../../common/log/mod.ts";
+import type { Logger } from "../../common/log/mod.ts";
+import type { Claim, Effects, ManifestStore } from "../../common/manifest/mod.ts";
+import type { Tracker } from "../../common/mlflow/mod.ts";
+import type { ObjectStore } from "../../common/objectstore/mod.ts";
 import {
-  type Claim,
-  type Effects,
-  type ImageRow,
-  type ManifestStore,
-  openManifest,
-} from "../../common/manifest/mod.ts";
-import { openTracker, type Tracker } from "../../common/mlflow/mod.ts";
-import {
-  ObjectNotFoundError,
-  type ObjectStore,
-  openObjectStore,
-  type OpenOptions,
-} from "../../common/objectstore/mod.ts";
-import { openStaging, type Staging } from "../../common/staging/mod.ts";
-import {
-  type ItemContext,
-  type ProgressOptions,
-  runWorker,
-  type WorkerSummary,
-} from "../../common/worker/mod.ts";
+  createStageLogger,
+  openResources,
+  type QueueStage,
+  refreshQueueDepth,
+  RunGuard,
+  runQueue,
+  type StageResources,
+} from "../../common/stage/mod.ts";
+import type { Staging } from "../../common/staging/mod.ts";
+import type { ItemContext, ProgressOptions, WorkerSummary } from "../../common/worker/mod.ts";
+import { sleep } from "../../common/timing/mod.ts";
 import { type InferConfig, inFlightFor, parseApprovedTag } from "./config.ts";
-import { type EvalPrediction, type EvalReport, evaluate } from "./evaluate.ts";
-import { type ImagePrediction, InferenceEngine, type LoadedModel } from "./inference_engine.ts";
-import type { DetectorSpec } from "./model_card.ts";
-import { type InputItem, resolveInputs, storeKeyOf } from "./inputs.ts";
-import { labelStudioPusher } from "./labelstudio_push.ts";
+import { type EvalPrediction, type EvalReport, evaluate, type ScoredSet } from "./evaluate.ts";
+import { publishEvalPictures } from "./eval_pictures.ts";
+import type { LoadedModel } from "./inference_engine.ts";
+import { predictInputs } from "./input_mode.ts";
+import { storeKeyOf } from "./inputs.ts";
+import { type LabelStudioTarget, loadLabelStudioNames } from "./labelstudio_names.ts";
 import { createInferMetrics, type InferMetrics } from "./metrics.ts";
-import { fetchModel, loadModel } from "./model_loader.ts";
-import {
-  describeModel,
-  inferQueue,
-  type ModelRef,
-  type ModelSelection,
-  type ModelSource,
-  resolveModelSource,
-} from "./model_resolver.ts";
-import { type OutputKeys, type PredictedImage, writeOutputs, writePart } from "./outputs.ts";
-import { predictedImagesFromManifest } from "./predicted_images.ts";
+import { type KnownModel, ModelSlot, versionKey } from "./model_slot.ts";
+import { describeModel, inferQueue, type ModelRef } from "./model_resolver.ts";
+import { type OutputKeys, outputKeys } from "./outputs.ts";
+import { type PublishedOutputs, Publisher } from "./publisher.ts";
+import { type ImageTag, predictStaged } from "./staged_predict.ts";
 
 /** The stage name (metrics prefix, staging directory, logs). */
 export const INFER_STAGE = "infer";
@@ -144,6 +132,7 @@ export interface InferStage {
   readonly metrics: InferMetrics;
   /** `deno serve`-compatible: /healthz, /readyz, /metrics, /, and GET /status (JSON). */
   readonly handler: StageHandler;
+  readonly log: Logger;
   /** The model in use (null before the first load). */
   readonly model: LoadedModel | null;
   /** Predicts the queue (or `inputs`); with `once`, returns when done. */
@@ -160,31 +149,6 @@ export interface InferStage {
   /** Closes the engine and what the stage opened (not what was passed in `deps`). */
   close(): Promise<void>;
 }
-
-interface Tag {
-  id: string;
-  url: string;
-  fileName: string;
-  uris: string[];
-  /** Set by the batch hook: the part file holding this image's task. */
-  partKey?: string;
-}
-
-function s3Options(config: InferConfig): OpenOptions["s3"] {
-  // The shared section is accepted as is (session token and part size in MiB included).
-  return config.s3;
-}
-
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-    signal?.addEventListener("abort", done, { once: true });
-  });
 
 /**
  * Builds the stage: opens what `deps` does not provide and sweeps this worker's stale staging
@@ -204,74 +168,27 @@ export async function createInferStage(
   config: InferConfig,
   deps: InferDeps = {},
 ): Promise<InferStage> {
-  const log = deps.log ?? createLogger({
-    stage: INFER_STAGE,
-    level: config.log.level,
-    json: config.log.format === "json" ? true : config.log.format === "pretty" ? false : undefined,
-  });
+  const log = deps.log ?? createStageLogger(INFER_STAGE, config.log);
   const metrics = deps.metrics ?? createInferMetrics({ version: deps.version });
-  const closers: (() => Promise<void>)[] = [];
-  const closeAll = async () => {
-    for (const c of closers.splice(0).reverse()) {
-      try {
-        await c();
-      } catch (err) {
-        log.warn("close failed", { error: messageOf(err) });
-      }
-    }
-  };
-  try {
-    let manifest = deps.manifest;
-    if (!manifest) {
-      const opened = manifest = await openManifest(config.manifest.url);
-      closers.push(() => opened.close());
-    }
-    let store = deps.store;
-    if (!store) {
-      const opened = store = await openObjectStore(config.objectStore.url, {
-        s3: s3Options(config),
-      });
-      closers.push(() => opened.close());
-    }
-    let tracker = deps.tracker;
-    if (!tracker) {
-      const opened = tracker = openTracker({
-        trackingUri: config.mlflow.trackingUri,
-        localDir: config.mlflow.localDir,
-        token: config.mlflow.token,
-        username: config.mlflow.username,
-        password: config.mlflow.password,
-        s3: s3Options(config),
-        logger: log,
-      });
-      closers.push(() => opened.close());
-    }
-    let staging = deps.staging;
-    if (!staging) {
-      staging = await openStaging({
-        root: config.staging.root,
-        fallbackRoot: config.staging.fallbackRoot,
-        requireNvme: config.staging.requireNvme,
-        minFreeMb: config.staging.minFreeMb,
-        leaseTimeoutMs: config.staging.leaseTimeoutMs,
-        stage: INFER_STAGE,
-        workerId: config.worker.id,
-        log,
-        metrics: {
-          setStagedBytes: (b) => metrics.stagingBytes.set(b),
-          setFreeBytes: (b) => metrics.stagingFreeBytes.set(b),
-        },
-      });
-      const swept = await staging.sweep();
-      if (swept.removed.length > 0) {
-        log.info("removed stale staging leases", { removed: swept.removed.length });
-      }
-    }
-    return assemble({ config, deps, log, metrics, manifest, store, tracker, staging, closeAll });
-  } catch (err) {
-    await closeAll();
-    throw err;
-  }
+  // Read before anything is opened: a bad label config stops the stage at start-up.
+  const lsTarget = await loadLabelStudioNames(config.stage);
+  const res = await openResources(config, deps, {
+    stage: INFER_STAGE,
+    log,
+    metrics,
+    tracker: true,
+  });
+  return assemble(
+    buildContext({ config, deps, log, metrics, res, tracker: res.tracker, lsTarget }),
+  );
+}
+
+/** The periodic model check of a long run. */
+interface Ticker {
+  /** Waits for a check in progress. */
+  settle(): Promise<void>;
+  /** Stops checking and waits for a check in progress. */
+  stop(): Promise<void>;
 }
 
 interface Parts {
@@ -279,629 +196,122 @@ interface Parts {
   deps: InferDeps;
   log: Logger;
   metrics: InferMetrics;
-  manifest: ManifestStore;
-  store: ObjectStore;
+  res: StageResources;
   tracker: Tracker;
-  staging: Staging;
-  closeAll: () => Promise<void>;
+  /** Label Studio names for pre-annotations (from infer.labelStudioLabelConfig). */
+  lsTarget: LabelStudioTarget;
 }
 
-function assemble(p: Parts): InferStage {
-  const { config, log, metrics, manifest, store, tracker, staging } = p;
+/** The stage's parts and its mutable state, shared by the functions below. */
+interface Ctx extends Parts {
+  settings: InferConfig["stage"];
+  manifest: ManifestStore;
+  store: ObjectStore;
+  staging: Staging;
+  inFlight: number;
+  guard: RunGuard;
+  publisher: Publisher;
+  slot: ModelSlot;
+  queueStage: QueueStage;
+  /** Aborted to end the worker loop's current generation (on a model swap, or close). */
+  generation: AbortController | null;
+  swaps: number;
+  /** The model whose queue the worker loop is working on (null between generations). */
+  loopRef: ModelRef | null;
+  /** The last `--input` run's predictions, for `evaluate`. */
+  lastInputRun: EvalPrediction[] | null;
+  /** Boxes and predicting model per claimed item, until its outcome is known. */
+  boxesOf: Map<string, { boxes: number; version: string }>;
+}
+
+/** An empty summary for a run to add to. */
+function emptySummary(): InferSummary {
+  return {
+    done: 0,
+    failed: 0,
+    retried: 0,
+    leaseLost: 0,
+    released: 0,
+    model: null,
+    provider: null,
+    queues: [],
+    enqueued: 0,
+    predictions: 0,
+    boxes: 0,
+    swaps: 0,
+    failures: [],
+    outputs: null,
+    labelStudio: { pushed: 0, failedBatches: 0 },
+    ms: 0,
+    imagesPerSecond: 0,
+  };
+}
+
+/** Adds one generation's worker totals to the run's summary. */
+function addTotals(summary: InferSummary, ws: WorkerSummary): void {
+  summary.done += ws.done;
+  summary.failed += ws.failed;
+  summary.retried += ws.retried;
+  summary.leaseLost += ws.leaseLost;
+  summary.released += ws.released;
+}
+
+/** The model slot, the publisher and the run state around the opened resources. */
+function buildContext(p: Parts): Ctx {
+  const { config, log, metrics, tracker } = p;
+  const { manifest, store, staging } = p.res;
   const settings = config.stage;
-  const inFlight = inFlightFor(settings);
-  const selection: ModelSelection = {
-    name: config.mlflow.modelName,
-    alias: settings.alias,
-    approvedTag: parseApprovedTag(settings.approvedTag),
-    stage: settings.stage,
-    ...(settings.modelUri ? { modelUri: settings.modelUri } : {}),
-  };
-  const push = settings.labelStudioUrl && settings.labelStudioToken && settings.labelStudioProjectId
-    ? labelStudioPusher({
-      url: settings.labelStudioUrl,
-      token: settings.labelStudioToken,
-      projectId: settings.labelStudioProjectId,
-      fetch: p.deps.fetch,
-    })
-    : null;
-
-  let engine: InferenceEngine<Tag> | null = null;
-  let loading: Promise<LoadedModel> | null = null;
-  let lastLoadError: string | null = null;
-  let closed = false;
-  let running = false;
-  let generation: AbortController | null = null;
-  let lastInputRun: EvalPrediction[] | null = null;
-  // Every model version loaded so far: a version swapped out still has outputs to publish.
-  const loaded = new Map<string, { ref: ModelRef; spec: DetectorSpec }>();
-  // Versions with recorded predictions that their published files do not hold yet.
-  const dirty = new Set<string>();
-  // The model whose queue the worker loop is working on (null between generations).
-  let loopRef: ModelRef | null = null;
-  // Boxes and predicting model per claimed item, until its outcome is known.
-  const boxesOf = new Map<string, { boxes: number; version: string }>();
-  // Per-run counters the batch hook adds to.
-  const counters = { pushed: 0, failedPushBatches: 0, swaps: 0 };
-  const versionKey = (ref: Pick<ModelRef, "name" | "version">) => `${ref.name}\u0000${ref.version}`;
-  const remember = (m: LoadedModel) => loaded.set(versionKey(m.ref), { ref: m.ref, spec: m.spec });
-
-  const imageUrl = (uri: string, key: string | null): string =>
-    settings.imageUrlPrefix && key !== null
-      ? `${settings.imageUrlPrefix.replace(/\/+$/, "")}/${
-        key.split("/").map(encodeURIComponent).join("/")
-      }`
-      : uri;
-  const rowUrl = (row: ImageRow): string => {
-    const uri = row.datasetUri ?? row.sourceUri;
-    return imageUrl(uri, row.datasetUri ? storeKeyOf(store, row.datasetUri) : null);
-  };
-
-  const loadSource = async (source: ModelSource): Promise<LoadedModel> => {
-    const fetched = await fetchModel(source, {
-      root: staging.root,
-      tracker,
-      s3: s3Options(config),
-      log,
-    });
-    return await loadModel(fetched, {
-      provider: settings.executionProvider,
-      intraOpThreads: settings.intraOpThreads,
-      interOpThreads: settings.interOpThreads,
-      log,
-    });
-  };
-
-  const afterBatch = async (
-    items: { tag: Tag; prediction: ImagePrediction }[],
-    model: LoadedModel,
-  ) => {
-    const images: PredictedImage[] = items.map(({ tag, prediction }) => ({
-      id: tag.id,
-      url: tag.url,
-      fileName: tag.fileName,
-      width: prediction.width,
-      height: prediction.height,
-      boxes: prediction.boxes,
-      score: prediction.score,
-    }));
-    // Upload before anything is recorded: a crash after this leaves a part the retry rewrites.
-    const { key, tasks } = await writePart(store, settings.prefix, model.ref, images);
-    for (const { tag } of items) tag.partKey = key;
-    if (push) await pushTasks(tasks);
-  };
-
-  const pushTasks = async (tasks: LabelStudioTask[]) => {
-    try {
-      const r = await push!(tasks);
-      counters.pushed += r.taskCount;
-      metrics.labelStudioPushTotal.inc({ result: "ok" });
-    } catch (err) {
-      // The predictions stand (and are in labelstudio.json); only the import is missing.
-      counters.failedPushBatches++;
-      metrics.labelStudioPushTotal.inc({ result: "failed" });
-      metrics.errorsTotal.inc({ reason: reasonOf(err) });
-      log.warn("Label Studio import failed", { error: messageOf(err), tasks: tasks.length });
-    }
-  };
-
-  const ensureEngine = async (): Promise<InferenceEngine<Tag>> => {
-    if (engine) return engine;
-    loading ??= (async () => {
-      try {
-        const source = await resolveModelSource(tracker, selection);
-        const model = await loadSource(source);
-        lastLoadError = null;
-        return model;
-      } catch (err) {
-        lastLoadError = messageOf(err);
-        throw err;
-      } finally {
-        loading = null;
-      }
-    })();
-    const model = await loading;
-    if (engine) {
-      await model.session.close();
-      return engine;
-    }
-    remember(model);
-    engine = new InferenceEngine<Tag>(model, {
-      batchSize: settings.batchSize,
-      lingerMs: settings.lingerMs,
-      scoreThreshold: settings.scoreThreshold,
-      nmsIou: settings.nmsIou,
-      log,
-      onPrepared: (s) => metrics.preprocessSeconds.observe(s),
-      onBatch: (b) => {
-        metrics.batchSize.observe(b.size);
-        metrics.inferenceSeconds.observe(b.inferenceSeconds);
-        metrics.postprocessSeconds.observe(b.postprocessSeconds);
-      },
-      afterBatch,
-    });
-    metrics.setModel(model.ref);
-    log.info("model in use", { model: describeModel(model.ref), provider: model.session.provider });
-    return engine;
-  };
-
-  const checkModel = async (): Promise<boolean> => {
-    const eng = await ensureEngine();
-    const current = eng.model.ref;
-    if (!eng.model.session.alive) {
-      // The session's worker died (out of memory, a native crash): start a fresh one.
-      log.error("inference session is gone: reloading the model", {
-        model: describeModel(current),
-      });
-      const fresh = await loadSource(current);
-      eng.swap(fresh).catch((err) =>
-        log.warn("closing the dead session failed", { error: messageOf(err) })
-      );
-      return false;
-    }
-    if (!current.movable) return false;
-    const source = await resolveModelSource(tracker, selection);
-    if (source.name === current.name && source.version === current.version) {
-      if (source.alias !== current.alias || source.via !== current.via) {
-        log.info("approval changed, same version", { model: describeModel(source) });
-      }
-      return false;
-    }
-    log.info("approved model changed: loading", {
-      from: describeModel(current),
-      to: describeModel(source),
-    });
-    const next = await loadSource(source);
-    remember(next);
-    if (closed) {
-      await next.session.close();
-      return false;
-    }
-    // The old session closes once its batch in flight finishes; no need to wait for it here.
-    eng.swap(next).catch((err) =>
-      log.warn("closing the old model failed", { error: messageOf(err) })
-    );
-    metrics.setModel(next.ref);
-    metrics.modelSwapsTotal.inc();
-    counters.swaps++;
-    generation?.abort();
-    return true;
-  };
-
-  const enqueueCurrent = async (ref: ModelRef): Promise<number> => {
-    const n = await manifest.enqueueForInference(inferQueue(ref), ref.name, ref.version, {
-      includeAnnotated: settings.includeAnnotated,
-    });
-    if (n > 0) log.info("enqueued images for inference", { queue: inferQueue(ref), images: n });
-    return n;
-  };
-
-  /** Updates the gauges; returns the images still pending or leased (null when unknown). */
-  const refreshQueueDepth = async (ref: ModelRef): Promise<number | null> => {
-    try {
-      const queue = inferQueue(ref);
-      const counts = (await manifest.workCounts(queue))[queue];
-      metrics.setQueueDepth(counts);
-      await staging.stagedBytes();
-      await staging.freeBytes();
-      return (counts?.pending ?? 0) + (counts?.leased ?? 0);
-    } catch (err) {
-      log.debug("could not refresh queue depth", { error: messageOf(err) });
-      return null;
-    }
-  };
-
-  /** Rebuilds one version's output files from the manifest (default: the model in use). */
-  const publish = async (
-    target?: { ref: ModelRef; spec: DetectorSpec },
-  ): Promise<(OutputKeys & { images: number }) | null> => {
-    const model = target ?? (await ensureEngine()).model;
-    const { images, missing } = await predictedImagesFromManifest(manifest, model.ref, rowUrl);
-    if (missing.length > 0) {
-      log.warn("predictions without an image size were left out of the outputs", {
-        images: missing.length,
-        first: missing.slice(0, 5),
-      });
-    }
-    const keys = await writeOutputs(store, settings.prefix, model.ref, model.spec, images);
-    metrics.outputsPublishedTotal.inc();
-    dirty.delete(versionKey(model.ref));
-    log.info("outputs published", { dir: keys.dir, images: images.length });
-    return { ...keys, images: images.length };
-  };
-
-  /** Publishes the versions no longer in use that recorded predictions since their last files. */
-  const publishRetired = async (): Promise<void> => {
-    const current = engine ? versionKey(engine.model.ref) : null;
-    for (const key of [...dirty]) {
-      const m = loaded.get(key);
-      if (key !== current && m) await publish(m);
-    }
-  };
-
-  /** Stages the image on local disk, then predicts it; errors name the image. */
-  const predictStaged = async (
-    tag: Tag,
-    body: () => Promise<ReadableStream<Uint8Array> | Uint8Array>,
-    expectedBytes: number | undefined,
-    signal: AbortSignal | undefined,
-  ): Promise<ImagePrediction> => {
-    const eng = await ensureEngine();
-    try {
-      await using lease = await staging.lease(tag.id);
-      const file = await lease.publish(tag.fileName, await body(), {
-        ...(expectedBytes !== undefined ? { expectedBytes } : {}),
-      });
-      return await eng.predict(file.path, tag, signal);
-    } catch (err) {
-      if (signal?.aborted) throw err;
-      if (err instanceof ObjectNotFoundError) {
-        throw new SluiceError(
-          "source_missing",
-          `image ${tag.id} (${tag.fileName}): ${err.message}`,
-          {
-            cause: err,
-          },
-        );
-      }
-      throw new SluiceError(reasonOf(err), `image ${tag.id} (${tag.fileName}): ${messageOf(err)}`, {
-        cause: err,
-      });
-    }
-  };
-
-  const processClaim = async (claim: Claim, ctx: ItemContext): Promise<Effects> => {
-    const image = await manifest.getImage(claim.itemId);
-    if (!image) {
-      throw new SluiceError(
-        "unknown_image",
-        `image ${claim.itemId}: expected a manifest row, found none`,
-      );
-    }
-    if (image.status === "deleted" || image.status === "duplicate") {
-      ctx.log.info("skipped", { status: image.status });
-      return {};
-    }
-    if (image.status !== "ingested" || !image.datasetUri) {
-      throw new SluiceError(
-        "not_ingested",
-        `image ${image.id}: expected an ingested image with a dataset copy, found status ${image.status}`,
-      );
-    }
-    const key = storeKeyOf(store, image.datasetUri);
-    if (key === null) {
-      throw new SluiceError(
-        "foreign_uri",
-        `image ${image.id}: dataset URI ${image.datasetUri} is not an object of ${store.url}`,
-      );
-    }
-    if (image.size !== null && image.size > settings.maxBytes) {
-      throw new SluiceError(
-        "too_large",
-        `image ${image.id}: ${image.size} bytes exceeds the limit of ${settings.maxBytes} bytes`,
-      );
-    }
-    // Around a model swap an image can sit in the old version's queue and the new one's (this
-    // worker or another drains the old queue with the new model): predict it once per version.
-    const model = (await ensureEngine()).model.ref;
-    const already = await manifest.listPredictions({
-      modelName: model.name,
-      modelVersion: model.version,
-      imageIds: [image.id],
-    });
-    if (already.length > 0) {
-      ctx.log.info("skipped: already predicted by this version", { model: describeModel(model) });
-      return {};
-    }
-    const tag: Tag = {
-      id: image.id,
-      url: imageUrl(image.datasetUri, key),
-      fileName: basenameOf(image.sourceKey || key),
-      uris: [image.sourceUri, image.datasetUri],
-    };
-    const pred = await predictStaged(
-      tag,
-      () => store.get(key),
-      image.size ?? undefined,
-      ctx.signal,
-    );
-    boxesOf.set(claim.itemId, { boxes: pred.boxes.length, version: versionKey(pred.model) });
-    return {
-      predictions: [{
-        imageId: image.id,
-        modelName: pred.model.name,
-        modelVersion: pred.model.version,
-        boxes: pred.boxes,
-        score: pred.score,
-        uri: tag.partKey ? store.uriFor(tag.partKey) : null,
-      }],
-    };
-  };
-
-  const handler = createStageHandler({
-    stage: INFER_STAGE,
+  const publisher = new Publisher({
+    manifest,
+    store,
+    settings,
     metrics,
     log,
-    ready: async () => {
-      if (closed) return "stage closed";
-      if (!engine) {
-        return lastLoadError ? `no model loaded: ${lastLoadError}` : "no model loaded yet";
-      }
-      await manifest.workCounts(inferQueue(engine.model.ref));
-      return true;
-    },
-    routes: {
-      "GET /status": () =>
-        Promise.resolve(Response.json({
-          stage: INFER_STAGE,
-          running,
-          model: engine ? { ...engine.model.ref, provider: engine.model.session.provider } : null,
-          queue: engine ? inferQueue(engine.model.ref) : null,
-          waiting: engine?.waiting ?? 0,
-          lastLoadError,
-        })),
-    },
+    fetch: p.deps.fetch,
+    labelStudioNames: p.lsTarget.names,
   });
-
-  const runInputs = async (
-    specs: readonly string[],
-    summary: InferSummary,
-    signal: AbortSignal | undefined,
-  ) => {
-    const eng = await ensureEngine();
-    const items = await resolveInputs(specs, store, config.source.suffixes);
-    const results: { item: InputItem; prediction: ImagePrediction }[] = [];
-    let next = 0;
-    const one = async (item: InputItem) => {
-      const t0 = performance.now();
-      try {
-        let size: number | undefined;
-        if (item.key !== null) size = (await store.head(item.key))?.size;
-        else size = (await stat(new URL(item.uri))).size;
-        if (size !== undefined && size > settings.maxBytes) {
-          throw new SluiceError(
-            "too_large",
-            `image ${item.id} (${item.fileName}): ${size} bytes exceeds the limit of ${settings.maxBytes}`,
-          );
-        }
-        const tag: Tag = {
-          id: item.id,
-          url: imageUrl(item.uri, item.key),
-          fileName: item.fileName,
-          uris: [item.uri],
-        };
-        const prediction = await predictStaged(
-          tag,
-          () => item.key !== null ? store.get(item.key) : item.read(),
-          size,
-          signal,
-        );
-        results.push({ item, prediction });
-        summary.done++;
-        metrics.itemsTotal.inc({ result: "done" });
-        metrics.detectionsTotal.inc(prediction.boxes.length);
-      } catch (err) {
-        summary.failed++;
-        const reason = reasonOf(err);
-        metrics.itemsTotal.inc({ result: "failed" });
-        metrics.errorsTotal.inc({ reason });
-        summary.failures.push({
-          item: item.uri,
-          outcome: "failed",
-          reason,
-          message: messageOf(err),
-        });
-        log.warn("input failed", { item: item.uri, reason, error: messageOf(err) });
-      } finally {
-        metrics.itemDurationSeconds.observe((performance.now() - t0) / 1000);
-      }
-    };
-    const lanes = Array.from(
-      { length: Math.min(inFlight, Math.max(1, items.length)) },
-      async () => {
-        while (next < items.length && !signal?.aborted) await one(items[next++]);
+  const ctx: Ctx = {
+    ...p,
+    settings,
+    manifest,
+    store,
+    staging,
+    inFlight: inFlightFor(settings),
+    guard: new RunGuard(INFER_STAGE),
+    publisher,
+    slot: new ModelSlot({
+      tracker,
+      staging,
+      settings,
+      selection: {
+        name: config.mlflow.modelName,
+        alias: settings.alias,
+        approvedTag: parseApprovedTag(settings.approvedTag),
+        stage: settings.stage,
+        ...(settings.modelUri ? { modelUri: settings.modelUri } : {}),
       },
-    );
-    await Promise.all(lanes);
-    const byModel = new Map<string, typeof results>();
-    for (const r of results) {
-      const k = `${r.prediction.model.name}\u0000${r.prediction.model.version}`;
-      byModel.set(k, [...(byModel.get(k) ?? []), r]);
-    }
-    const model = eng.model;
-    const mine = byModel.get(`${model.ref.name}\u0000${model.ref.version}`) ?? [];
-    const images: PredictedImage[] = mine.map(({ item, prediction }) => ({
-      id: item.id,
-      url: imageUrl(item.uri, item.key),
-      fileName: item.fileName,
-      width: prediction.width,
-      height: prediction.height,
-      boxes: prediction.boxes,
-      score: prediction.score,
-    }));
-    const keys = await writeOutputs(store, settings.prefix, model.ref, model.spec, images);
-    metrics.outputsPublishedTotal.inc();
-    summary.outputs = { ...keys, images: images.length };
-    summary.predictions = results.length;
-    summary.boxes = results.reduce((s, r) => s + r.prediction.boxes.length, 0);
-    lastInputRun = results.map(({ item, prediction }) => ({
-      imageId: item.id,
-      uris: [item.uri],
-      fileName: item.fileName,
-      boxes: prediction.boxes,
-    }));
+      s3: config.s3,
+      metrics,
+      log,
+      afterBatch: publisher.afterBatch,
+      checkLabels: (labels) => p.lsTarget.checkLabels(labels),
+      onSwap: () => {
+        ctx.swaps++;
+        ctx.generation?.abort();
+      },
+    }),
+    queueStage: { name: INFER_STAGE, manifest, log, metrics, worker: config.worker },
+    generation: null,
+    swaps: 0,
+    loopRef: null,
+    lastInputRun: null,
+    boxesOf: new Map(),
   };
+  return ctx;
+}
 
-  const run = async (opts: InferRunOptions = {}): Promise<InferSummary> => {
-    if (closed) {
-      throw new SluiceError("stage_closed", "infer: expected an open stage, found it closed");
-    }
-    if (running) {
-      throw new SluiceError(
-        "already_running",
-        "infer: expected one run at a time, found one running",
-      );
-    }
-    running = true;
-    const t0 = performance.now();
-    const summary: InferSummary = {
-      done: 0,
-      failed: 0,
-      retried: 0,
-      leaseLost: 0,
-      released: 0,
-      model: null,
-      provider: null,
-      queues: [],
-      enqueued: 0,
-      predictions: 0,
-      boxes: 0,
-      swaps: 0,
-      failures: [],
-      outputs: null,
-      labelStudio: { pushed: 0, failedBatches: 0 },
-      ms: 0,
-      imagesPerSecond: 0,
-    };
-    counters.pushed = 0;
-    counters.failedPushBatches = 0;
-    counters.swaps = 0;
-    let timer: ReturnType<typeof setInterval> | undefined;
-    let ticking: Promise<void> | null = null;
-    try {
-      // Long-running: keep trying to load a model (the registry may not have one yet).
-      for (;;) {
-        try {
-          await ensureEngine();
-          break;
-        } catch (err) {
-          if (opts.once || opts.inputs?.length || opts.signal?.aborted) throw err;
-          metrics.errorsTotal.inc({ reason: reasonOf(err) });
-          log.error("no model to run yet; retrying", {
-            reason: reasonOf(err),
-            error: messageOf(err),
-          });
-          await sleep(settings.aliasCheckSeconds * 1000, opts.signal);
-          if (opts.signal?.aborted) return summary;
-        }
-      }
-      if (opts.inputs && opts.inputs.length > 0) {
-        await runInputs(opts.inputs, summary, opts.signal);
-        return summary;
-      }
-
-      if (!opts.once) {
-        const tick = async () => {
-          try {
-            const swapped = await checkModel();
-            const ref = engine!.model.ref;
-            // Only into the queue the loop works on: after a swap the loop fills the new queue
-            // itself once the old one's claims are done, so images in flight are not queued
-            // for the new version while it is about to predict them anyway.
-            if (!swapped && loopRef && versionKey(loopRef) === versionKey(ref)) {
-              summary.enqueued += await enqueueCurrent(ref);
-            }
-            const left = await refreshQueueDepth(ref);
-            // Rebuilding the files reads every prediction of the version: do it once a pass
-            // is over, not while the queue is still moving.
-            if (dirty.has(versionKey(ref)) && left === 0) await publish();
-          } catch (err) {
-            metrics.errorsTotal.inc({ reason: reasonOf(err) });
-            log.warn("periodic model check failed", {
-              reason: reasonOf(err),
-              error: messageOf(err),
-            });
-          }
-        };
-        timer = setInterval(() => {
-          ticking ??= tick().finally(() => (ticking = null));
-        }, settings.aliasCheckSeconds * 1000);
-      }
-
-      while (!opts.signal?.aborted && !closed) {
-        const ref = loopRef = engine!.model.ref;
-        const queue = inferQueue(ref);
-        if (!summary.queues.includes(queue)) summary.queues.push(queue);
-        summary.enqueued += await enqueueCurrent(ref);
-        await refreshQueueDepth(ref);
-        const gen = generation = new AbortController();
-        const stop = () => gen.abort();
-        opts.signal?.addEventListener("abort", stop, { once: true });
-        try {
-          const ws = await runWorker({
-            manifest,
-            stage: queue,
-            owner: config.worker.id,
-            concurrency: inFlight,
-            batchSize: Math.min(config.worker.batchSize, inFlight),
-            leaseMs: config.worker.leaseMs,
-            maxAttempts: config.worker.maxAttempts,
-            idlePollMs: config.worker.idlePollMs,
-            graceMs: opts.graceMs,
-            signal: gen.signal,
-            once: opts.once ?? false,
-            log,
-            permanentCodes: INFER_PERMANENT_CODES,
-            progress: opts.progress,
-            process: processClaim,
-            onResult: (_claim: Claim, result, ms) => {
-              metrics.itemsTotal.inc({ result: result.outcome });
-              metrics.itemDurationSeconds.observe(ms / 1000);
-              const predicted = boxesOf.get(_claim.itemId);
-              boxesOf.delete(_claim.itemId);
-              if (result.outcome === "done" && predicted !== undefined) {
-                dirty.add(predicted.version);
-                summary.predictions++;
-                summary.boxes += predicted.boxes;
-                metrics.detectionsTotal.inc(predicted.boxes);
-              }
-              if (result.outcome === "failed" || result.outcome === "retried") {
-                metrics.errorsTotal.inc({ reason: result.reason ?? "internal" });
-                summary.failures.push({
-                  item: _claim.itemId,
-                  outcome: result.outcome,
-                  reason: result.reason ?? "internal",
-                  message: result.message ?? "",
-                });
-              }
-            },
-          });
-          summary.done += ws.done;
-          summary.failed += ws.failed;
-          summary.retried += ws.retried;
-          summary.leaseLost += ws.leaseLost;
-          summary.released += ws.released;
-        } finally {
-          opts.signal?.removeEventListener("abort", stop);
-          generation = null;
-          loopRef = null;
-        }
-        if (opts.once) break;
-        // The generation ended on a swap: what it finished for the old version gets its files.
-        if (ticking) await ticking;
-        await publishRetired();
-      }
-      if (ticking) await ticking;
-      await publishRetired();
-      if (dirty.size > 0 || opts.once) summary.outputs = await publish();
-      return summary;
-    } finally {
-      clearInterval(timer);
-      if (ticking) await ticking;
-      if (engine) {
-        const ref = engine.model.ref;
-        summary.model = ref;
-        summary.provider = engine.model.session.provider;
-        await refreshQueueDepth(ref);
-      }
-      summary.swaps = counters.swaps;
-      summary.labelStudio = { pushed: counters.pushed, failedBatches: counters.failedPushBatches };
-      summary.ms = Math.round(performance.now() - t0);
-      summary.imagesPerSecond = summary.ms > 0 ? (summary.done / summary.ms) * 1000 : 0;
-      running = false;
-    }
-  };
-
+function assemble(ctx: Ctx): InferStage {
+  const { config, manifest, store, staging, tracker, metrics, log, slot, guard } = ctx;
   return {
     config,
     manifest,
@@ -909,27 +319,364 @@ function assemble(p: Parts): InferStage {
     staging,
     tracker,
     metrics,
-    handler,
+    log,
+    handler: inferHandler(ctx),
     get model() {
-      return engine?.model ?? null;
+      return slot.current;
     },
-    run,
-    checkModel,
-    publish: () => publish(),
+    run: (opts: InferRunOptions = {}) => guard.run(() => runInfer(ctx, opts)),
+    checkModel: () => slot.check(),
+    publish: () => publish(ctx),
     async evaluate(gt) {
-      if (lastInputRun) return await evaluate({ gt, predictions: lastInputRun });
-      const eng = await ensureEngine();
-      return await evaluate({ gt, manifest, model: eng.model.ref });
+      let scored: ScoredSet | undefined;
+      const onScored = (x: ScoredSet) => (scored = x);
+      const eng = await slot.engine();
+      const report = ctx.lastInputRun
+        ? await evaluate({ gt, predictions: ctx.lastInputRun, onScored })
+        : await evaluate({ gt, manifest, model: eng.model.ref, onScored });
+      if (scored) {
+        const dir = outputKeys(ctx.settings.prefix, eng.model.ref).dir;
+        report.pictures = await publishEvalPictures(store, dir, scored).catch((err) => {
+          log.warn("could not draw the evaluation pictures", { err: messageOf(err) });
+          return [];
+        });
+      }
+      return report;
     },
     async close() {
-      if (closed) return;
-      closed = true;
-      generation?.abort();
-      if (loading) await loading.catch(() => undefined);
-      await engine?.close();
-      await p.closeAll();
+      if (!guard.close()) return;
+      ctx.generation?.abort();
+      try {
+        await slot.close();
+      } finally {
+        await ctx.res.close();
+      }
     },
   };
+}
+
+/** Queues the images the version in use has not predicted yet. */
+async function enqueueCurrent(ctx: Ctx, ref: ModelRef): Promise<number> {
+  const n = await ctx.manifest.enqueueForInference(inferQueue(ref), ref.name, ref.version, {
+    includeAnnotated: ctx.settings.includeAnnotated,
+  });
+  if (n > 0) ctx.log.info("enqueued images for inference", { queue: inferQueue(ref), images: n });
+  return n;
+}
+
+/** Updates the gauges; returns the images still pending or leased (null when unknown). */
+async function refreshDepth(ctx: Ctx, ref: ModelRef): Promise<number | null> {
+  const counts = await refreshQueueDepth(ctx.queueStage, inferQueue(ref));
+  await ctx.staging.stagedBytes().catch(() => undefined);
+  await ctx.staging.freeBytes().catch(() => undefined);
+  return counts === null ? null : (counts.pending ?? 0) + (counts.leased ?? 0);
+}
+
+/** Rebuilds one version's output files from the manifest (default: the model in use). */
+async function publish(ctx: Ctx, target?: KnownModel): Promise<PublishedOutputs> {
+  return await ctx.publisher.publish(target ?? (await ctx.slot.engine()).model);
+}
+
+/** Publishes the versions swapped out that recorded predictions since their last files. */
+function publishRetired(ctx: Ctx): Promise<void> {
+  const current = ctx.slot.current;
+  return ctx.publisher.publishRetired(ctx.slot.known, current ? versionKey(current.ref) : null);
+}
+
+/** The image row of a claim, checked: null when it gets no prediction (deleted, duplicate). */
+async function claimedImage(ctx: Ctx, claim: Claim, item: ItemContext) {
+  const { store, settings } = ctx;
+  const image = await ctx.manifest.getImage(claim.itemId);
+  if (!image) {
+    throw new SluiceError(
+      "unknown_image",
+      `image ${claim.itemId}: expected a manifest row, found none`,
+    );
+  }
+  if (image.status === "deleted" || image.status === "duplicate") {
+    item.log.info("skipped", { status: image.status });
+    return null;
+  }
+  if (image.status !== "ingested" || !image.datasetUri) {
+    throw new SluiceError(
+      "not_ingested",
+      `image ${image.id}: expected an ingested image with a dataset copy, found status ${image.status}`,
+    );
+  }
+  const key = storeKeyOf(store, image.datasetUri);
+  if (key === null) {
+    throw new SluiceError(
+      "foreign_uri",
+      `image ${image.id}: dataset URI ${image.datasetUri} is not an object of ${store.url}`,
+    );
+  }
+  if (image.size !== null && image.size > settings.maxBytes) {
+    throw new SluiceError(
+      "too_large",
+      `image ${image.id}: ${image.size} bytes exceeds the limit of ${settings.maxBytes} bytes`,
+    );
+  }
+  return { image: { ...image, datasetUri: image.datasetUri }, key };
+}
+
+/** One claimed image: checked, predicted once per model version, returned as effects. */
+async function processClaim(ctx: Ctx, claim: Claim, item: ItemContext): Promise<Effects> {
+  const { manifest, store } = ctx;
+  const claimed = await claimedImage(ctx, claim, item);
+  if (claimed === null) return {};
+  const { image, key } = claimed;
+  // Around a model swap an image can sit in the old version's queue and the new one's (this
+  // worker or another drains the old queue with the new model): predict it once per version.
+  const engine = await ctx.slot.engine();
+  const model = engine.model.ref;
+  const already = await manifest.listPredictions({
+    modelName: model.name,
+    modelVersion: model.version,
+    imageIds: [image.id],
+  });
+  if (already.length > 0) {
+    item.log.info("skipped: already predicted by this version", { model: describeModel(model) });
+    return {};
+  }
+  const tag: ImageTag = {
+    id: image.id,
+    url: ctx.publisher.imageUrl(image.datasetUri, key),
+    fileName: basenameOf(image.sourceKey || key),
+    uris: [image.sourceUri, image.datasetUri],
+  };
+  const body = () => store.get(key);
+  const pred = await predictStaged(
+    engine,
+    ctx.staging,
+    tag,
+    body,
+    image.size ?? undefined,
+    item.signal,
+    ctx.metrics,
+  );
+  ctx.boxesOf.set(claim.itemId, { boxes: pred.boxes.length, version: versionKey(pred.model) });
+  return {
+    predictions: [{
+      imageId: image.id,
+      modelName: pred.model.name,
+      modelVersion: pred.model.version,
+      boxes: pred.boxes,
+      score: pred.score,
+      uri: tag.partKey ? store.uriFor(tag.partKey) : null,
+    }],
+  };
+}
+
+/** /healthz, /readyz (ready once a model is loaded), /metrics, / and GET /status. */
+function inferHandler(ctx: Ctx): StageHandler {
+  const { slot, guard, manifest } = ctx;
+  return createStageHandler({
+    stage: INFER_STAGE,
+    metrics: ctx.metrics,
+    log: ctx.log,
+    ready: async () => {
+      if (guard.closed) return "stage closed";
+      const engine = slot.loaded;
+      if (!engine) {
+        return slot.lastLoadError
+          ? `no model loaded: ${slot.lastLoadError}`
+          : "no model loaded yet";
+      }
+      await manifest.workCounts(inferQueue(engine.model.ref));
+      return true;
+    },
+    routes: {
+      "GET /status": () => {
+        const engine = slot.loaded;
+        return Promise.resolve(Response.json({
+          stage: INFER_STAGE,
+          running: guard.running,
+          model: engine ? { ...engine.model.ref, provider: engine.model.session.provider } : null,
+          queue: engine ? inferQueue(engine.model.ref) : null,
+          waiting: engine?.waiting ?? 0,
+          lastLoadError: slot.lastLoadError,
+        }));
+      },
+    },
+  });
+}
+
+/** Long-running: keeps trying to load a model (the registry may not have one yet). */
+async function waitForModel(ctx: Ctx, opts: InferRunOptions): Promise<boolean> {
+  for (;;) {
+    try {
+      await ctx.slot.engine();
+      return true;
+    } catch (err) {
+      if (opts.once || opts.inputs?.length || opts.signal?.aborted) throw err;
+      ctx.metrics.errorsTotal.inc({ reason: reasonOf(err) });
+      ctx.log.error("no model to run yet; retrying", {
+        reason: reasonOf(err),
+        error: messageOf(err),
+      });
+      await sleep(ctx.settings.aliasCheckSeconds * 1000, opts.signal);
+      if (opts.signal?.aborted) return false;
+    }
+  }
+}
+
+/** The `--input` mode: predict the named images; nothing is recorded. */
+async function runInputs(
+  ctx: Ctx,
+  inputs: readonly string[],
+  summary: InferSummary,
+  signal?: AbortSignal,
+): Promise<void> {
+  const r = await predictInputs(inputs, {
+    engine: await ctx.slot.engine(),
+    store: ctx.store,
+    staging: ctx.staging,
+    publisher: ctx.publisher,
+    metrics: ctx.metrics,
+    log: ctx.log,
+    suffixes: ctx.config.source.suffixes,
+    inFlight: ctx.inFlight,
+    maxBytes: ctx.settings.maxBytes,
+    ...(signal ? { signal } : {}),
+  });
+  summary.done += r.done;
+  summary.failed += r.failed;
+  summary.failures.push(...r.failures.map(({ itemId, ...f }) => ({ item: itemId, ...f })));
+  summary.outputs = r.outputs;
+  summary.predictions = r.predictions;
+  summary.boxes = r.boxes;
+  ctx.lastInputRun = r.evalPredictions;
+}
+
+/**
+ * Every `aliasCheckSeconds`: check the approval (swapping when it moved), enqueue new images
+ * for the version in use, refresh the gauges, and publish the version's files once its queue
+ * is empty.
+ */
+function startTicker(ctx: Ctx, summary: InferSummary): Ticker {
+  let ticking: Promise<void> | null = null;
+  const tick = async () => {
+    try {
+      const swapped = await ctx.slot.check();
+      const ref = ctx.slot.current!.ref;
+      // Only into the queue the loop works on: after a swap the loop fills the new queue
+      // itself once the old one's claims are done, so images in flight are not queued
+      // for the new version while it is about to predict them anyway.
+      if (!swapped && ctx.loopRef && versionKey(ctx.loopRef) === versionKey(ref)) {
+        summary.enqueued += await enqueueCurrent(ctx, ref);
+      }
+      const left = await refreshDepth(ctx, ref);
+      // Rebuilding the files reads every prediction of the version: do it once a pass
+      // is over, not while the queue is still moving.
+      if (ctx.publisher.isDirty(ref) && left === 0) await publish(ctx);
+    } catch (err) {
+      ctx.metrics.errorsTotal.inc({ reason: reasonOf(err) });
+      ctx.log.warn("periodic model check failed", {
+        reason: reasonOf(err),
+        error: messageOf(err),
+      });
+    }
+  };
+  const timer = setInterval(() => {
+    ticking ??= tick().finally(() => (ticking = null));
+  }, ctx.settings.aliasCheckSeconds * 1000);
+  const settle = async () => {
+    if (ticking) await ticking;
+  };
+  return {
+    settle,
+    stop: () => {
+      clearInterval(timer);
+      return settle();
+    },
+  };
+}
+
+/** Works the current model's queue until it is drained (`once`), swapped, or stopped. */
+async function runGeneration(ctx: Ctx, opts: InferRunOptions, summary: InferSummary) {
+  const ref = ctx.loopRef = ctx.slot.current!.ref;
+  const queue = inferQueue(ref);
+  if (!summary.queues.includes(queue)) summary.queues.push(queue);
+  summary.enqueued += await enqueueCurrent(ctx, ref);
+  await refreshDepth(ctx, ref);
+  const gen = ctx.generation = new AbortController();
+  const stop = () => gen.abort();
+  opts.signal?.addEventListener("abort", stop, { once: true });
+  try {
+    const ws = await runQueue(ctx.queueStage, {
+      queue,
+      concurrency: ctx.inFlight,
+      graceMs: opts.graceMs,
+      signal: gen.signal,
+      once: opts.once ?? false,
+      permanentCodes: INFER_PERMANENT_CODES,
+      progress: opts.progress,
+      process: (claim, item) => processClaim(ctx, claim, item),
+      onResult: (claim, result) => {
+        const predicted = ctx.boxesOf.get(claim.itemId);
+        ctx.boxesOf.delete(claim.itemId);
+        if (result.outcome === "done" && predicted !== undefined) {
+          ctx.publisher.markDirty(predicted.version);
+          summary.predictions++;
+          summary.boxes += predicted.boxes;
+          ctx.metrics.detectionsTotal.inc(predicted.boxes);
+        }
+      },
+    });
+    addTotals(summary, ws);
+    summary.failures.push(...ws.failures.map(({ itemId, ...f }) => ({ item: itemId, ...f })));
+  } finally {
+    opts.signal?.removeEventListener("abort", stop);
+    ctx.generation = null;
+    ctx.loopRef = null;
+  }
+}
+
+/** The queue mode: generations until stopped (or drained, `once`), then the files. */
+async function runQueueMode(ctx: Ctx, opts: InferRunOptions, summary: InferSummary) {
+  const ticker = opts.once ? null : startTicker(ctx, summary);
+  try {
+    while (!opts.signal?.aborted && !ctx.guard.closed) {
+      await runGeneration(ctx, opts, summary);
+      if (opts.once) break;
+      // The generation ended on a swap: what it finished for the old version gets its files.
+      await ticker?.settle();
+      await publishRetired(ctx);
+    }
+    await ticker?.settle();
+    await publishRetired(ctx);
+    if (ctx.publisher.anyDirty || opts.once) summary.outputs = await publish(ctx);
+  } finally {
+    await ticker?.stop();
+  }
+}
+
+/** One run: wait for a model, then the `--input` mode or the queue mode; totals at the end. */
+async function runInfer(ctx: Ctx, opts: InferRunOptions): Promise<InferSummary> {
+  const { slot, publisher } = ctx;
+  const t0 = performance.now();
+  const summary = emptySummary();
+  publisher.pushed = 0;
+  publisher.failedPushBatches = 0;
+  ctx.swaps = 0;
+  try {
+    if (!(await waitForModel(ctx, opts))) return summary;
+    if (opts.inputs && opts.inputs.length > 0) {
+      await runInputs(ctx, opts.inputs, summary, opts.signal);
+    } else await runQueueMode(ctx, opts, summary);
+    return summary;
+  } finally {
+    const current = slot.current;
+    if (current) {
+      summary.model = current.ref;
+      summary.provider = current.session.provider;
+      await refreshDepth(ctx, current.ref);
+    }
+    summary.swaps = ctx.swaps;
+    summary.labelStudio = { pushed: publisher.pushed, failedBatches: publisher.failedPushBatches };
+    summary.ms = Math.round(performance.now() - t0);
+    summary.imagesPerSecond = summary.ms > 0 ? (summary.done / summary.ms) * 1000 : 0;
+  }
 }
 
 /**

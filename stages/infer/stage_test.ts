@@ -311,6 +311,19 @@ Deno.test({
             assert.equal(r.matchedImages, GOOD.length);
             near(r.map50, 1);
             assert.ok(r.map50_95 > 0.8, `mAP@0.5:0.95 ${r.map50_95}`);
+            // The pictures, in the version's output directory.
+            assert.deepEqual(
+              (r.pictures ?? []).map((u) => u.split("/").slice(-2).join("/")),
+              ["eval/pr_curves.png", "eval/confusion_matrix.png", "eval/contact_sheet.png"],
+            );
+            for (const uri of r.pictures!) {
+              const bytes = await Deno.readFile(new URL(uri));
+              assert.deepEqual([...bytes.slice(1, 4)], [0x50, 0x4e, 0x47], `${uri} is a PNG`);
+              const keep = Deno.env.get("SLUICE_EVAL_PICTURES_DIR");
+              if (keep) {
+                await Deno.copyFile(new URL(uri), join(keep, `infer_${uri.split("/").pop()}`));
+              }
+            }
           } finally {
             await stage.close();
           }
@@ -338,6 +351,7 @@ Deno.test({
           const printed = JSON.parse(new TextDecoder().decode(out.stdout));
           assert.equal(printed.model.version, "1");
           near(printed.eval.map50, 1);
+          assert.equal(printed.eval.pictures.length, 3, "the command line draws them too");
         },
       );
 

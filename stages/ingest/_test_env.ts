@@ -14,7 +14,6 @@ import { type ObjectStore, openObjectStore } from "../../common/objectstore/mod.
 import { openStaging, type Staging } from "../../common/staging/mod.ts";
 import type { S3TestServer } from "../../tests/harness/s3.ts";
 import { type IngestConfig, IngestSettingsSchema } from "./config.ts";
-import { s3OpenOptions } from "./stage.ts";
 
 export interface TestEnv {
   dir: string;
@@ -105,8 +104,8 @@ export async function openTestEnv(
   });
   const metrics = createStageMetrics("ingest", { processMetrics: false });
   const manifest = await openManifest(config.manifest.url);
-  const source = await openObjectStore(config.source.url, s3OpenOptions(config));
-  const objectStore = await openObjectStore(config.objectStore.url, s3OpenOptions(config));
+  const source = await openObjectStore(config.source.url, { s3: config.s3 });
+  const objectStore = await openObjectStore(config.objectStore.url, { s3: config.s3 });
   const staging = await openStaging({
     root: config.staging.root,
     fallbackRoot: config.staging.fallbackRoot,

@@ -1,10 +1,15 @@
 /**
- * Exports the ingested images and their annotations from the manifest as COCO JSON or as
- * Label Studio tasks. Category ids are the manifest's stable label ids. An image with
- * annotations from several sources (`labelstudio`, `coco`, ...) exports the set written most
- * recently, unless `source` picks one, so that a file imported in two formats is not doubled.
- * Both formats carry the Sluice image id (`sluice_image_id`), so re-importing an export matches
- * exactly.
+ * Exports the ingested images and their annotations from the manifest (or a recorded training
+ * snapshot, `snapshot`) as COCO JSON, Label Studio tasks, a YOLO dataset or a Pascal VOC
+ * dataset. Category ids are the manifest's stable label ids, or the label config's
+ * (label-studio-converter's rule) when one is given. An image with annotations from several
+ * sources exports the set written most recently, unless `source` picks one, so that a file
+ * imported in two formats is not doubled. Every format carries the Sluice image id
+ * (`sluice_image_id`, `sluice_images.json`), so re-importing an export matches exactly.
+ *
+ * Images a source marked "reviewed, no objects" export as negatives: a completed Label Studio
+ * annotation with an empty result, an empty YOLO label file, a VOC file without objects; images
+ * nobody labelled export without an annotation.
  *
  * @example
  * ```ts
@@ -14,13 +19,16 @@
  * @module
  */
 import { type CocoDataset, toCoco } from "../../common/annotations/coco.ts";
+import {
+  canonicalLabel,
+  type LabelConfig,
+  LabelConfigError,
+  namesFromLabelConfig,
+} from "../../common/annotations/label_config.ts";
 import { type LabelStudioTask, toLabelStudioTasks } from "../../common/annotations/labelstudio.ts";
-import type {
-  AnnotationInput,
-  AnnotationRow,
-  ImageRow,
-  ManifestStore,
-} from "../../common/manifest/mod.ts";
+import type { AnnotationInput, ManifestStore } from "../../common/manifest/mod.ts";
+import type { ObjectStore } from "../../common/objectstore/mod.ts";
+import { type ExportSet, manifestExportSet, snapshotExportSet } from "./annotation_sets.ts";
 import type { AnnotationFormat } from "./config.ts";
 
 export interface ExportOptions {
@@ -31,6 +39,15 @@ export interface ExportOptions {
   imageUrl?: "source" | "dataset";
   /** COCO `info.date_created` (default now); fix it for byte-stable output. */
   dateCreated?: string;
+  /** Label Studio: polygons as polygons (default, what the source held) or as their boxes. */
+  polygons?: "rectangle" | "polygon";
+  /** Category ids, label order and Label Studio tag names from a label config. */
+  labelConfig?: LabelConfig;
+  /** Turns an object URI into the `data.image` Label Studio loads (default: the URI). */
+  urlFor?: (uri: string) => Promise<string>;
+  /** Export a recorded training snapshot (needs `datasetStore`). */
+  snapshot?: string;
+  datasetStore?: Pick<ObjectStore, "uriFor">;
 }
 
 export interface AnnotationExport {
@@ -39,51 +56,81 @@ export interface AnnotationExport {
   annotations: number;
 }
 
-const CHUNK = 500;
-
-async function ingestedImages(manifest: ManifestStore): Promise<ImageRow[]> {
-  const out: ImageRow[] = [];
-  let afterId: string | undefined;
-  for (;;) {
-    const page = await manifest.listImages({
-      status: "ingested",
-      limit: 1000,
-      ...(afterId ? { afterId } : {}),
+/**
+ * The export set for the options: from a snapshot or from the manifest.
+ *
+ * @example
+ * ```ts
+ * const set = await exportSetFor(manifest, { format: "coco", snapshot: "snap-…", datasetStore });
+ * ```
+ */
+export async function exportSetFor(
+  manifest: ManifestStore,
+  opts: Pick<ExportOptions, "source" | "imageUrl" | "snapshot" | "datasetStore" | "labelConfig">,
+): Promise<ExportSet> {
+  let set: ExportSet;
+  if (opts.snapshot) {
+    if (!opts.datasetStore) throw new Error("snapshot export: expected the dataset store");
+    set = await snapshotExportSet(manifest, opts.datasetStore, opts.snapshot);
+  } else {
+    set = await manifestExportSet(manifest, {
+      ...(opts.source !== undefined ? { source: opts.source } : {}),
+      ...(opts.imageUrl ? { imageUrl: opts.imageUrl } : {}),
     });
-    out.push(...page);
-    if (page.length < 1000) break;
-    afterId = page[page.length - 1].id;
   }
-  return out;
-}
-
-function toInput(a: AnnotationRow): AnnotationInput {
-  return {
-    label: a.label,
-    bbox: a.bbox,
-    ...(a.polygon ? { polygon: a.polygon } : {}),
-    ...(a.rotation ? { rotation: a.rotation } : {}),
-    ...(a.score !== undefined && a.score !== null ? { score: a.score } : {}),
-    ...(a.sourceRef ? { sourceRef: a.sourceRef } : {}),
-  };
-}
-
-/** Picks one source's annotations per image. */
-function pick(rows: AnnotationRow[], source: string | undefined): AnnotationRow[] {
-  if (source !== undefined) return rows.filter((r) => r.source === source);
-  const newest = new Map<string, number>();
-  for (const r of rows) newest.set(r.source, Math.max(newest.get(r.source) ?? 0, r.createdAt));
-  let best: string | undefined;
-  for (const [s, t] of newest) {
-    if (best === undefined || t > newest.get(best)! || (t === newest.get(best) && s < best)) {
-      best = s;
-    }
-  }
-  return rows.filter((r) => r.source === best).sort((a, b) => a.id - b.id);
+  if (opts.labelConfig) applyLabelConfig(set, opts.labelConfig);
+  return set;
 }
 
 /**
- * Builds the export document.
+ * Maps aliases to their labels and checks that the config has every exported label: an export
+ * Label Studio would reject (or a class list missing a label) is an error naming the labels.
+ */
+function applyLabelConfig(set: ExportSet, cfg: LabelConfig): void {
+  const missing = new Set<string>();
+  for (const [id, anns] of set.byImage) {
+    set.byImage.set(
+      id,
+      anns.map((a) => {
+        const label = canonicalLabel(cfg, a.label);
+        if (label === null) missing.add(a.label);
+        return label === null || label === a.label ? a : { ...a, label };
+      }),
+    );
+  }
+  if (missing.size > 0) {
+    throw new LabelConfigError(
+      `the export has labels ${
+        [...missing].sort().map((m) => JSON.stringify(m)).join(", ")
+      } that the config lacks (it has ${cfg.labels.map((l) => JSON.stringify(l)).join(", ")})`,
+    );
+  }
+}
+
+/**
+ * Class names in class-id order: the label config's (gaps in explicit `category` ids are filled
+ * with `unused_<id>`), else the manifest's labels by id.
+ *
+ * @example
+ * ```ts
+ * classNames(set, cfg); // ["Airplane", "Car"]
+ * ```
+ */
+export function classNames(set: ExportSet, cfg?: LabelConfig): string[] {
+  if (cfg) {
+    const max = Math.max(-1, ...cfg.categoryIds.values());
+    const names: string[] = [];
+    for (let i = 0; i <= max; i++) names.push(`unused_${i}`);
+    for (const [l, i] of cfg.categoryIds) names[i] = l;
+    return names;
+  }
+  const used = new Set([...set.byImage.values()].flat().map((a) => a.label));
+  const known = [...set.labels].sort((a, b) => a[1] - b[1]).map(([l]) => l);
+  return [...known, ...[...used].filter((l) => !set.labels.has(l)).sort()];
+}
+
+/**
+ * Builds the export document (COCO or Label Studio).
  *
  * @example
  * ```ts
@@ -94,46 +141,61 @@ export async function exportAnnotations(
   manifest: ManifestStore,
   opts: ExportOptions,
 ): Promise<AnnotationExport> {
-  const images = (await ingestedImages(manifest)).filter((i) => i.width && i.height);
-  const byImage = new Map<string, AnnotationInput[]>();
-  let count = 0;
-  for (let i = 0; i < images.length; i += CHUNK) {
-    const ids = images.slice(i, i + CHUNK).map((img) => img.id);
-    const rows = await manifest.listAnnotations(ids);
-    const grouped = new Map<string, AnnotationRow[]>();
-    for (const r of rows) grouped.set(r.imageId, [...grouped.get(r.imageId) ?? [], r]);
-    for (const [id, list] of grouped) {
-      const chosen = pick(list, opts.source).map(toInput);
-      if (chosen.length > 0) {
-        byImage.set(id, chosen);
-        count += chosen.length;
-      }
-    }
-  }
+  const set = await exportSetFor(manifest, opts);
+  return await exportDocument(set, opts);
+}
+
+/**
+ * The COCO or Label Studio document for an export set.
+ *
+ * @example
+ * ```ts
+ * const { document } = await exportDocument(set, { format: "coco" });
+ * ```
+ */
+export async function exportDocument(
+  set: ExportSet,
+  opts: Omit<ExportOptions, "snapshot" | "datasetStore" | "source">,
+): Promise<AnnotationExport> {
+  const cfg = opts.labelConfig;
   if (opts.format === "coco") {
-    const labels = new Map((await manifest.listLabels()).map((l) => [l.name, l.id]));
+    const labels = cfg ? new Map(cfg.categoryIds) : set.labels;
     const { coco } = toCoco({
-      images: images.map((img) => ({
+      images: set.images.map((img) => ({
         id: img.id,
-        fileName: img.sourceKey,
-        width: img.width!,
-        height: img.height!,
+        fileName: img.cocoFileName,
+        width: img.width,
+        height: img.height,
       })),
-      annotationsByImage: byImage,
+      annotationsByImage: set.byImage,
       labels,
-      description: "Sluice ingest export",
+      description: set.snapshotId ? `Sluice snapshot ${set.snapshotId}` : "Sluice ingest export",
       ...(opts.dateCreated ? { dateCreated: opts.dateCreated } : {}),
     });
-    return { document: coco, images: images.length, annotations: count };
+    return { document: coco, images: set.images.length, annotations: set.annotations };
   }
-  const tasks = toLabelStudioTasks(
-    images.map((img) => ({
-      id: img.id,
-      url: opts.imageUrl === "dataset" && img.datasetUri ? img.datasetUri : img.sourceUri,
-      width: img.width!,
-      height: img.height!,
-    })),
-    byImage,
+  const polygons = opts.polygons ?? "polygon";
+  const hasPolygons = [...set.byImage.values()].some((anns: AnnotationInput[]) =>
+    anns.some((a) => a.polygon && a.polygon.length >= 3 && !a.rotation)
   );
-  return { document: tasks, images: images.length, annotations: count };
+  const names = cfg
+    ? namesFromLabelConfig(cfg, { needPolygons: polygons === "polygon" && hasPolygons })
+    : null;
+  const urlFor = opts.urlFor ?? ((uri: string) => Promise.resolve(uri));
+  const images = [];
+  for (const img of set.images) {
+    images.push({ id: img.id, url: await urlFor(img.uri), width: img.width, height: img.height });
+  }
+  const tasks = toLabelStudioTasks(images, set.byImage, {
+    polygons,
+    ...(names
+      ? {
+        fromName: names.fromName,
+        toName: names.toName,
+        dataKey: names.dataKey,
+        polygonFromName: names.polygonFromName,
+      }
+      : {}),
+  });
+  return { document: tasks, images: set.images.length, annotations: set.annotations };
 }

@@ -28,17 +28,24 @@ import {
   type LabelStudioImportOptions,
   parseLabelStudioExport,
 } from "../../common/annotations/labelstudio.ts";
+import {
+  canonicalLabel,
+  type LabelConfig,
+  readLabelConfig,
+} from "../../common/annotations/label_config.ts";
 import { messageOf, reasonOf } from "../../common/errors/mod.ts";
 import type { Logger } from "../../common/log/mod.ts";
 import type { AnnotationInput, ImageRow, ManifestStore } from "../../common/manifest/mod.ts";
 import type { AnnotationFormat } from "./config.ts";
+import type { DatasetFormat } from "./dataset_formats.ts";
 import type { IngestMetrics } from "./metrics.ts";
+import { recordReviewedEmpty } from "./reviewed_empty.ts";
 
 /** What one import did. */
 export interface AnnotationImportSummary {
   file: string;
   /** The format read (null when the file could not be recognised). */
-  format: AnnotationFormat | null;
+  format: AnnotationFormat | DatasetFormat | null;
   status: "imported" | "failed";
   /** Failure reason code and message (status `failed`). */
   reason?: string;
@@ -54,6 +61,10 @@ export interface AnnotationImportSummary {
   ambiguous: string[];
   /** Annotations stored. */
   annotations: number;
+  /** Matched records that say "reviewed, no objects" (stored as an empty set). */
+  reviewedEmpty?: number;
+  /** Matched records nobody labelled (left as they were). */
+  unlabelled?: number;
   /** Box-policy outcomes: kept, clamped, dropped, polygon_removed. */
   boxes: Record<string, number>;
   /** Records in the file that could not be read (the rest were imported). */
@@ -79,6 +90,10 @@ export interface ImportAnnotationsOptions {
   boxPolicy?: BoxPolicyOptions;
   /** Which annotation of a Label Studio task wins (default `newest`). */
   labelStudioChoose?: LabelStudioImportOptions["choose"];
+  /** A Label Studio label config: labels are mapped through its aliases; others are skipped. */
+  labelConfig?: LabelConfig;
+  /** The same, as a file to read first (`ingest.labelConfig`); unreadable = a failed import. */
+  labelConfigFile?: string;
   metrics?: IngestMetrics;
   log?: Logger;
 }
@@ -145,12 +160,24 @@ export function detectAnnotationFormat(doc: unknown): AnnotationFormat | null {
   return null;
 }
 
-/** One record of either format, reduced to what matching and storing need. */
-interface ImportRecord {
+/** One record of any format, reduced to what matching and storing need. */
+export interface ImportRecord {
   ref: ImageRef;
   width: number | null;
   height: number | null;
   annotations: AnnotationInput[];
+  /** False for a record nobody labelled (left as it is); default true. */
+  labelled?: boolean;
+}
+
+/** A file or directory already read into records (see {@link importParsedAnnotations}). */
+export interface ParsedAnnotations {
+  format: AnnotationFormat | DatasetFormat;
+  records: ImportRecord[];
+  recordFailures: { path: string; message: string }[];
+  problems: { path: string; problem: string }[];
+  /** Label order for new manifest label ids. */
+  labelOrder: string[];
 }
 
 /** Every non-deleted image, for matching. */
@@ -167,6 +194,139 @@ async function matchableImages(manifest: ManifestStore): Promise<Map<string, Ima
 }
 
 /**
+ * A summary with nothing counted yet, for `file` in `format`.
+ *
+ * @example
+ * ```ts
+ * emptyImportSummary("a.json", "auto", { status: "failed", reason: "not_found", sha256: "" });
+ * ```
+ */
+export function emptyImportSummary(
+  file: string,
+  format: AnnotationFormat | "auto",
+  fields: Pick<AnnotationImportSummary, "status" | "sha256" | "reason" | "message">,
+): AnnotationImportSummary {
+  return {
+    file,
+    format: format === "auto" ? null : format,
+    ...fields,
+    records: 0,
+    matched: 0,
+    unmatched: [],
+    ambiguous: [],
+    annotations: 0,
+    boxes: {},
+    recordFailures: [],
+    problems: 0,
+    problemExamples: [],
+    at: Date.now(),
+  };
+}
+
+/** Parses the file's records (Label Studio tasks or COCO images) into `summary`'s format. */
+function readRecords(
+  opts: ImportAnnotationsOptions,
+  summary: AnnotationImportSummary,
+  noteProblems: (list: readonly { path: string; problem: string }[]) => void,
+): { records: ImportRecord[]; labelOrder: string[] } {
+  const { file } = opts;
+  let records: ImportRecord[];
+  let labelOrder: string[];
+  let doc: unknown;
+  try {
+    doc = JSON.parse(opts.text);
+  } catch (err) {
+    throw new AnnotationFormatError(
+      file,
+      "$",
+      `expected JSON, found a parse error: ${messageOf(err)}`,
+      {
+        cause: err,
+      },
+    );
+  }
+  const format = opts.format === "auto" ? detectAnnotationFormat(doc) : opts.format;
+  if (format === null) {
+    throw new AnnotationFormatError(
+      file,
+      "$",
+      "expected a Label Studio export (a list of tasks) or a COCO document (an object with images)",
+    );
+  }
+  summary.format = format;
+  if (format === "labelstudio") {
+    const ls = parseLabelStudioExport(doc, {
+      file,
+      ...(opts.labelStudioChoose ? { choose: opts.labelStudioChoose } : {}),
+    });
+    records = ls.tasks.map((t) => ({
+      ref: t.imageRef,
+      width: t.width,
+      height: t.height,
+      annotations: t.annotations,
+      labelled: t.labelled,
+    }));
+    summary.recordFailures = ls.failures.map((f) => ({ path: f.path, message: f.message }));
+    noteProblems(ls.tasks.flatMap((t) => t.problems));
+    labelOrder = records.flatMap((r) => r.annotations.map((a) => a.label));
+  } else {
+    const coco = parseCoco(doc, { file });
+    records = coco.images.map((i) => ({
+      ref: i.imageRef,
+      width: i.width,
+      height: i.height,
+      annotations: i.annotations,
+    }));
+    summary.recordFailures = coco.failures.map((f) => ({ path: f.path, message: f.message }));
+    noteProblems([...coco.problems, ...coco.images.flatMap((i) => i.problems)]);
+    labelOrder = [...coco.categories].sort((a, b) => a.id - b.id).map((c) => c.name);
+  }
+  return { records, labelOrder };
+}
+
+/** The metrics and log lines of a finished import. */
+function reportImport(summary: AnnotationImportSummary, opts: ImportAnnotationsOptions): void {
+  const { file, metrics, log } = opts;
+  for (const [k, v] of Object.entries(summary.boxes)) {
+    metrics?.annotationBoxes.inc({ outcome: k }, v);
+  }
+  metrics?.annotationRecords.inc({ result: "matched" }, summary.matched);
+  metrics?.annotationRecords.inc({ result: "unmatched" }, summary.unmatched.length);
+  metrics?.annotationRecords.inc({ result: "ambiguous" }, summary.ambiguous.length);
+  metrics?.annotationRecords.inc({ result: "unreadable" }, summary.recordFailures.length);
+  metrics?.annotationProblems.inc(summary.problems);
+  if (summary.problems > 0 || summary.recordFailures.length > 0) {
+    log?.warn("annotation file has records or shapes that were skipped or changed", {
+      file,
+      problems: summary.problems,
+      recordFailures: summary.recordFailures.length,
+      examples: [
+        ...summary.recordFailures.map((f) => `${f.path}: ${f.message}`),
+        ...summary.problemExamples.map((p) => `${p.path}: ${p.problem}`),
+      ].slice(0, 20),
+    });
+  }
+  if (summary.unmatched.length > 0 || summary.ambiguous.length > 0) {
+    log?.warn("annotation records without a unique image", {
+      file,
+      unmatched: summary.unmatched.length,
+      ambiguous: summary.ambiguous.length,
+      examples: [...summary.unmatched, ...summary.ambiguous].slice(0, 20),
+    });
+  }
+  log?.info("annotations imported", {
+    file,
+    format: summary.format,
+    records: summary.records,
+    matched: summary.matched,
+    annotations: summary.annotations,
+    boxes: summary.boxes,
+    recordFailures: summary.recordFailures.length,
+    problems: summary.problems,
+  });
+}
+
+/**
  * Imports one annotation file; never throws for a bad file (only for manifest failures).
  *
  * @example
@@ -180,22 +340,10 @@ export async function importAnnotations(
   opts: ImportAnnotationsOptions,
 ): Promise<AnnotationImportSummary> {
   const { manifest, file, metrics, log } = opts;
-  const summary: AnnotationImportSummary = {
-    file,
-    format: opts.format === "auto" ? null : opts.format,
+  const summary = emptyImportSummary(file, opts.format, {
     status: "imported",
     sha256: createHash("sha256").update(opts.text).digest("hex"),
-    records: 0,
-    matched: 0,
-    unmatched: [],
-    ambiguous: [],
-    annotations: 0,
-    boxes: {},
-    recordFailures: [],
-    problems: 0,
-    problemExamples: [],
-    at: Date.now(),
-  };
+  });
   const noteProblems = (list: readonly { path: string; problem: string }[]) => {
     summary.problems += list.length;
     for (const p of list) {
@@ -214,54 +362,10 @@ export async function importAnnotations(
   let records: ImportRecord[];
   let labelOrder: string[];
   try {
-    let doc: unknown;
-    try {
-      doc = JSON.parse(opts.text);
-    } catch (err) {
-      throw new AnnotationFormatError(
-        file,
-        "$",
-        `expected JSON, found a parse error: ${messageOf(err)}`,
-        {
-          cause: err,
-        },
-      );
+    if (opts.labelConfigFile && !opts.labelConfig) {
+      opts = { ...opts, labelConfig: await readLabelConfig(opts.labelConfigFile) };
     }
-    const format = opts.format === "auto" ? detectAnnotationFormat(doc) : opts.format;
-    if (format === null) {
-      throw new AnnotationFormatError(
-        file,
-        "$",
-        "expected a Label Studio export (a list of tasks) or a COCO document (an object with images)",
-      );
-    }
-    summary.format = format;
-    if (format === "labelstudio") {
-      const ls = parseLabelStudioExport(doc, {
-        file,
-        ...(opts.labelStudioChoose ? { choose: opts.labelStudioChoose } : {}),
-      });
-      records = ls.tasks.map((t) => ({
-        ref: t.imageRef,
-        width: t.width,
-        height: t.height,
-        annotations: t.annotations,
-      }));
-      summary.recordFailures = ls.failures.map((f) => ({ path: f.path, message: f.message }));
-      noteProblems(ls.tasks.flatMap((t) => t.problems));
-      labelOrder = records.flatMap((r) => r.annotations.map((a) => a.label));
-    } else {
-      const coco = parseCoco(doc, { file });
-      records = coco.images.map((i) => ({
-        ref: i.imageRef,
-        width: i.width,
-        height: i.height,
-        annotations: i.annotations,
-      }));
-      summary.recordFailures = coco.failures.map((f) => ({ path: f.path, message: f.message }));
-      noteProblems([...coco.problems, ...coco.images.flatMap((i) => i.problems)]);
-      labelOrder = [...coco.categories].sort((a, b) => a.id - b.id).map((c) => c.name);
-    }
+    ({ records, labelOrder } = readRecords(opts, summary, noteProblems));
   } catch (err) {
     summary.status = "failed";
     summary.reason = reasonOf(err);
@@ -271,6 +375,93 @@ export async function importAnnotations(
     return await finish();
   }
 
+  return await storeRecords(opts, summary, records, labelOrder, noteProblems, finish);
+}
+
+/**
+ * Stores records read by another reader (YOLO and VOC directories): the same matching, label
+ * config, box policy, replacement and summary as {@link importAnnotations}.
+ *
+ * @example
+ * ```ts
+ * const s = await importParsedAnnotations({ manifest, file: "/data/yolo", parsed });
+ * ```
+ */
+export async function importParsedAnnotations(
+  opts: Omit<ImportAnnotationsOptions, "text" | "format"> & {
+    parsed: ParsedAnnotations;
+    sha256?: string;
+  },
+): Promise<AnnotationImportSummary> {
+  const { manifest, file, metrics, log, parsed } = opts;
+  const summary: AnnotationImportSummary = {
+    file,
+    format: parsed.format,
+    status: "imported",
+    sha256: opts.sha256 ?? "",
+    records: 0,
+    matched: 0,
+    unmatched: [],
+    ambiguous: [],
+    annotations: 0,
+    boxes: {},
+    recordFailures: parsed.recordFailures,
+    problems: 0,
+    problemExamples: [],
+    at: Date.now(),
+  };
+  const noteProblems = (list: readonly { path: string; problem: string }[]) => {
+    summary.problems += list.length;
+    for (const p of list) {
+      if (summary.problemExamples.length < MAX_PROBLEM_EXAMPLES) {
+        summary.problemExamples.push({ path: p.path, problem: p.problem });
+      }
+      log?.debug("annotation problem", { file, path: p.path, problem: p.problem });
+    }
+  };
+  noteProblems(parsed.problems);
+  const finish = async () => {
+    await manifest.setCheckpoint(importCheckpointName(file), JSON.stringify(summary));
+    metrics?.annotationImports.inc({ format: summary.format ?? "unknown", result: summary.status });
+    return summary;
+  };
+  return await storeRecords(
+    { ...opts, text: "", format: "auto" },
+    summary,
+    parsed.records,
+    parsed.labelOrder,
+    noteProblems,
+    finish,
+  );
+}
+
+async function storeRecords(
+  opts: ImportAnnotationsOptions,
+  summary: AnnotationImportSummary,
+  records: ImportRecord[],
+  labelOrder: string[],
+  noteProblems: (list: readonly { path: string; problem: string }[]) => void,
+  finish: () => Promise<AnnotationImportSummary>,
+): Promise<AnnotationImportSummary> {
+  const { manifest, file, log } = opts;
+  const cfg = opts.labelConfig;
+  if (cfg) {
+    // The config decides the labels: aliases map to their label, unknown labels are dropped.
+    labelOrder = [...cfg.labels];
+    records = records.map((rec, r) => {
+      const kept: AnnotationInput[] = [];
+      rec.annotations.forEach((a, i) => {
+        const label = canonicalLabel(cfg, a.label);
+        if (label === null) {
+          noteProblems([{
+            path: `record ${r} (${rec.ref.url}) annotation ${i}`,
+            problem: `label ${JSON.stringify(a.label)} is not in the label config: skipped`,
+          }]);
+        } else kept.push(label === a.label ? a : { ...a, label });
+      });
+      return { ...rec, annotations: kept };
+    });
+  }
   summary.records = records.length;
   const images = await matchableImages(manifest);
   const match = createImageMatcher(
@@ -307,6 +498,11 @@ export async function importAnnotations(
       continue;
     }
     summary.matched++;
+    if (rec.labelled === false && rec.annotations.length === 0) {
+      // Nobody labelled it: it says nothing about the image, so what is stored stays.
+      summary.unlabelled = (summary.unlabelled ?? 0) + 1;
+      continue;
+    }
     const img = images.get(m.id)!;
     // The ingested image's own size wins; before ingestion, the file's word is all there is.
     const width = img.width ?? rec.width;
@@ -344,42 +540,12 @@ export async function importAnnotations(
     await manifest.replaceAnnotations(w.id, source, w.items);
     summary.annotations += w.items.length;
   }
-  for (const [k, v] of Object.entries(summary.boxes)) {
-    metrics?.annotationBoxes.inc({ outcome: k }, v);
-  }
-  metrics?.annotationRecords.inc({ result: "matched" }, summary.matched);
-  metrics?.annotationRecords.inc({ result: "unmatched" }, summary.unmatched.length);
-  metrics?.annotationRecords.inc({ result: "ambiguous" }, summary.ambiguous.length);
-  metrics?.annotationRecords.inc({ result: "unreadable" }, summary.recordFailures.length);
-  metrics?.annotationProblems.inc(summary.problems);
-  if (summary.problems > 0 || summary.recordFailures.length > 0) {
-    log?.warn("annotation file has records or shapes that were skipped or changed", {
-      file,
-      problems: summary.problems,
-      recordFailures: summary.recordFailures.length,
-      examples: [
-        ...summary.recordFailures.map((f) => `${f.path}: ${f.message}`),
-        ...summary.problemExamples.map((p) => `${p.path}: ${p.problem}`),
-      ].slice(0, 20),
-    });
-  }
-  if (summary.unmatched.length > 0 || summary.ambiguous.length > 0) {
-    log?.warn("annotation records without a unique image", {
-      file,
-      unmatched: summary.unmatched.length,
-      ambiguous: summary.ambiguous.length,
-      examples: [...summary.unmatched, ...summary.ambiguous].slice(0, 20),
-    });
-  }
-  log?.info("annotations imported", {
-    file,
-    format: source,
-    records: summary.records,
-    matched: summary.matched,
-    annotations: summary.annotations,
-    boxes: summary.boxes,
-    recordFailures: summary.recordFailures.length,
-    problems: summary.problems,
+  const empty = writes.filter((w) => w.items.length === 0).map((w) => w.id);
+  summary.reviewedEmpty = empty.length;
+  await recordReviewedEmpty(manifest, source, {
+    empty,
+    labelled: writes.filter((w) => w.items.length > 0).map((w) => w.id),
   });
+  reportImport(summary, opts);
   return await finish();
 }

@@ -229,11 +229,31 @@ Deno.test({
         ) => [xr[i].value.x!, xr[i].value.y!, xr[i].value.width!, xr[i].value.height!];
         near(v(0), [10, 20, 20, 20], "car in percent");
         near(v(1), [90, 80, 10, 20], "person, clamped, in percent");
+        // Polygons stay polygons (what the source held)...
         const zr = task("y/z.png").annotations![0].result;
+        assert.equal(zr[0].type, "polygonlabels");
+        const pts = zr[0].value.points!;
+        const xs = pts.map((p) => p[0]), ys = pts.map((p) => p[1]);
         near(
-          [zr[0].value.x!, zr[0].value.y!, zr[0].value.width!, zr[0].value.height!],
+          [
+            Math.min(...xs),
+            Math.min(...ys),
+            Math.max(...xs) - Math.min(...xs),
+            Math.max(...ys) - Math.min(...ys),
+          ],
           [10, 10, 20, 40],
-          "polygon exported as its box",
+          "polygon exported as a polygon",
+        );
+        // ...unless the project only has rectangles.
+        const boxed =
+          (await stage.exportAnnotations({ format: "labelstudio", polygons: "rectangle" }))
+            .document as LabelStudioTask[];
+        const br = boxed.find((tk) => byKey.get(tk.data.sluice_image_id) === "y/z.png")!
+          .annotations![0].result[0];
+        near(
+          [br.value.x!, br.value.y!, br.value.width!, br.value.height!],
+          [10, 10, 20, 40],
+          "box",
         );
       });
 

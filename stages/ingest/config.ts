@@ -15,6 +15,8 @@ import { z } from "zod";
 import { secret, type StageConfig } from "../../common/config/mod.ts";
 import { type RecipeInput, RecipeSchema } from "../../common/images/augment.ts";
 import { validateKey } from "../../common/objectstore/mod.ts";
+import { IMAGE_URL_MODES } from "./image_urls.ts";
+import { LABEL_STUDIO_REVIEW_SETTINGS } from "./labelstudio_review_config.ts";
 
 /** Annotation file formats the stage reads; `auto` tells them apart by shape. */
 export const ANNOTATION_FORMATS = ["labelstudio", "coco"] as const;
@@ -100,6 +102,21 @@ export const IngestSettingsSchema = z.strictObject({
   labels: z.array(z.string().min(1)).optional().describe(
     "Label allowlist for imported annotations (JSON list; unset = any label)",
   ),
+  labelConfig: z.string().min(1).optional().describe(
+    "Label Studio label config XML file: label ids/order, aliases, from_name/to_name of exports",
+  ),
+  labelStudioImageUrl: z.enum(IMAGE_URL_MODES).default("auto").describe(
+    "Label Studio data.image: s3, presigned, prefix, local-files, or auto (s3 for S3 stores)",
+  ),
+  imageUrlPrefix: z.url({ protocol: /^https?$/ }).optional().describe(
+    "labelStudioImageUrl prefix: base URL of an image server or CDN in front of the store",
+  ),
+  imageUrlExpirySeconds: z.int().min(1).max(604_800).default(604_800).describe(
+    "labelStudioImageUrl presigned: URL lifetime in seconds (at most 7 days)",
+  ),
+  localFilesRoot: z.string().min(1).default("/").describe(
+    "labelStudioImageUrl local-files: Label Studio's LOCAL_FILES_DOCUMENT_ROOT",
+  ),
   minBoxSize: z.number().min(0).default(0).describe(
     "Imported boxes smaller than this (px, either side) are dropped",
   ),
@@ -127,6 +144,7 @@ export const IngestSettingsSchema = z.strictObject({
   sqsVisibilityTimeoutS: z.int().min(0).max(43_200).optional().describe(
     "SQS visibility timeout per receive, seconds (unset = the queue's)",
   ),
+  ...LABEL_STUDIO_REVIEW_SETTINGS,
 });
 
 /** What the section parses to. */

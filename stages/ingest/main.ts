@@ -3,8 +3,8 @@
  *
  * ```
  * sluice-ingest once|poll|events [options]
- * sluice-ingest import-annotations --format labelstudio|coco FILE_OR_URI
- * sluice-ingest export --format coco|labelstudio --out FILE
+ * sluice-ingest import-annotations --format labelstudio|coco|yolo|voc FILE_OR_URI_OR_DIR
+ * sluice-ingest export --format coco|labelstudio|yolo|voc --out FILE_OR_DIR [--snapshot ID]
  * ```
  *
  * Long-running modes serve HTTP on `http.port` (unless 0) and shut down gracefully on SIGTERM or
@@ -17,14 +17,15 @@
  * ```
  * @module
  */
-import { resolve } from "node:path";
+import "../../common/runtime_assets/sharp_preload.ts"; // first: sharp loads its addon from the runtime cache
 import { EXIT_USAGE, parseStageArgs } from "../../common/config/mod.ts";
 import { messageOf, reasonOf } from "../../common/errors/mod.ts";
-import { serveStage } from "../../common/http/mod.ts";
+import { materialiseRuntimeAssets } from "../../common/runtime_assets/mod.ts";
+import { withStageServer } from "../../common/stage/mod.ts";
 import { shutdownSignal } from "../../common/worker/mod.ts";
-import { ANNOTATION_FORMATS, type AnnotationFormat, IngestSettingsSchema } from "./config.ts";
-import { openIngestDeps } from "./run_once.ts";
-import { createIngestLogger, createIngestStage } from "./stage.ts";
+import { ANNOTATION_FLAGS, runAnnotationCommand } from "./annotations_cli.ts";
+import { IngestSettingsSchema } from "./config.ts";
+import { createIngestLogger, openIngestStage } from "./stage.ts";
 
 const USAGE = `sluice-ingest <command> [options]
 
@@ -35,19 +36,13 @@ Commands:
   once                 Backfill: list the source, import ingest.annotations, drain the queue, exit
   poll                 List the source every ingest.pollIntervalMs and ingest what is new or changed
   events               Take S3 notifications (POST /events and/or SQS) plus reconciling lists
-  import-annotations --format labelstudio|coco FILE_OR_URI
-                       Import a Label Studio export or a COCO file into the manifest
-  export --format coco|labelstudio --out FILE
-                       Write the ingested images with their annotations ("-" for stdout)`;
+  import-annotations --format labelstudio|coco|yolo|voc FILE_OR_URI_OR_DIR
+                       Import a Label Studio export, a COCO file, or a YOLO / VOC directory
+  export --format coco|labelstudio|yolo|voc --out FILE_OR_DIR [--snapshot ID]
+                       Write the ingested images (or a training snapshot) with their
+                       annotations ("-" for stdout); see README "Formats"`;
 
-const FLAGS = {
-  format: { type: "string", description: "Annotation format: labelstudio or coco" },
-  out: { type: "string", description: 'export: output file ("-" for stdout)' },
-  "image-url": {
-    type: "string",
-    description: "export labelstudio: image URL from the source object or the dataset copy",
-  },
-} as const;
+const FLAGS = { ...ANNOTATION_FLAGS } as const;
 
 const COMMANDS = ["once", "poll", "events", "import-annotations", "export"] as const;
 
@@ -60,6 +55,23 @@ export interface MainOptions {
 }
 
 const encoder = new TextEncoder();
+
+/**
+ * What is wrong with the command, or null when nothing is. `import-annotations` and `export`
+ * check their own flags and arguments (annotations_cli.ts).
+ */
+function usageProblem(positionals: readonly string[]): string | null {
+  const command = positionals[0];
+  if (command === undefined) return `expected a command (${COMMANDS.join(", ")})`;
+  if (!(COMMANDS as readonly string[]).includes(command)) {
+    return `unknown command "${command}": expected one of ${COMMANDS.join(", ")}`;
+  }
+  const extra = positionals.slice(1);
+  if (command !== "import-annotations" && command !== "export" && extra.length !== 0) {
+    return `${command}: unexpected arguments ${extra.join(" ")}`;
+  }
+  return null;
+}
 
 /**
  * Runs the command line and returns the exit status.
@@ -97,98 +109,53 @@ export async function main(argv: readonly string[], opts: MainOptions = {}): Pro
     printError(`sluice-ingest: ${msg}\nRun with --help for usage.\n`);
     return EXIT_USAGE;
   };
+  const problem = usageProblem(positionals);
+  if (problem !== null) return usageError(problem);
   const command = positionals[0];
-  if (command === undefined) return usageError(`expected a command (${COMMANDS.join(", ")})`);
-  if (!(COMMANDS as readonly string[]).includes(command)) {
-    return usageError(`unknown command "${command}": expected one of ${COMMANDS.join(", ")}`);
-  }
-  const format = flags.format;
-  if (format !== undefined && !(ANNOTATION_FORMATS as readonly string[]).includes(format)) {
-    return usageError(`--format: expected labelstudio or coco, found "${format}"`);
-  }
-  const imageUrl = flags["image-url"];
-  if (imageUrl !== undefined && imageUrl !== "source" && imageUrl !== "dataset") {
-    return usageError(`--image-url: expected source or dataset, found "${imageUrl}"`);
-  }
   const extra = positionals.slice(1);
-  if (command === "import-annotations" ? extra.length !== 1 : extra.length !== 0) {
-    return usageError(
-      command === "import-annotations"
-        ? "import-annotations: expected exactly one FILE_OR_URI"
-        : `${command}: unexpected arguments ${extra.join(" ")}`,
-    );
-  }
-  if (command === "export" && (format === undefined || flags.out === undefined)) {
-    return usageError("export: expected --format coco|labelstudio and --out FILE");
-  }
 
   const log = createIngestLogger(config);
   const shutdown = shutdownSignal();
   try {
+    await materialiseRuntimeAssets(config);
     if (command === "import-annotations" || command === "export") {
-      const deps = await openIngestDeps(config, {}, log);
-      const stage = createIngestStage(config, deps);
-      try {
-        if (command === "import-annotations") {
-          const summary = await stage.importAnnotations(
-            extra[0],
-            (format as AnnotationFormat | undefined) ?? "auto",
-            { preferLocal: true, cwd: opts.cwd ?? Deno.cwd() },
-          );
-          print(JSON.stringify(summary, null, 2) + "\n");
-          return summary.status === "imported" ? 0 : 1;
-        }
-        const out = await stage.exportAnnotations({
-          format: format as AnnotationFormat,
-          ...(imageUrl ? { imageUrl: imageUrl as "source" | "dataset" } : {}),
-        });
-        const text = JSON.stringify(out.document, null, 2) + "\n";
-        if (flags.out === "-") print(text);
-        else await Deno.writeTextFile(resolve(opts.cwd ?? Deno.cwd(), flags.out!), text);
-        log.info("export written", {
-          format,
-          out: flags.out,
-          images: out.images,
-          annotations: out.annotations,
-        });
-        return 0;
-      } finally {
-        await stage.close();
-        await deps.close();
-      }
+      const cwd = opts.cwd ?? Deno.cwd();
+      return await runAnnotationCommand(command, {
+        config,
+        flags,
+        args: extra,
+        cwd,
+        print,
+        usageError,
+        log,
+      });
     }
 
-    const deps = await openIngestDeps(config, {}, log);
-    const stage = createIngestStage(config, deps);
-    const http = new AbortController();
-    const server = config.http.port !== 0
-      ? serveStage(stage.handler, { ...config.http, signal: http.signal, log })
-      : null;
+    const stage = await openIngestStage(config, {}, log);
     try {
-      if (command === "once") {
-        const summary = await stage.runOnce({ signal: shutdown.signal });
-        print(JSON.stringify(summary, null, 2) + "\n");
-      } else if (command === "poll") {
-        await stage.runPoll(shutdown.signal);
-      } else {
-        if (!(config.stage.webhook && server) && !config.stage.sqsQueueUrl) {
-          return usageError(
-            "events: expected ingest.webhook with an HTTP port, or ingest.sqsQueueUrl",
-          );
+      return await withStageServer(stage.handler, config.http, log, async (server) => {
+        if (command === "once") {
+          const summary = await stage.runOnce({ signal: shutdown.signal });
+          print(JSON.stringify(summary, null, 2) + "\n");
+        } else if (command === "poll") {
+          await stage.runPoll(shutdown.signal);
+        } else {
+          if (!(config.stage.webhook && server) && !config.stage.sqsQueueUrl) {
+            return usageError(
+              "events: expected ingest.webhook with an HTTP port, or ingest.sqsQueueUrl",
+            );
+          }
+          if (stage.location.bucket === null) {
+            return usageError(
+              "events: expected an s3:// source.url or ingest.eventBucket to check events against",
+            );
+          }
+          await stage.runEvents(shutdown.signal);
         }
-        if (stage.location.bucket === null) {
-          return usageError(
-            "events: expected an s3:// source.url or ingest.eventBucket to check events against",
-          );
-        }
-        await stage.runEvents(shutdown.signal);
-      }
-      return 0;
+        return 0;
+      });
     } finally {
-      http.abort();
-      await server?.finished;
       await stage.close();
-      await deps.close();
     }
   } catch (err) {
     log.error("sluice-ingest failed", { reason: reasonOf(err), error: messageOf(err) });

@@ -54,9 +54,15 @@ Deno.test("sluice-ingest --help and --print-config", async (t) => {
     const exp = await run(["export", "--format", "coco"]);
     assert.equal(exp.code, 2);
     assert.match(exp.err, /--out FILE/);
-    const fmt = await run(["import-annotations", "--format", "yolo", "x.json"]);
+    const fmt = await run(["import-annotations", "--format", "yaml", "x.json"]);
     assert.equal(fmt.code, 2);
-    assert.match(fmt.err, /expected labelstudio or coco, found "yolo"/);
+    assert.match(fmt.err, /--format: expected one of labelstudio, coco, yolo, voc, found "yaml"/);
+    const dash = await run(["export", "--format", "yolo", "--out", "-"]);
+    assert.equal(dash.code, 2);
+    assert.match(dash.err, /expected a directory for --out, found "-"/);
+    const poly = await run(["export", "--format", "labelstudio", "--out", "-", "--polygons", "x"]);
+    assert.equal(poly.code, 2);
+    assert.match(poly.err, /--polygons: expected polygon or rectangle, found "x"/);
     const bad = await run(["once", "--ingest-max-pixels", "-3"]);
     assert.equal(bad.code, 2);
   });

@@ -15,11 +15,9 @@
  * @module
  */
 import { loadConfig } from "../../common/config/mod.ts";
-import { messageOf } from "../../common/errors/mod.ts";
-import type { StageHandler } from "../../common/http/mod.ts";
+import { serveEntry } from "../../common/stage/mod.ts";
 import { IngestSettingsSchema } from "./config.ts";
-import { openIngestDeps } from "./run_once.ts";
-import { createIngestLogger, createIngestStage } from "./stage.ts";
+import { openIngestStage } from "./stage.ts";
 
 export * from "./config.ts";
 export * from "./stage.ts";
@@ -31,28 +29,20 @@ export type { ApplySummary, EventOrigin } from "./apply_events.ts";
 export type { ParsedNotification, SourceEvent } from "./s3_event.ts";
 export type { ReceiveSummary } from "./sqs_consumer.ts";
 
-let handler: Promise<StageHandler> | null = null;
-
-async function start(): Promise<StageHandler> {
+/**
+ * `deno serve` entry: the first request opens the stores from the configuration; the process
+ * serves the stage's routes (no worker: workers run with `main.ts`) until SIGTERM/SIGINT.
+ */
+export default serveEntry(async () => {
   const config = await loadConfig({ stage: "ingest", stageSchema: IngestSettingsSchema });
-  const log = createIngestLogger(config);
-  const deps = await openIngestDeps(config, {}, log);
-  return createIngestStage(config, deps).handler;
-}
-
-export default {
-  /** Serves the stage's HTTP routes, opening stores from the configuration on first use. */
-  async fetch(req: Request): Promise<Response> {
-    handler ??= start();
-    try {
-      return await (await handler).fetch(req);
-    } catch (err) {
-      // A failed start is retried by the next request rather than cached forever.
-      handler = null;
-      return new Response(`ingest stage unavailable: ${messageOf(err)}\n`, {
-        status: 503,
-        headers: { "content-type": "text/plain; charset=utf-8" },
-      });
-    }
-  },
-};
+  const stage = await openIngestStage(config, {});
+  return {
+    handler: stage.handler,
+    log: stage.log,
+    run: (signal) =>
+      new Promise<object>((resolve) =>
+        signal.addEventListener("abort", () => resolve({}), { once: true })
+      ),
+    close: () => stage.close(),
+  };
+});

@@ -242,7 +242,7 @@ export function createItemProcessor(
     ctx.signal.throwIfAborted();
 
     const augmentations = settings.augmentCopies > 0
-      ? await makeAugmentations(image.id, upright, settings, ctx)
+      ? await makeAugmentations(deps, image.id, upright, ctx)
       : [];
     metrics?.ingested.inc();
     metrics?.bytes.inc(staged.bytes);
@@ -261,49 +261,51 @@ export function createItemProcessor(
       enqueue: [{ stage: "normalize", itemId: image.id }],
     };
   };
+}
 
-  async function makeAugmentations(
-    imageId: string,
-    upright: Uint8Array,
-    s: ProcessDeps["settings"],
-    ctx: ItemContext,
-  ): Promise<AugmentationInput[]> {
-    const recipe: Recipe = s.augmentRecipe;
-    const rows = await manifest.listAnnotations([imageId]);
-    const annotations: AnnotationInput[] = rows.map((a) => ({
-      label: a.label,
-      bbox: a.bbox,
-      ...(a.polygon ? { polygon: a.polygon } : {}),
-      ...(a.rotation ? { rotation: a.rotation } : {}),
-      ...(a.sourceRef ? { sourceRef: a.sourceRef } : {}),
-    }));
-    const out: AugmentationInput[] = [];
-    for (let index = 0; index < s.augmentCopies; index++) {
-      ctx.signal.throwIfAborted();
-      const copy = await augment(upright, annotations, { recipe, imageId, index });
-      const key = augmentationKeyFor(
-        s.augmentPrefix,
-        imageId,
-        recipe.name,
-        index,
-        copy.seed,
-        copy.params.format,
-      );
-      await objectStore.put(key, copy.bytes, { contentType: CONTENT_TYPES[copy.params.format] });
-      metrics?.augmentations.inc();
-      out.push({
-        parentImageId: imageId,
-        recipe: recipe.name,
-        index,
-        seed: copy.seed,
-        params: copy.params,
-        uri: objectStore.uriFor(key),
-        sha256: sha256Hex(copy.bytes),
-        width: copy.width,
-        height: copy.height,
-        annotations: copy.annotations,
-      });
-    }
-    return out;
+/** The configured augmented copies of one image, uploaded, with their boxes. */
+async function makeAugmentations(
+  deps: ProcessDeps,
+  imageId: string,
+  upright: Uint8Array,
+  ctx: ItemContext,
+): Promise<AugmentationInput[]> {
+  const { manifest, objectStore, metrics, settings: s } = deps;
+  const recipe: Recipe = s.augmentRecipe;
+  const rows = await manifest.listAnnotations([imageId]);
+  const annotations: AnnotationInput[] = rows.map((a) => ({
+    label: a.label,
+    bbox: a.bbox,
+    ...(a.polygon ? { polygon: a.polygon } : {}),
+    ...(a.rotation ? { rotation: a.rotation } : {}),
+    ...(a.sourceRef ? { sourceRef: a.sourceRef } : {}),
+  }));
+  const out: AugmentationInput[] = [];
+  for (let index = 0; index < s.augmentCopies; index++) {
+    ctx.signal.throwIfAborted();
+    const copy = await augment(upright, annotations, { recipe, imageId, index });
+    const key = augmentationKeyFor(
+      s.augmentPrefix,
+      imageId,
+      recipe.name,
+      index,
+      copy.seed,
+      copy.params.format,
+    );
+    await objectStore.put(key, copy.bytes, { contentType: CONTENT_TYPES[copy.params.format] });
+    metrics?.augmentations.inc();
+    out.push({
+      parentImageId: imageId,
+      recipe: recipe.name,
+      index,
+      seed: copy.seed,
+      params: copy.params,
+      uri: objectStore.uriFor(key),
+      sha256: sha256Hex(copy.bytes),
+      width: copy.width,
+      height: copy.height,
+      annotations: copy.annotations,
+    });
   }
+  return out;
 }

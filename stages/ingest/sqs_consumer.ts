@@ -25,7 +25,7 @@ import type { Logger } from "../../common/log/mod.ts";
 import type { ApplySummary } from "./apply_events.ts";
 import type { IngestMetrics } from "./metrics.ts";
 import { EventFormatError, type ParsedNotification, parseSqsBody } from "./s3_event.ts";
-import { sleep } from "./_sleep.ts";
+import { sleep } from "../../common/timing/mod.ts";
 
 export interface SqsConsumerOptions {
   client: SQSClient;

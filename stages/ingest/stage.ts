@@ -13,34 +13,33 @@
  * ```
  * @module
  */
-import { createHash } from "node:crypto";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { messageOf, reasonOf } from "../../common/errors/mod.ts";
 import { createStageHandler, type RouteHandler, type StageHandler } from "../../common/http/mod.ts";
-import { createLogger, type Logger } from "../../common/log/mod.ts";
+import type { Logger } from "../../common/log/mod.ts";
 import type { Claim, Effects, ManifestStore } from "../../common/manifest/mod.ts";
 import { createStageMetrics, type StageMetrics } from "../../common/metrics/mod.ts";
-import type { ObjectStore, OpenOptions } from "../../common/objectstore/mod.ts";
+import type { ObjectStore } from "../../common/objectstore/mod.ts";
 import { awsClientOptions } from "../../common/objectstore/s3.ts";
+import { awsConnectionOf } from "../../common/objectstore/s3_settings.ts";
 import type { Staging } from "../../common/staging/mod.ts";
+import { stagingBackpressure } from "../../common/staging/backpressure.ts";
 import {
-  type ItemContext,
-  type ProgressOptions,
-  runWorker,
-  type WorkerSummary,
-} from "../../common/worker/mod.ts";
-import { type AnnotationReadOptions, readAnnotationText } from "./annotation_source.ts";
+  createStageLogger,
+  type GivenResources,
+  openResources,
+  type QueueStage,
+  type QueueSummary,
+  refreshQueueDepth as refreshDepth,
+  runQueue,
+} from "../../common/stage/mod.ts";
+import type { ItemContext, ProgressOptions, WorkerSummary } from "../../common/worker/mod.ts";
 import {
   type AnnotationExport,
   exportAnnotations,
   type ExportOptions,
 } from "./annotations_export.ts";
-import {
-  type AnnotationImportSummary,
-  importAnnotations,
-  importCheckpointName,
-  readImportRecord,
-} from "./annotations_import.ts";
+import type { AnnotationImportSummary } from "./annotations_import.ts";
 import { applySourceEvents, type ApplySummary, type EventOrigin } from "./apply_events.ts";
 import type { AnnotationFormat, IngestConfig } from "./config.ts";
 import { discoverSource, type DiscoverSummary } from "./discover.ts";
@@ -51,8 +50,12 @@ import { type SourceLocation, sourceLocation } from "./source_location.ts";
 import { receiveOnce, type ReceiveSummary, runSqsConsumer } from "./sqs_consumer.ts";
 import { createWebhookRoute } from "./webhook.ts";
 import { webhookAuth } from "./webhook_auth.ts";
+import { createLabelStudioWebhookRoute } from "./labelstudio_webhook.ts";
+import { reconcileLabelStudioReviews } from "./labelstudio_reconcile.ts";
+import { registerReviewMetrics } from "../../common/review/review_metrics.ts";
 import { ContentLocks } from "./_content_locks.ts";
-import { sleep } from "./_sleep.ts";
+import { createAnnotationImporter } from "./annotation_importer.ts";
+import { sleep } from "../../common/timing/mod.ts";
 
 /** What the stage runs against. */
 export interface IngestDeps {
@@ -141,25 +144,207 @@ export interface IngestStage {
  * ```
  */
 export function createIngestLogger(config: IngestConfig): Logger {
-  const format = config.log.format;
-  return createLogger({
-    stage: "ingest",
-    level: config.log.level,
-    ...(format === "auto" ? {} : { json: format === "json" }),
-  });
+  return createStageLogger("ingest", config.log);
 }
 
+/** Stage dependencies, any of which may be left out to be opened from the configuration. */
+export type GivenIngestDeps = Partial<IngestDeps>;
+
 /**
- * S3 client options for `openObjectStore` from the shared `s3` section.
+ * Opens whatever `given` lacks from `config` (manifest, source store, dataset store, staging)
+ * and builds the stage on them; its `close()` also closes what was opened here.
  *
  * @example
  * ```ts
- * const source = await openObjectStore(config.source.url, s3OpenOptions(config));
+ * const stage = await openIngestStage(config, {}, log);
+ * try { await stage.runOnce(); } finally { await stage.close(); }
  * ```
  */
-export function s3OpenOptions(config: IngestConfig): OpenOptions {
-  // The shared section is accepted as is (session token and part size in MiB included).
-  return { s3: config.s3 };
+export async function openIngestStage(
+  config: IngestConfig,
+  given: GivenIngestDeps,
+  log: Logger = given.log ?? createIngestLogger(config),
+): Promise<IngestStage> {
+  const metrics = given.metrics ?? createStageMetrics("ingest");
+  const res = await openResources(config, ingestResources(given), {
+    stage: "ingest",
+    log,
+    metrics,
+    source: true,
+  });
+  const stage = createIngestStage(config, {
+    ...given,
+    manifest: res.manifest,
+    source: res.source,
+    objectStore: res.store,
+    staging: res.staging,
+    metrics,
+    log,
+  });
+  res.closers.add("ingest stage", () => stage.close());
+  return { ...stage, close: () => res.close() };
+}
+
+/** The kit's names for ingest's dependencies (the dataset store is `objectStore` here). */
+function ingestResources(given: GivenIngestDeps): GivenResources {
+  return {
+    manifest: given.manifest,
+    store: given.objectStore,
+    source: given.source,
+    staging: given.staging,
+  };
+}
+
+/** Runs `step` now and then every `everyMs` until `signal` aborts; failures are logged. */
+async function every(
+  log: Logger,
+  name: string,
+  everyMs: number,
+  signal: AbortSignal,
+  step: () => Promise<unknown>,
+): Promise<void> {
+  while (!signal.aborted) {
+    try {
+      await step();
+    } catch (err) {
+      log.error(`${name} failed`, { reason: reasonOf(err), error: messageOf(err) });
+    }
+    if (everyMs <= 0) break;
+    await sleep(everyMs, signal);
+  }
+}
+
+/**
+ * /healthz, /readyz, /metrics, `HEAD /`, `POST /events` when the webhook is on, and
+ * `POST /labelstudio/webhook` when `reviewWebhookToken` is set (Label Studio reviews).
+ */
+function ingestHandler(
+  s: IngestConfig["stage"],
+  manifest: ManifestStore,
+  metrics: IngestMetrics,
+  log: Logger,
+  recordEvents: (parsed: ParsedNotification, origin: EventOrigin) => Promise<ApplySummary>,
+): StageHandler {
+  const routes: Record<string, RouteHandler> = {};
+  const webhook = webhookAuth(s, log);
+  if (webhook) {
+    routes["POST /events"] = createWebhookRoute({
+      ...webhook,
+      maxBodyBytes: s.maxEventBodyBytes,
+      record: (parsed) => recordEvents(parsed, "webhook"),
+      metrics,
+      log,
+    });
+  }
+  if (s.reviewWebhookToken) {
+    routes["POST /labelstudio/webhook"] = createLabelStudioWebhookRoute({
+      token: s.reviewWebhookToken,
+      manifest,
+      maxBodyBytes: s.maxEventBodyBytes,
+      dataKey: s.reviewDataKey,
+      log,
+    });
+  }
+  return createStageHandler({
+    stage: "ingest",
+    metrics: metrics.stage,
+    log,
+    routes,
+    ready: async () => {
+      await manifest.workCounts("ingest");
+      return true;
+    },
+  });
+}
+
+/** The SQS client for `ingest.sqsQueueUrl`: the one given, or one built on first use. */
+class LazySqsClient {
+  readonly #config: IngestConfig;
+  #client: SQSClient | undefined;
+  #own = false;
+
+  constructor(config: IngestConfig, given?: SQSClient) {
+    this.#config = config;
+    this.#client = given;
+  }
+
+  /** The client, built from the shared S3 settings and `ingest.sqsEndpoint` on first use. */
+  client(): SQSClient {
+    if (!this.#client) {
+      const s = this.#config.stage;
+      this.#client = new SQSClient(awsClientOptions({
+        ...(s.sqsEndpoint ? { endpoint: s.sqsEndpoint } : {}),
+        ...awsConnectionOf(this.#config.s3),
+        // Above the long-poll wait, so a quiet queue is not a dead socket.
+        idleTimeoutMs: (s.sqsWaitSeconds + 10) * 1000,
+      }));
+      this.#own = true;
+    }
+    return this.#client;
+  }
+
+  /** Destroys the client when it was built here. */
+  close(): void {
+    if (this.#own) this.#client?.destroy();
+  }
+}
+
+/** The SQS consumer's options (throws when `ingest.sqsQueueUrl` is not set). */
+function sqsOptionsOf(
+  s: IngestConfig["stage"],
+  sqs: LazySqsClient,
+  recordEvents: (parsed: ParsedNotification, origin: EventOrigin) => Promise<ApplySummary>,
+  metrics: IngestMetrics,
+  log: Logger,
+) {
+  if (!s.sqsQueueUrl) {
+    throw new Error("ingest.sqsQueueUrl is not set: no SQS queue to receive from");
+  }
+  return {
+    client: sqs.client(),
+    queueUrl: s.sqsQueueUrl,
+    waitTimeSeconds: s.sqsWaitSeconds,
+    maxMessages: s.sqsMaxMessages,
+    ...(s.sqsVisibilityTimeoutS !== undefined
+      ? { visibilityTimeoutS: s.sqsVisibilityTimeoutS }
+      : {}),
+    record: (parsed: ParsedNotification) => recordEvents(parsed, "sqs"),
+    metrics,
+    log,
+  };
+}
+
+/** Runs the worker loop on the `ingest` queue; each item's content lock ends with its outcome. */
+function workIngestQueue(
+  queueStage: QueueStage,
+  opts: WorkOptions,
+  process: (claim: Claim, ctx: ItemContext) => Promise<Effects>,
+  contentLocks: ContentLocks,
+  metrics: IngestMetrics,
+  staging: Pick<Staging, "root" | "minFreeBytes">,
+): Promise<QueueSummary> {
+  return runQueue(queueStage, {
+    queue: "ingest",
+    batchSize: queueStage.worker.batchSize,
+    depthEveryMs: 10_000,
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    once: opts.once ?? false,
+    permanentCodes: INGEST_PERMANENT_CODES,
+    ...(opts.progress !== undefined ? { progress: opts.progress } : {}),
+    // Full staging is back-pressure: claim nothing below the floor, release a full-disk item.
+    ...stagingBackpressure({
+      root: staging.root,
+      minFreeBytes: staging.minFreeBytes,
+      log: queueStage.log,
+    }),
+    process,
+    onResult: (claim, result) => {
+      contentLocks.release(claim.itemId);
+      if (result.outcome === "failed") {
+        metrics.failures.inc({ reason: result.reason ?? "internal" });
+      }
+    },
+  });
 }
 
 /**
@@ -176,6 +361,9 @@ export function createIngestStage(config: IngestConfig, deps: IngestDeps): Inges
   const log = deps.log ?? createIngestLogger(config);
   const metrics = createIngestMetrics(deps.metrics ?? createStageMetrics("ingest"));
   const { manifest, source, objectStore, staging } = deps;
+  if (s.reviewWebhookToken || s.reviewLabelStudioUrl) {
+    registerReviewMetrics(metrics.stage.registry, manifest);
+  }
   const location = sourceLocation({
     sourceUrl: source.url,
     prefix: s.prefix,
@@ -187,192 +375,36 @@ export function createIngestStage(config: IngestConfig, deps: IngestDeps): Inges
   // The worker's own processor holds a content lock per item until its outcome is recorded.
   const contentLocks = new ContentLocks();
   const workerProcess = createItemProcessor({ ...processDeps, contentLocks });
-  const readOpts: AnnotationReadOptions = { source, s3: s3OpenOptions(config).s3 };
-  const boxPolicy = {
-    outOfBounds: s.boxOutOfBounds,
-    minSize: s.minBoxSize,
-    ...(s.labels ? { labels: s.labels } : {}),
-  };
-  const importOpts = {
-    boxPolicy,
-    labelStudioChoose: s.labelStudioChoose,
-    metrics,
-    log,
-  };
 
-  let sqs = deps.sqsClient;
-  let ownSqs = false;
-  const sqsClient = () => {
-    if (!sqs) {
-      sqs = new SQSClient(awsClientOptions({
-        ...(s.sqsEndpoint ? { endpoint: s.sqsEndpoint } : {}),
-        region: config.s3.region,
-        ...(config.s3.accessKeyId && config.s3.secretAccessKey
-          ? {
-            accessKeyId: config.s3.accessKeyId,
-            secretAccessKey: config.s3.secretAccessKey,
-            ...(config.s3.sessionToken ? { sessionToken: config.s3.sessionToken } : {}),
-          }
-          : {}),
-        // Above the long-poll wait, so a quiet queue is not a dead socket.
-        idleTimeoutMs: (s.sqsWaitSeconds + 10) * 1000,
-      }));
-      ownSqs = true;
-    }
-    return sqs;
-  };
+  const sqs = new LazySqsClient(config, deps.sqsClient);
 
   const recordEvents = (parsed: ParsedNotification, origin: EventOrigin) =>
     applySourceEvents(parsed.events, { manifest, source, location, origin, metrics, log });
 
-  const routes: Record<string, RouteHandler> = {};
-  const webhook = webhookAuth(s, log);
-  if (webhook) {
-    routes["POST /events"] = createWebhookRoute({
-      ...webhook,
-      maxBodyBytes: s.maxEventBodyBytes,
-      record: (parsed) => recordEvents(parsed, "webhook"),
-      metrics,
-      log,
-    });
-  }
-  const handler = createStageHandler({
-    stage: "ingest",
-    metrics: metrics.stage,
+  const handler = ingestHandler(s, manifest, metrics, log, recordEvents);
+
+  const queueStage = {
+    name: "ingest",
+    manifest,
     log,
-    routes,
-    ready: async () => {
-      await manifest.workCounts("ingest");
-      return true;
-    },
-  });
-
+    metrics: metrics.stage,
+    worker: config.worker,
+  };
   const refreshQueueDepth = async () => {
-    try {
-      const counts = (await manifest.workCounts("ingest")).ingest ?? {};
-      for (const state of ["pending", "leased", "done", "failed"] as const) {
-        metrics.stage.queueDepth.set({ state }, counts[state] ?? 0);
-      }
-    } catch (err) {
-      log.warn("could not read the queue depth", { error: messageOf(err) });
-    }
+    await refreshDepth(queueStage, "ingest");
   };
 
-  const work = async (opts: WorkOptions = {}): Promise<WorkerSummary> => {
-    await refreshQueueDepth();
-    const depthTimer = setInterval(() => void refreshQueueDepth(), 10_000);
-    try {
-      return await runWorker({
-        manifest,
-        stage: "ingest",
-        owner: config.worker.id,
-        concurrency: config.worker.concurrency,
-        batchSize: config.worker.batchSize,
-        leaseMs: config.worker.leaseMs,
-        maxAttempts: config.worker.maxAttempts,
-        idlePollMs: config.worker.idlePollMs,
-        log,
-        ...(opts.signal ? { signal: opts.signal } : {}),
-        once: opts.once ?? false,
-        permanentCodes: INGEST_PERMANENT_CODES,
-        ...(opts.progress !== undefined ? { progress: opts.progress } : {}),
-        process: workerProcess,
-        onResult: (claim, result, ms) => {
-          contentLocks.release(claim.itemId);
-          metrics.stage.itemsTotal.inc({ result: result.outcome });
-          metrics.stage.itemDurationSeconds.observe(ms / 1000);
-          if (result.reason && (result.outcome === "failed" || result.outcome === "retried")) {
-            metrics.stage.errorsTotal.inc({ reason: result.reason });
-          }
-          if (result.outcome === "failed") {
-            metrics.failures.inc({ reason: result.reason ?? "internal" });
-          }
-        },
-      });
-    } finally {
-      clearInterval(depthTimer);
-      await refreshQueueDepth();
-    }
-  };
+  const work = (opts: WorkOptions = {}): Promise<QueueSummary> =>
+    workIngestQueue(queueStage, opts, workerProcess, contentLocks, metrics, staging);
 
-  const importOne = async (
-    ref: string,
-    format: AnnotationFormat | "auto" = "auto",
-    opts: { preferLocal?: boolean; cwd?: string } = {},
-  ): Promise<AnnotationImportSummary> => {
-    let text: string;
-    let file: string;
-    try {
-      ({ text, file } = await readAnnotationText(ref, { ...readOpts, ...opts }));
-    } catch (err) {
-      const summary: AnnotationImportSummary = {
-        file: ref,
-        format: format === "auto" ? null : format,
-        status: "failed",
-        reason: reasonOf(err),
-        message: messageOf(err),
-        sha256: "",
-        records: 0,
-        matched: 0,
-        unmatched: [],
-        ambiguous: [],
-        annotations: 0,
-        boxes: {},
-        recordFailures: [],
-        problems: 0,
-        problemExamples: [],
-        at: Date.now(),
-      };
-      log.warn("annotation file unreadable", {
-        file: ref,
-        reason: summary.reason,
-        error: summary.message,
-      });
-      metrics.stage.errorsTotal.inc({ reason: summary.reason! });
-      metrics.annotationImports.inc({ format: summary.format ?? "unknown", result: "failed" });
-      await manifest.setCheckpoint(importCheckpointName(ref), JSON.stringify(summary));
-      return summary;
-    }
-    return await importAnnotations({ manifest, text, file, format, ...importOpts });
-  };
-
-  const importConfigured = async (
-    opts: { onlyIfNeeded?: boolean } = {},
-  ): Promise<AnnotationImportSummary[]> => {
-    const out: AnnotationImportSummary[] = [];
-    for (const entry of s.annotations) {
-      const ref = typeof entry === "string" ? entry : entry.uri;
-      const format = typeof entry === "string" ? "auto" : entry.format;
-      if (opts.onlyIfNeeded) {
-        const summary = await importIfNeeded(ref, format);
-        if (summary) out.push(summary);
-      } else {
-        out.push(await importOne(ref, format));
-      }
-    }
-    return out;
-  };
-
-  const importIfNeeded = async (ref: string, format: AnnotationFormat | "auto") => {
-    let text: string;
-    let file: string;
-    try {
-      ({ text, file } = await readAnnotationText(ref, readOpts));
-    } catch {
-      return await importOne(ref, format);
-    }
-    const last = await readImportRecord(manifest, file);
-    const sha = createHash("sha256").update(text).digest("hex");
-    if (
-      last && last.sha256 === sha &&
-      (last.status === "failed" ||
-        (last.unmatched.length === 0 && (last.ambiguous ?? []).length === 0))
-    ) {
-      metrics.annotationImports.inc({ format: last.format ?? "unknown", result: "skipped" });
-      return null;
-    }
-    return await importAnnotations({ manifest, text, file, format, ...importOpts });
-  };
+  const importer = createAnnotationImporter({
+    manifest,
+    settings: s,
+    read: { source, s3: config.s3 },
+    metrics,
+    log,
+  });
+  const { importOne, importConfigured } = importer;
 
   const discover = (
     opts: { reconcile?: boolean; maxObjects?: number; signal?: AbortSignal } = {},
@@ -387,41 +419,7 @@ export function createIngestStage(config: IngestConfig, deps: IngestDeps): Inges
       ...opts,
     });
 
-  const sqsOptions = () => {
-    if (!s.sqsQueueUrl) {
-      throw new Error("ingest.sqsQueueUrl is not set: no SQS queue to receive from");
-    }
-    return {
-      client: sqsClient(),
-      queueUrl: s.sqsQueueUrl,
-      waitTimeSeconds: s.sqsWaitSeconds,
-      maxMessages: s.sqsMaxMessages,
-      ...(s.sqsVisibilityTimeoutS !== undefined
-        ? { visibilityTimeoutS: s.sqsVisibilityTimeoutS }
-        : {}),
-      record: (parsed: ParsedNotification) => recordEvents(parsed, "sqs"),
-      metrics,
-      log,
-    };
-  };
-
-  /** Runs `step` now and then every `everyMs` until `signal` aborts; failures are logged. */
-  const every = async (
-    name: string,
-    everyMs: number,
-    signal: AbortSignal,
-    step: () => Promise<unknown>,
-  ) => {
-    while (!signal.aborted) {
-      try {
-        await step();
-      } catch (err) {
-        log.error(`${name} failed`, { reason: reasonOf(err), error: messageOf(err) });
-      }
-      if (everyMs <= 0) break;
-      await sleep(everyMs, signal);
-    }
-  };
+  const sqsOptions = () => sqsOptionsOf(s, sqs, recordEvents, metrics, log);
 
   return {
     config,
@@ -440,7 +438,7 @@ export function createIngestStage(config: IngestConfig, deps: IngestDeps): Inges
     async runPoll(signal) {
       await Promise.all([
         work({ signal, progress: {} }),
-        every("listing pass", s.pollIntervalMs, signal, async () => {
+        every(log, "listing pass", s.pollIntervalMs, signal, async () => {
           // A pass cut short by shutdown resumes from its checkpoint next time.
           const r = await discover({ signal });
           if (r.complete) await importConfigured({ onlyIfNeeded: true });
@@ -451,12 +449,26 @@ export function createIngestStage(config: IngestConfig, deps: IngestDeps): Inges
     async runEvents(signal) {
       const tasks: Promise<unknown>[] = [
         work({ signal, progress: {} }),
-        every("reconciling list", s.reconcileIntervalMs, signal, async () => {
+        every(log, "reconciling list", s.reconcileIntervalMs, signal, async () => {
           await discover({ reconcile: true, signal });
           await refreshQueueDepth();
         }),
       ];
       if (s.sqsQueueUrl) tasks.push(runSqsConsumer({ ...sqsOptions(), signal }));
+      const { reviewLabelStudioUrl: url, reviewApiToken: apiToken, reviewProjectId } = s;
+      if (url && apiToken && reviewProjectId) {
+        tasks.push(every(log, "review reconcile", s.reviewReconcileIntervalMs, signal, async () => {
+          const r = await reconcileLabelStudioReviews({
+            manifest,
+            url,
+            apiToken,
+            projectId: reviewProjectId,
+            dataKey: s.reviewDataKey,
+            signal,
+          });
+          log.info("label studio reviews reconciled", { ...r });
+        }));
+      }
       await Promise.all(tasks);
     },
     async runOnce(opts = {}) {
@@ -470,7 +482,7 @@ export function createIngestStage(config: IngestConfig, deps: IngestDeps): Inges
     },
     refreshQueueDepth,
     close() {
-      if (ownSqs) sqs?.destroy();
+      sqs.close();
       return Promise.resolve();
     },
   };

@@ -94,18 +94,19 @@ export function cpuSlotsFor(s: Pick<NormalizeSettings, "cpuSlots" | "sharpThread
 }
 
 /**
- * Items in flight when `worker.concurrency` is not set explicitly: the CPU slots plus one, so
- * that while every slot decodes or encodes, one more item downloads or uploads.
+ * Items in flight when `worker.concurrency` is not set explicitly: the CPU slots plus two, so
+ * that while every slot decodes or encodes, one item uploads its variants and records them while
+ * the next one is already fetched and hashed (its render starts the moment a slot frees).
  *
  * @example
  * ```ts
- * recommendedConcurrency({ cpuSlots: 0, sharpThreads: 1 }); // 3 on a 2-core machine
+ * recommendedConcurrency({ cpuSlots: 0, sharpThreads: 1 }); // 4 on a 2-core machine
  * ```
  */
 export function recommendedConcurrency(
   s: Pick<NormalizeSettings, "cpuSlots" | "sharpThreads">,
 ): number {
-  return cpuSlotsFor(s) + 1;
+  return cpuSlotsFor(s) + 2;
 }
 
 /**
@@ -115,7 +116,7 @@ export function recommendedConcurrency(
  * @example
  * ```ts
  * const { config, sources } = await parseStageArgs(Deno.args, { ... });
- * effectiveConcurrency(config, sources); // 3 on 2 cores unless --worker-concurrency was given
+ * effectiveConcurrency(config, sources); // 4 on 2 cores unless --worker-concurrency was given
  * ```
  */
 export function effectiveConcurrency(

@@ -78,14 +78,14 @@ Deno.test("normalize configuration", async (t) => {
     }
   });
 
-  await t.step("concurrency: CPU slots per core, items in flight one more unless set", async () => {
+  await t.step("concurrency: CPU slots per core, items in flight two more unless set", async () => {
     const cores = Math.max(1, navigator.hardwareConcurrency || 1);
     assert.equal(cpuSlotsFor({ cpuSlots: 0, sharpThreads: 1 }), cores);
     assert.equal(cpuSlotsFor({ cpuSlots: 3, sharpThreads: 4 }), 3);
     assert.equal(cpuSlotsFor({ cpuSlots: 0, sharpThreads: 64 }), 1);
-    assert.equal(recommendedConcurrency({ cpuSlots: 0, sharpThreads: 1 }), cores + 1);
+    assert.equal(recommendedConcurrency({ cpuSlots: 0, sharpThreads: 1 }), cores + 2);
     const c = await load({});
-    assert.equal(effectiveConcurrency(c, {}), cores + 1);
+    assert.equal(effectiveConcurrency(c, {}), cores + 2);
     const set = await load({ SLUICE_WORKER_CONCURRENCY: "7" });
     assert.equal(
       effectiveConcurrency(set, { "worker.concurrency": "env SLUICE_WORKER_CONCURRENCY" }),

@@ -13,10 +13,11 @@
  * ```
  * @module
  */
+import "../../common/runtime_assets/sharp_preload.ts"; // first: sharp loads its addon from the runtime cache
 import { EXIT_USAGE, parseStageArgs } from "../../common/config/mod.ts";
 import { messageOf, reasonOf } from "../../common/errors/mod.ts";
-import { serveStage } from "../../common/http/mod.ts";
-import { createLogger } from "../../common/log/mod.ts";
+import { materialiseRuntimeAssets } from "../../common/runtime_assets/mod.ts";
+import { createStageLogger, withStageServer } from "../../common/stage/mod.ts";
 import { shutdownSignal } from "../../common/worker/mod.ts";
 import { effectiveConcurrency, NormalizeSettingsSchema } from "./config.ts";
 import { createNormalizeStage } from "./stage.ts";
@@ -43,11 +44,7 @@ async function main(argv: readonly string[]): Promise<number> {
     usage: USAGE,
     allowPositionals: true,
   });
-  const log = createLogger({
-    stage: "normalize",
-    level: config.log.level,
-    json: config.log.format === "json" ? true : config.log.format === "pretty" ? false : undefined,
-  });
+  const log = createStageLogger("normalize", config.log);
   for (const w of warnings) log.warn(w);
   if (positionals.length > 1 || !(MODES as readonly string[]).includes(positionals[0] ?? "run")) {
     console.error(
@@ -60,11 +57,8 @@ async function main(argv: readonly string[]): Promise<number> {
   const mode = (positionals[0] ?? "run") as Mode;
 
   const shutdown = shutdownSignal();
-  const serverAbort = new AbortController();
-  const stopServer = () => serverAbort.abort();
-  shutdown.signal.addEventListener("abort", stopServer);
-  let server: Deno.HttpServer<Deno.NetAddr> | undefined;
   try {
+    await materialiseRuntimeAssets(config);
     const stage = await createNormalizeStage(config, {
       log,
       concurrency: effectiveConcurrency(config, sources),
@@ -82,27 +76,21 @@ async function main(argv: readonly string[]): Promise<number> {
         resizer: stage.resizer.name,
         variants: stage.specs.map((s) => `${s.spec.name}@v${s.version}`),
       });
-      if (config.http.port !== 0) {
-        server = serveStage(stage.handler, {
-          hostname: config.http.hostname,
-          port: config.http.port,
-          signal: serverAbort.signal,
-          log,
-        });
-      }
-      const summary = await stage.run({ once: mode === "once", signal: shutdown.signal });
+      const summary = await withStageServer(
+        stage.handler,
+        config.http,
+        log,
+        () => stage.run({ once: mode === "once", signal: shutdown.signal }),
+      );
       if (mode === "once") console.log(JSON.stringify(summary));
       return 0;
     } finally {
-      serverAbort.abort();
-      await server?.finished;
       await stage.close();
     }
   } catch (err) {
     log.error("normalize failed", { reason: reasonOf(err), error: messageOf(err) });
     return 1;
   } finally {
-    shutdown.signal.removeEventListener("abort", stopServer);
     shutdown.dispose();
   }
 }

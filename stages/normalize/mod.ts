@@ -17,10 +17,7 @@
  * @module
  */
 import { loadConfigDetailed } from "../../common/config/mod.ts";
-import { messageOf } from "../../common/errors/mod.ts";
-import type { StageHandler } from "../../common/http/mod.ts";
-import { createLogger } from "../../common/log/mod.ts";
-import { shutdownSignal } from "../../common/worker/mod.ts";
+import { serveEntry } from "../../common/stage/mod.ts";
 import { effectiveConcurrency, NormalizeSettingsSchema } from "./config.ts";
 import { createNormalizeStage } from "./stage.ts";
 
@@ -34,10 +31,8 @@ export * from "./source_key.ts";
 export * from "./spec_registry.ts";
 export * from "./variant_keys.ts";
 
-let started: Promise<StageHandler> | undefined;
-
-/** Starts the stage from the process environment, for `deno serve`. */
-async function startFromEnvironment(): Promise<StageHandler> {
+/** `deno serve` entry: the first request starts the stage (see the module documentation). */
+export default serveEntry(async () => {
   const { config, sources } = await loadConfigDetailed({
     stage: "normalize",
     stageSchema: NormalizeSettingsSchema,
@@ -45,36 +40,10 @@ async function startFromEnvironment(): Promise<StageHandler> {
   const stage = await createNormalizeStage(config, {
     concurrency: effectiveConcurrency(config, sources),
   });
-  const log = createLogger({ stage: "normalize", level: config.log.level });
-  const shutdown = shutdownSignal();
-  stage.run({ signal: shutdown.signal })
-    .then((summary) =>
-      log.info("worker finished", { ...summary, failures: summary.failures.length })
-    )
-    .catch((err) => log.error("worker stopped with an error", { error: messageOf(err) }))
-    .finally(async () => {
-      await stage.close();
-      shutdown.dispose();
-      // deno serve keeps serving on its own: the worker is what this process is for.
-      Deno.exit(shutdown.signal.aborted ? 0 : 1);
-    });
-  return stage.handler;
-}
-
-/** `deno serve` entry: the first request starts the stage (see the module documentation). */
-const serve: { fetch(req: Request): Promise<Response> } = {
-  async fetch(req: Request): Promise<Response> {
-    started ??= startFromEnvironment();
-    let handler: StageHandler;
-    try {
-      handler = await started;
-    } catch (err) {
-      // Let the next request (a readiness probe, usually) try again.
-      started = undefined;
-      return Response.json({ error: "not_started", message: messageOf(err) }, { status: 503 });
-    }
-    return await handler.fetch(req);
-  },
-};
-
-export default serve;
+  return {
+    handler: stage.handler,
+    log: stage.log,
+    run: (signal) => stage.run({ signal }),
+    close: () => stage.close(),
+  };
+});

@@ -1,7 +1,7 @@
 /**
- * One image through normalize: decide which current variants it lacks, stage its dataset object
- * in an NVMe lease, check it against the recorded sha256, render the missing variants from one
- * decode, stage and upload each output, and return the manifest rows to record (the caller
+ * One image through normalize: decide which current variants it lacks, read its dataset object
+ * into memory (hashed while it streams, checked against the recorded sha256), render the missing
+ * variants from one decode, upload the outputs concurrently, and return the manifest rows to record (the caller
  * records them with `manifest.complete`, after every upload finished).
  *
  * A variant counts as present when its row for (image, name, spec hash) points at the key this
@@ -17,16 +17,16 @@
  * ```
  * @module
  */
-import { createHash } from "node:crypto";
 import { SluiceError } from "../../common/errors/mod.ts";
 import type { Logger } from "../../common/log/mod.ts";
 import type { ImageRow, VariantInput, VariantRow } from "../../common/manifest/mod.ts";
-import { ObjectNotFoundError, type ObjectStore } from "../../common/objectstore/mod.ts";
+import type { ObjectStore } from "../../common/objectstore/mod.ts";
 import type { Staging } from "../../common/staging/mod.ts";
 import type { RenderedVariant, Resizer } from "../../common/images/resizer.ts";
 import { ImageError } from "../../common/images/verify.ts";
-import { type KeyTemplate, VARIANT_EXTENSIONS } from "../../common/images/variant_spec.ts";
+import type { KeyTemplate } from "../../common/images/variant_spec.ts";
 import type { Slots } from "./_slots.ts";
+import { readSource } from "./_read_source.ts";
 import { type RenderLimits, renderVariants } from "./render_variants.ts";
 import { keyForUri } from "./source_key.ts";
 import type { RegisteredSpec } from "./spec_registry.ts";
@@ -42,7 +42,8 @@ const CONTENT_TYPES: Readonly<Record<string, string>> = {
 
 export interface NormalizeImageDeps {
   store: ObjectStore;
-  staging: Pick<Staging, "lease">;
+  /** Unused since sources and variants no longer pass through staging; kept for callers. */
+  staging?: Pick<Staging, "lease">;
   resizer: Resizer;
   keys: KeyTemplate;
   prefix: string;
@@ -131,31 +132,14 @@ export async function normalizeImage(
     );
   }
 
-  await using lease = await deps.staging.lease(image.id);
-  const sourceKey = keyForUri(store, image.datasetUri);
-  let body: ReadableStream<Uint8Array>;
-  try {
-    body = await store.get(sourceKey);
-  } catch (err) {
-    if (err instanceof ObjectNotFoundError) {
-      throw new SluiceError(
-        "source_missing",
-        `image ${image.id}: expected its dataset object at ${image.datasetUri}, found none`,
-        { cause: err },
-      );
-    }
-    throw err;
-  }
-  const staged = await lease.publish("input", body, { expectedBytes: image.size ?? undefined });
-  const bytes = await Deno.readFile(staged.path);
-  const actual = createHash("sha256").update(bytes).digest("hex");
-  if (actual !== sha256) {
-    throw new SluiceError(
-      "checksum_mismatch",
-      `image ${image.id}: expected ${image.datasetUri} to have sha256 ${sha256}, found ${actual} ` +
-        `(${bytes.byteLength} bytes)`,
-    );
-  }
+  // Straight into memory, hashed while it streams: see _read_source.ts for why not staged.
+  const bytes = await readSource(store, keyForUri(store, image.datasetUri), {
+    imageId: image.id,
+    uri: image.datasetUri,
+    sha256,
+    maxBytes: deps.limits.maxBytes,
+    size: image.size,
+  }, signal);
   signal?.throwIfAborted();
 
   let renderMs = 0;
@@ -179,8 +163,8 @@ export async function normalizeImage(
   // Uploads of one image run together, and outside the CPU slot: other items render meanwhile.
   const variants = await Promise.all(rendered.map(async (v, i): Promise<VariantInput> => {
     const p = todo[i];
-    const file = await lease.publish(`${p.spec.name}.${VARIANT_EXTENSIONS[v.format]}`, v.bytes);
-    await store.putFile(p.key, file.path, {
+    // Straight from memory: the store's own put is atomic (and durable, where it is a file).
+    await store.put(p.key, v.bytes, {
       contentType: CONTENT_TYPES[v.format],
       metadata: { "sha256": v.sha256, "source-sha256": sha256, "spec-hash": p.specHash },
     });

@@ -4,7 +4,7 @@
  * in one transaction after uploading them.
  *
  * Concurrency is two numbers: CPU slots (images decoded and resized at once, one per core with
- * one libvips thread each) and items in flight (`worker.concurrency`, recommended slots + 1), so
+ * one libvips thread each) and items in flight (`worker.concurrency`, recommended slots + 2), so
  * that downloads and uploads of some items overlap the CPU work of others while memory stays
  * bounded by the items in flight.
  *
@@ -16,25 +16,23 @@
  * ```
  * @module
  */
-import { messageOf, SluiceError } from "../../common/errors/mod.ts";
+import { SluiceError } from "../../common/errors/mod.ts";
 import { createStageHandler, type StageHandler } from "../../common/http/mod.ts";
-import { createLogger, type Logger } from "../../common/log/mod.ts";
-import {
-  type Claim,
-  type Effects,
-  type ManifestStore,
-  openManifest,
-  type WorkState,
-} from "../../common/manifest/mod.ts";
-import { type ObjectStore, openObjectStore } from "../../common/objectstore/mod.ts";
-import { openStaging, type Staging } from "../../common/staging/mod.ts";
+import type { Logger } from "../../common/log/mod.ts";
+import type { Claim, Effects, ManifestStore } from "../../common/manifest/mod.ts";
+import type { ObjectStore } from "../../common/objectstore/mod.ts";
+import type { Staging } from "../../common/staging/mod.ts";
 import { stagingBackpressure } from "../../common/staging/backpressure.ts";
 import {
-  type ItemContext,
-  type ProgressOptions,
-  runWorker,
-  type WorkerSummary,
-} from "../../common/worker/mod.ts";
+  createStageLogger,
+  openResources,
+  type QueueFailure,
+  type QueueSummary,
+  RunGuard,
+  runQueue,
+  type StageResources,
+} from "../../common/stage/mod.ts";
+import type { ItemContext, ProgressOptions } from "../../common/worker/mod.ts";
 import { type ResizerSelection, selectResizer } from "../../common/images/select_resizer.ts";
 import { Slots } from "./_slots.ts";
 import {
@@ -89,15 +87,10 @@ export interface NormalizeRunOptions {
 }
 
 /** One item that failed (for good or to be retried). */
-export interface NormalizeFailure {
-  itemId: string;
-  outcome: "failed" | "retried";
-  reason: string;
-  message: string;
-}
+export type NormalizeFailure = QueueFailure;
 
 /** Totals of one {@link NormalizeStage.run}. */
-export interface NormalizeSummary extends WorkerSummary {
+export interface NormalizeSummary extends QueueSummary {
   /** Variant objects written and recorded. */
   variantsWritten: number;
   bytesWritten: number;
@@ -106,7 +99,6 @@ export interface NormalizeSummary extends WorkerSummary {
   /** The start-up backfill for new spec versions, when one ran. */
   backfill: BackfillResult | null;
   resizer: { name: string; kind: "cpu" | "gpu"; reason: string };
-  failures: NormalizeFailure[];
   ms: number;
 }
 
@@ -117,6 +109,7 @@ export interface NormalizeStage {
   readonly store: ObjectStore;
   readonly staging: Staging;
   readonly metrics: NormalizeMetrics;
+  readonly log: Logger;
   /** `deno serve`-compatible: /healthz, /readyz, /metrics, /, and GET /status (JSON). */
   readonly handler: StageHandler;
   readonly resizer: { name: string; kind: "cpu" | "gpu"; reason: string };
@@ -151,56 +144,10 @@ export async function createNormalizeStage(
   deps: NormalizeDeps = {},
 ): Promise<NormalizeStage> {
   const settings = config.stage;
-  const log = deps.log ?? createLogger({
-    stage: NORMALIZE_STAGE,
-    level: config.log.level,
-    json: config.log.format === "json" ? true : config.log.format === "pretty" ? false : undefined,
-  });
+  const log = deps.log ?? createStageLogger(NORMALIZE_STAGE, config.log);
   const metrics = deps.metrics ?? createNormalizeMetrics({ version: deps.version });
-  const keys = compileNormalizeKeyTemplate(settings.keyTemplate);
-  const closers: (() => Promise<void>)[] = [];
-  const closeAll = async () => {
-    for (const c of closers.splice(0).reverse()) {
-      try {
-        await c();
-      } catch (err) {
-        log.warn("close failed", { error: messageOf(err) });
-      }
-    }
-  };
-
+  const res = await openResources(config, deps, { stage: NORMALIZE_STAGE, log, metrics });
   try {
-    let manifest = deps.manifest;
-    if (!manifest) {
-      const opened = manifest = await openManifest(config.manifest.url);
-      closers.push(() => opened.close());
-    }
-    let store = deps.store;
-    if (!store) {
-      const opened = store = await openObjectStore(config.objectStore.url, { s3: config.s3 });
-      closers.push(() => opened.close());
-    }
-    let staging = deps.staging;
-    if (!staging) {
-      staging = await openStaging({
-        root: config.staging.root,
-        fallbackRoot: config.staging.fallbackRoot,
-        requireNvme: config.staging.requireNvme,
-        minFreeMb: config.staging.minFreeMb,
-        leaseTimeoutMs: config.staging.leaseTimeoutMs,
-        stage: NORMALIZE_STAGE,
-        workerId: config.worker.id,
-        log,
-        metrics: {
-          setStagedBytes: (b) => metrics.stagingBytes.set(b),
-          setFreeBytes: (b) => metrics.stagingFreeBytes.set(b),
-        },
-      });
-      const swept = await staging.sweep();
-      if (swept.removed.length > 0) {
-        log.info("removed stale staging leases", { removed: swept.removed.length });
-      }
-    }
     let selection = deps.resizer;
     if (!selection) {
       const chosen = selection = await selectResizer({
@@ -208,7 +155,7 @@ export async function createNormalizeStage(
         python: settings.python,
         sharp: { threads: settings.sharpThreads },
       });
-      closers.push(() => chosen.resizer.close());
+      res.closers.add("resizer", () => chosen.resizer.close());
     }
     const resizerInfo = {
       name: selection.resizer.name,
@@ -218,7 +165,7 @@ export async function createNormalizeStage(
     metrics.resizerInfo.set(resizerInfo, 1);
     log.info("resizer selected", resizerInfo);
 
-    const specs = await registerVariantSpecs(manifest, settings.variants);
+    const specs = await registerVariantSpecs(res.manifest, settings.variants);
     for (const s of specs) {
       log.info(s.created ? "variant spec registered: new version" : "variant spec", {
         variant: s.spec.name,
@@ -226,23 +173,19 @@ export async function createNormalizeStage(
         version: s.version,
       });
     }
-
     return assemble({
       config,
       log,
       metrics,
-      manifest,
-      store,
-      staging,
+      res,
       selection,
       resizerInfo,
       specs,
-      keys,
+      keys: compileNormalizeKeyTemplate(settings.keyTemplate),
       concurrency: deps.concurrency ?? config.worker.concurrency,
-      closeAll,
     });
   } catch (err) {
-    await closeAll();
+    await res.closers.closeAfterFailure();
     throw err;
   }
 }
@@ -251,42 +194,31 @@ interface Parts {
   config: NormalizeConfig;
   log: Logger;
   metrics: NormalizeMetrics;
-  manifest: ManifestStore;
-  store: ObjectStore;
-  staging: Staging;
+  res: StageResources;
   selection: ResizerSelection;
   resizerInfo: { name: string; kind: "cpu" | "gpu"; reason: string };
   specs: RegisteredSpec[];
   keys: ReturnType<typeof compileNormalizeKeyTemplate>;
   concurrency: number;
-  closeAll: () => Promise<void>;
 }
 
-function assemble(p: Parts): NormalizeStage {
-  const { config, log, metrics, manifest, store, staging, specs } = p;
-  const settings = config.stage;
-  const cpuSlots = cpuSlotsFor(settings);
-  const cpu = new Slots(cpuSlots, (busy) => metrics.cpuSlotsBusy.set(busy));
-  let closed = false;
-  let running = false;
+/** Running totals of one run, added to as items finish. */
+interface RunTotals {
+  variantsWritten: number;
+  bytesWritten: number;
+  variantsPresent: number;
+}
 
-  const refreshQueueDepth = async () => {
-    try {
-      const counts = (await manifest.workCounts(NORMALIZE_STAGE))[NORMALIZE_STAGE];
-      for (const state of ["pending", "leased", "done", "failed"] as WorkState[]) {
-        metrics.queueDepth.set({ state }, counts?.[state] ?? 0);
-      }
-    } catch (err) {
-      log.debug("could not refresh queue depth", { error: messageOf(err) });
-    }
-  };
-
-  const handler = createStageHandler({
+/** /healthz, /readyz, /metrics, / and GET /status of a normalize stage. */
+function normalizeHandler(p: Parts, guard: RunGuard, cpu: Slots, cpuSlots: number): StageHandler {
+  const { metrics, log, specs } = p;
+  const manifest = p.res.manifest;
+  return createStageHandler({
     stage: NORMALIZE_STAGE,
     metrics,
     log,
     ready: async () => {
-      if (closed) return "stage closed";
+      if (guard.closed) return "stage closed";
       await manifest.workCounts(NORMALIZE_STAGE);
       return true;
     },
@@ -295,7 +227,7 @@ function assemble(p: Parts): NormalizeStage {
         Promise.resolve(
           Response.json({
             stage: NORMALIZE_STAGE,
-            running,
+            running: guard.running,
             resizer: p.resizerInfo,
             concurrency: p.concurrency,
             cpuSlots,
@@ -309,6 +241,17 @@ function assemble(p: Parts): NormalizeStage {
         ),
     },
   });
+}
+
+function assemble(p: Parts): NormalizeStage {
+  const { config, log, metrics, specs } = p;
+  const { manifest, store, staging } = p.res;
+  const settings = config.stage;
+  const cpuSlots = cpuSlotsFor(settings);
+  const cpu = new Slots(cpuSlots, (busy) => metrics.cpuSlotsBusy.set(busy));
+  const guard = new RunGuard(NORMALIZE_STAGE);
+
+  const handler = normalizeHandler(p, guard, cpu, cpuSlots);
 
   const backfill = async () => {
     const r = await backfillNormalize(manifest, specs, { log });
@@ -316,118 +259,85 @@ function assemble(p: Parts): NormalizeStage {
     return r;
   };
 
-  const run = async (opts: NormalizeRunOptions = {}): Promise<NormalizeSummary> => {
-    if (closed) {
-      throw new SluiceError("stage_closed", "normalize: expected an open stage, found it closed");
-    }
-    if (running) {
+  // Each finished item's result, from process() until the worker records its outcome.
+  const results = new Map<string, NormalizeImageResult>();
+
+  /** One claimed image: its missing variants rendered and uploaded, returned as effects. */
+  const process = async (claim: Claim, ctx: ItemContext): Promise<Effects> => {
+    const image = await manifest.getImage(claim.itemId);
+    if (image === null) {
       throw new SluiceError(
-        "already_running",
-        "normalize: expected one run at a time, found one running",
+        "unknown_image",
+        `normalize ${claim.itemId}: expected an image row, found none`,
       );
     }
-    running = true;
-    const t0 = performance.now();
-    const results = new Map<string, NormalizeImageResult>();
-    const failures: NormalizeFailure[] = [];
-    let variantsWritten = 0, bytesWritten = 0, variantsPresent = 0;
-    let timer: ReturnType<typeof setInterval> | undefined;
-    try {
+    if (image.status === "deleted" || image.status === "duplicate") {
+      // Deleted sources and duplicates get no variants of their own: done, nothing written.
+      ctx.log.info("skipped", { status: image.status });
+      return {};
+    }
+    const existing = await manifest.listVariants({ imageIds: [image.id] });
+    const r = await normalizeImage(image, specs, existing, {
+      store,
+      staging,
+      resizer: p.selection.resizer,
+      keys: p.keys,
+      prefix: settings.prefix,
+      limits: { maxBytes: settings.maxBytes, maxPixels: settings.maxPixels },
+      cpu,
+      signal: ctx.signal,
+      log: ctx.log,
+    });
+    if (r.variants.length > 0) metrics.renderSeconds.observe(r.renderMs / 1000);
+    results.set(claim.itemId, r);
+    return r.variants.length > 0 ? { variants: r.variants } : {};
+  };
+
+  /** Variant metrics and run totals of one finished item. */
+  const countVariants = (claim: Claim, outcome: string, totals: RunTotals) => {
+    const r = results.get(claim.itemId);
+    results.delete(claim.itemId);
+    if (outcome !== "done" || !r) return;
+    for (const v of r.variants) {
+      metrics.variantsTotal.inc({ variant: v.name });
+      metrics.variantBytesTotal.inc({ variant: v.name }, v.bytes);
+    }
+    for (const name of r.present) metrics.variantsPresentTotal.inc({ variant: name });
+    totals.variantsWritten += r.variants.length;
+    totals.bytesWritten += r.bytesWritten;
+    totals.variantsPresent += r.present.length;
+  };
+
+  const run = (opts: NormalizeRunOptions = {}): Promise<NormalizeSummary> =>
+    guard.run(async () => {
+      const t0 = performance.now();
+      const totals: RunTotals = { variantsWritten: 0, bytesWritten: 0, variantsPresent: 0 };
       const backfilled = settings.backfillNewSpecs
         ? await backfillNewSpecs(manifest, specs, { log })
         : null;
-      await refreshQueueDepth();
-      timer = setInterval(() => void refreshQueueDepth(), 5000);
-
-      const process = async (claim: Claim, ctx: ItemContext): Promise<Effects> => {
-        const image = await manifest.getImage(claim.itemId);
-        if (image === null) {
-          throw new SluiceError(
-            "unknown_image",
-            `normalize ${claim.itemId}: expected an image row, found none`,
-          );
-        }
-        if (image.status === "deleted" || image.status === "duplicate") {
-          // Deleted sources and duplicates get no variants of their own: done, nothing written.
-          ctx.log.info("skipped", { status: image.status });
-          return {};
-        }
-        const existing = await manifest.listVariants({ imageIds: [image.id] });
-        const r = await normalizeImage(image, specs, existing, {
-          store,
-          staging,
-          resizer: p.selection.resizer,
-          keys: p.keys,
-          prefix: settings.prefix,
-          limits: { maxBytes: settings.maxBytes, maxPixels: settings.maxPixels },
-          cpu,
-          signal: ctx.signal,
-          log: ctx.log,
-        });
-        if (r.variants.length > 0) metrics.renderSeconds.observe(r.renderMs / 1000);
-        results.set(claim.itemId, r);
-        return r.variants.length > 0 ? { variants: r.variants } : {};
-      };
-
-      const summary = await runWorker({
-        manifest,
-        stage: NORMALIZE_STAGE,
-        owner: config.worker.id,
-        concurrency: p.concurrency,
-        batchSize: Math.min(config.worker.batchSize, p.concurrency),
-        leaseMs: config.worker.leaseMs,
-        maxAttempts: config.worker.maxAttempts,
-        idlePollMs: config.worker.idlePollMs,
-        graceMs: opts.graceMs,
-        signal: opts.signal,
-        once: opts.once ?? false,
-        log,
-        permanentCodes: NORMALIZE_PERMANENT_CODES,
-        progress: opts.progress,
-        ...stagingBackpressure({ root: staging.root, minFreeBytes: staging.minFreeBytes, log }),
-        process,
-        onResult: (claim, result, ms) => {
-          metrics.itemsTotal.inc({ result: result.outcome });
-          metrics.itemDurationSeconds.observe(ms / 1000);
-          const r = results.get(claim.itemId);
-          results.delete(claim.itemId);
-          if (result.outcome === "done" && r) {
-            for (const v of r.variants) {
-              metrics.variantsTotal.inc({ variant: v.name });
-              metrics.variantBytesTotal.inc({ variant: v.name }, v.bytes);
-            }
-            for (const name of r.present) metrics.variantsPresentTotal.inc({ variant: name });
-            variantsWritten += r.variants.length;
-            bytesWritten += r.bytesWritten;
-            variantsPresent += r.present.length;
-          }
-          if (result.outcome === "failed" || result.outcome === "retried") {
-            metrics.errorsTotal.inc({ reason: result.reason ?? "internal" });
-            failures.push({
-              itemId: claim.itemId,
-              outcome: result.outcome,
-              reason: result.reason ?? "internal",
-              message: result.message ?? "",
-            });
-          }
+      const summary = await runQueue(
+        { name: NORMALIZE_STAGE, manifest, log, metrics, worker: config.worker },
+        {
+          queue: NORMALIZE_STAGE,
+          concurrency: p.concurrency,
+          graceMs: opts.graceMs,
+          signal: opts.signal,
+          once: opts.once ?? false,
+          permanentCodes: NORMALIZE_PERMANENT_CODES,
+          progress: opts.progress,
+          ...stagingBackpressure({ root: staging.root, minFreeBytes: staging.minFreeBytes, log }),
+          process,
+          onResult: (claim, result) => countVariants(claim, result.outcome, totals),
         },
-      });
+      );
       return {
         ...summary,
-        variantsWritten,
-        bytesWritten,
-        variantsPresent,
+        ...totals,
         backfill: backfilled,
         resizer: p.resizerInfo,
-        failures,
         ms: Math.round(performance.now() - t0),
       };
-    } finally {
-      clearInterval(timer);
-      await refreshQueueDepth();
-      running = false;
-    }
-  };
+    });
 
   return {
     config,
@@ -435,6 +345,7 @@ function assemble(p: Parts): NormalizeStage {
     store,
     staging,
     metrics,
+    log,
     handler,
     resizer: p.resizerInfo,
     specs,
@@ -443,9 +354,7 @@ function assemble(p: Parts): NormalizeStage {
     run,
     backfill,
     async close() {
-      if (closed) return;
-      closed = true;
-      await p.closeAll();
+      if (guard.close()) await p.res.close();
     },
   };
 }

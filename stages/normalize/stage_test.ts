@@ -330,8 +330,8 @@ Deno.test("a changed spec creates a new version beside the old one", async () =>
   assert.equal(summary.done, 2);
   assert.equal(summary.variantsWritten, 2, "only the changed variant is rendered");
   assert.equal(summary.variantsPresent, 2);
-  assert.equal(counted.writes.putFile, 2);
-  assert.equal(counted.writes.delete + counted.writes.put + counted.writes.copy, 0);
+  assert.equal(counted.writes.put, 2);
+  assert.equal(counted.writes.delete + counted.writes.putFile + counted.writes.copy, 0);
 
   const specs = await b.manifest.listVariantSpecs("big");
   assert.deepEqual(specs.map((s) => s.version), [1, 2]);
@@ -355,7 +355,7 @@ Deno.test("a changed spec creates a new version beside the old one", async () =>
   const back = await runNormalizeOnce(config1, { manifest: b.manifest, store: counted.store });
   assert.equal(back.backfill, null);
   assert.equal(back.done, 0);
-  assert.equal(counted.writes.putFile, 2);
+  assert.equal(counted.writes.put, 2);
 });
 
 Deno.test("bad inputs are recorded as failed with a reason and the batch goes on", async () => {
@@ -435,8 +435,13 @@ Deno.test("bad inputs are recorded as failed with a reason and the batch goes on
   // Images stay ingested: a normalize failure is the work item's, not the image's.
   assert.equal((await b.manifest.getImage(corrupt.id))?.status, "ingested");
   assert.ok(lines.some((l) => l.msg === "item failed" && l.reason === "decode_failed"));
-  // Staging leases were released for failed and done items alike.
-  const left = [...Deno.readDirSync(`${dir.path}/staging/normalize/test-1`)];
+  // Nothing is left in staging for failed and done items alike (sources are read into memory).
+  let left: Deno.DirEntry[] = [];
+  try {
+    left = [...Deno.readDirSync(`${dir.path}/staging/normalize/test-1`)];
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
   assert.deepEqual(left, []);
 });
 

@@ -16,6 +16,8 @@
 import { z } from "zod";
 import type { StageConfig } from "../../common/config/mod.ts";
 import { validateKey } from "../../common/objectstore/mod.ts";
+import { DEFAULT_IMAGE } from "../../common/release/version.ts";
+import { RETRAIN_POLICY_SETTINGS } from "../../common/review/retrain_policy.ts";
 
 /** How the trainer processes are started. */
 export const LAUNCHERS = ["local", "k8s", "systemd"] as const;
@@ -148,8 +150,8 @@ export const TrainSettingsSchema = z.strictObject({
   k8sNamespace: z.string().regex(DNS_LABEL, { error: "expected a DNS label" }).default(
     "default",
   ).describe("k8s: namespace of the Job and Service"),
-  k8sImage: z.string().min(1).default("sluice:latest").describe(
-    "k8s: container image with sluice-train and the trainer",
+  k8sImage: z.string().min(1).default(DEFAULT_IMAGE).describe(
+    "k8s: container image with sluice-train and the trainer (the release's image by default)",
   ),
   gpusPerNode: z.int().min(0).max(16).default(0).describe(
     "k8s: nvidia.com/gpu per pod (0 = CPU)",
@@ -160,6 +162,7 @@ export const TrainSettingsSchema = z.strictObject({
   envFile: z.string().min(1).default("/etc/sluice/sluice.env").describe(
     "systemd: the shared environment file (manifest, stores, MLflow settings) on every host",
   ),
+  ...RETRAIN_POLICY_SETTINGS,
 });
 
 /** What the section parses to. */

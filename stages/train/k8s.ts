@@ -13,7 +13,7 @@
  * ```
  * @module
  */
-import { toYaml, type YamlValue } from "./_yaml.ts";
+import { toYaml, type YamlValue } from "../../common/yaml/mod.ts";
 import type { LaunchPlan } from "./training_inputs.ts";
 
 /** Settings of the rendered objects. */
@@ -49,6 +49,12 @@ export function jobNameFor(plan: Pick<LaunchPlan, "snapshotId" | "layout">): str
   return `sluice-train-${snap}-${layout}`.toLowerCase().replace(/[^a-z0-9-]/g, "-");
 }
 
+/** The Job and the Service as objects (what `renderK8s` writes as YAML). */
+export interface K8sObjects extends Omit<K8sDefinitions, "job" | "service"> {
+  job: YamlValue;
+  service: YamlValue;
+}
+
 /**
  * Renders the Job and the Service for `plan`.
  *
@@ -59,6 +65,23 @@ export function jobNameFor(plan: Pick<LaunchPlan, "snapshotId" | "layout">): str
  * ```
  */
 export function renderK8s(plan: LaunchPlan, opts: K8sOptions): K8sDefinitions {
+  const { job, service, ...names } = k8sObjects(plan, opts);
+  return {
+    ...names,
+    job: toYaml(job, { quoteStrings: true }),
+    service: toYaml(service, { quoteStrings: true }),
+  };
+}
+
+/**
+ * The Job and the Service for `plan` as objects (infra validates and deploys these).
+ *
+ * @example
+ * ```ts
+ * k8sObjects(plan, opts).job; // { apiVersion: "batch/v1", kind: "Job", ... }
+ * ```
+ */
+export function k8sObjects(plan: LaunchPlan, opts: K8sOptions): K8sObjects {
   const jobName = jobNameFor(plan);
   const serviceName = jobName;
   const nodes = plan.settings.nodes;
@@ -139,5 +162,5 @@ export function renderK8s(plan: LaunchPlan, opts: K8sOptions): K8sDefinitions {
       ports: [{ name: "rendezvous", port: opts.masterPort, targetPort: opts.masterPort }],
     },
   };
-  return { jobName, serviceName, masterAddr, job: toYaml(job), service: toYaml(service) };
+  return { jobName, serviceName, masterAddr, job, service };
 }

@@ -1,26 +1,13 @@
 import assert from "node:assert/strict";
 import { jobNameFor, renderK8s } from "./k8s.ts";
-import { toYaml } from "./_yaml.ts";
+import { toYaml } from "../../common/yaml/mod.ts";
+import { hasPyYaml, pyYamlLoad } from "../../tests/support/pyyaml.ts";
 import { launchPlanFixture } from "./testdata/launch_plan.ts";
 
 /** Parses YAML with a real YAML implementation (PyYAML in Debian's python3). */
-async function parseYaml(text: string): Promise<unknown> {
-  const out = await new Deno.Command("/usr/bin/python3", {
-    args: ["-c", "import json, sys, yaml; print(json.dumps(yaml.safe_load(sys.stdin.read())))"],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const w = out.stdin.getWriter();
-  await w.write(new TextEncoder().encode(text));
-  await w.close();
-  const r = await out.output();
-  assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
-  return JSON.parse(new TextDecoder().decode(r.stdout));
-}
+const parseYaml = pyYamlLoad;
 
-const pyyaml = new Deno.Command("/usr/bin/python3", { args: ["-c", "import yaml"] })
-  .outputSync().code === 0;
+const pyyaml = hasPyYaml;
 
 // deno-lint-ignore no-explicit-any
 type Json = any;
@@ -112,6 +99,7 @@ Deno.test({
         "weird key": { "true": 1 },
       };
       assert.deepEqual(await parseYaml(toYaml(value)), value);
+      assert.deepEqual(await parseYaml(toYaml(value, { quoteStrings: true })), value);
     });
   },
 });

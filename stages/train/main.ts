@@ -6,6 +6,7 @@
  * sluice-train worker                  claim training requests from the train queue until SIGTERM
  * sluice-train request [id]            enqueue a training request for the workers, exit
  * sluice-train node --plan KEY --rank R   one rank of a k8s / systemd multi-host run
+ * sluice-train models list|show|promote|approve|rollback|compare   manage model versions
  * ```
  *
  * @example
@@ -16,10 +17,12 @@
  */
 import { EXIT_USAGE, parseStageArgs } from "../../common/config/mod.ts";
 import { messageOf, reasonOf } from "../../common/errors/mod.ts";
-import { serveStage } from "../../common/http/mod.ts";
+import { createStageLogger, withStageServer } from "../../common/stage/mod.ts";
 import { shutdownSignal } from "../../common/worker/mod.ts";
 import { TrainSettingsSchema } from "./config.ts";
-import { createTrainLogger, createTrainStage } from "./stage.ts";
+import { modelsMain } from "./models_command.ts";
+import { materialisedTrainerCommand } from "./trainer_source.ts";
+import { createTrainStage } from "./stage.ts";
 
 const MODES = ["run", "worker", "request", "node"] as const;
 type Mode = typeof MODES[number];
@@ -39,7 +42,9 @@ Modes:
   worker           claim training requests from the "train" queue until SIGTERM/SIGINT
   request [id]     enqueue a training request (default id: request-<time>) and exit
   node             one rank of a multi-host run: --plan <launch.json key> [--rank N]
-                   (rank default: $RANK, else $JOB_COMPLETION_INDEX)`;
+                   (rank default: $RANK, else $JOB_COMPLETION_INDEX)
+  models ...       list, show, promote, approve, roll back or compare model versions
+                   ("sluice-train models --help")`;
 
 const FLAGS = {
   plan: { type: "string", description: "node: key of the run's launch.json in the training store" },
@@ -54,6 +59,7 @@ function json(value: unknown): string {
 }
 
 async function main(argv: readonly string[]): Promise<number> {
+  if (argv[0] === "models") return await modelsMain(argv.slice(1));
   const { config, positionals, flags, warnings } = await parseStageArgs(argv, {
     stage: "train",
     stageSchema: TrainSettingsSchema,
@@ -61,7 +67,7 @@ async function main(argv: readonly string[]): Promise<number> {
     flags: FLAGS,
     allowPositionals: true,
   });
-  const log = createTrainLogger(config);
+  const log = createStageLogger("train", config.log);
   for (const w of warnings) log.warn(w);
   const mode = (positionals[0] ?? "run") as Mode;
   const maxPositionals = mode === "request" ? 2 : 1;
@@ -89,9 +95,8 @@ async function main(argv: readonly string[]): Promise<number> {
   }
 
   const shutdown = shutdownSignal();
-  const serverAbort = new AbortController();
-  let server: Deno.HttpServer<Deno.NetAddr> | undefined;
   try {
+    config.stage.trainerCommand = await materialisedTrainerCommand(config);
     const stage = await createTrainStage(config, { log, signal: shutdown.signal });
     try {
       if (mode === "request") {
@@ -100,14 +105,6 @@ async function main(argv: readonly string[]): Promise<number> {
         console.log(json({ request: id, added }));
         return 0;
       }
-      if (config.http.port !== 0) {
-        server = serveStage(stage.handler, {
-          hostname: config.http.hostname,
-          port: config.http.port,
-          signal: serverAbort.signal,
-          log,
-        });
-      }
       log.info("starting", {
         mode,
         launcher: config.stage.launcher,
@@ -115,19 +112,13 @@ async function main(argv: readonly string[]): Promise<number> {
         nodes: config.stage.nodes,
         epochs: config.stage.epochs,
       });
-      if (mode === "worker") {
-        const summary = await stage.work({ signal: shutdown.signal });
-        console.log(json(summary));
-        return 0;
-      }
-      const result = mode === "node"
-        ? await stage.runNode({ planKey: flags.plan!, rank })
-        : await stage.runOnce();
-      console.log(json(result));
+      const out = await withStageServer(stage.handler, config.http, log, (): Promise<unknown> => {
+        if (mode === "worker") return stage.work({ signal: shutdown.signal });
+        return mode === "node" ? stage.runNode({ planKey: flags.plan!, rank }) : stage.runOnce();
+      });
+      console.log(json(out));
       return 0;
     } finally {
-      serverAbort.abort();
-      await server?.finished;
       await stage.close();
     }
   } catch (err) {

@@ -145,7 +145,7 @@ Deno.test("sluice-train command line", async (t) => {
           const out: Json = JSON.parse(r.stdout);
           assert.deepEqual(
             out.definitions.map((u: string) => u.slice(u.lastIndexOf("/") + 1)),
-            ["sluice-train@.service", "rank-0.env", "rank-1.env"],
+            ["sluice-train-node@.service", "rank-0.env", "rank-1.env"],
           );
           const env1 = new TextDecoder().decode(
             await store.getBytes(`${out.keys.dir}/systemd/rank-1.env`),

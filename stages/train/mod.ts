@@ -19,11 +19,9 @@
  * @module
  */
 import { loadConfig } from "../../common/config/mod.ts";
-import { messageOf } from "../../common/errors/mod.ts";
-import type { StageHandler } from "../../common/http/mod.ts";
-import { shutdownSignal } from "../../common/worker/mod.ts";
+import { serveEntry } from "../../common/stage/mod.ts";
 import { TrainSettingsSchema } from "./config.ts";
-import { createTrainLogger, createTrainStage } from "./stage.ts";
+import { createTrainStage } from "./stage.ts";
 
 export * from "./config.ts";
 export * from "./stage.ts";
@@ -40,39 +38,14 @@ export * from "./promotion.ts";
 export * from "./train_metrics.ts";
 export type { ShardReport } from "./run_observer.ts";
 
-let started: Promise<StageHandler> | undefined;
-
-/** Starts the worker from the process environment, for `deno serve`. */
-async function startFromEnvironment(): Promise<StageHandler> {
+/** `deno serve` entry: the first request starts the stage (see the module documentation). */
+export default serveEntry(async () => {
   const config = await loadConfig({ stage: "train", stageSchema: TrainSettingsSchema });
   const stage = await createTrainStage(config);
-  const log = createTrainLogger(config);
-  const shutdown = shutdownSignal();
-  stage.work({ signal: shutdown.signal })
-    .then((summary) => log.info("worker finished", { ...summary }))
-    .catch((err) => log.error("worker stopped with an error", { error: messageOf(err) }))
-    .finally(async () => {
-      await stage.close();
-      shutdown.dispose();
-      // deno serve keeps serving on its own: the worker is what this process is for.
-      Deno.exit(shutdown.signal.aborted ? 0 : 1);
-    });
-  return stage.handler;
-}
-
-/** `deno serve` entry: the first request starts the stage (see the module documentation). */
-const serve: { fetch(req: Request): Promise<Response> } = {
-  async fetch(req: Request): Promise<Response> {
-    started ??= startFromEnvironment();
-    let handler: StageHandler;
-    try {
-      handler = await started;
-    } catch (err) {
-      started = undefined;
-      return Response.json({ error: "not_started", message: messageOf(err) }, { status: 503 });
-    }
-    return await handler.fetch(req);
-  },
-};
-
-export default serve;
+  return {
+    handler: stage.handler,
+    log: stage.log,
+    run: (signal) => stage.work({ signal }),
+    close: () => stage.close(),
+  };
+});

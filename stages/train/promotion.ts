@@ -143,6 +143,15 @@ export async function promoteIfBetter(
     opts.threshold,
   );
   if (decision.promote && decision.reason !== "already_champion") {
+    if (champion) {
+      // What `sluice-train models rollback` follows.
+      await tracker.setModelVersionTag(
+        opts.modelName,
+        opts.version,
+        `sluice.previous.${opts.approvedAlias}`,
+        champion.version,
+      );
+    }
     await tracker.setAlias(opts.modelName, opts.approvedAlias, opts.version);
     await tracker.setModelVersionTag(opts.modelName, opts.version, "approved", "true");
   }

@@ -16,21 +16,32 @@
  * ```
  * @module
  */
-import { writeFile } from "node:fs/promises";
+import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import { writeEvalPictures } from "../../common/eval/pictures.ts";
 import { hostname } from "node:os";
 import { basename, join } from "node:path";
 import { messageOf, reasonOf, SluiceError } from "../../common/errors/mod.ts";
 import type { Logger } from "../../common/log/mod.ts";
 import type { ManifestStore } from "../../common/manifest/mod.ts";
+import {
+  endStaleRuns,
+  RUN_HOST_TAG,
+  RUN_LAUNCHER_TAG,
+  RUN_PID_TAG,
+} from "../../common/mlflow/stale_runs.ts";
 import type { Tracker } from "../../common/mlflow/tracker.ts";
+import { joinArtifactUri } from "../../common/mlflow/model_uri.ts";
 import type { ObjectStore } from "../../common/objectstore/mod.ts";
 import type { Staging } from "../../common/staging/mod.ts";
 import { CANDIDATE_ALIAS, type Launcher, type TrainConfig } from "./config.ts";
+import { snapshotDatasetInput } from "./dataset_input.ts";
 import { renderK8s } from "./k8s.ts";
+import { writeMlflowModel } from "./mlflow_model.ts";
 import { MAP50_TAG, promoteIfBetter, type PromotionDecision } from "./promotion.ts";
 import { RunObserver, type ShardReport } from "./run_observer.ts";
 import { recordSnapshot, selectSnapshot, type Snapshot } from "./snapshot.ts";
 import { type StagedInputs, stageInputs } from "./stage_inputs.ts";
+import { runSourceTags } from "./run_source_tags.ts";
 import { renderSystemd, UNIT_NAME } from "./systemd.ts";
 import type { TrainMetrics } from "./train_metrics.ts";
 import { TrackerStream } from "./tracker_stream.ts";
@@ -359,18 +370,159 @@ function trainerFlags(plan: LaunchPlan, staged: StagedInputs, rank: number): str
   ];
 }
 
-async function executeRun(
+/** Creates the tracker run, records it in the manifest as running, and opens its stream. */
+async function startTracking(
   config: TrainConfig,
   deps: TrainDeps,
   o: ExecuteOptions,
-): Promise<TrainingResult> {
-  const { tracker, manifest, metrics } = deps;
+  launcherParams: Record<string, string>,
+  log: Logger,
+): Promise<
+  { runId: string; runArtifactUri: string; trainingRunId: string; stream: TrackerStream }
+> {
+  const { tracker, manifest } = deps;
   const { plan } = o;
-  const s = config.stage;
-  const log = deps.log.child({ snapshot: plan.snapshotId, layout: plan.layout });
-  const trainingStore = deps.trainingStore ?? deps.store;
-  const modelName = config.mlflow.modelName;
-  const launcherParams: Record<string, string> = {
+  const experimentId = await tracker.getOrCreateExperiment(config.mlflow.experiment);
+  await sweepStaleRuns(tracker, experimentId, config.mlflow.staleRunMinutes, log);
+  const sourceTags = await runSourceTags({
+    sourceName: "sluice-train",
+    sourceType: o.launcher === "local" ? "LOCAL" : "JOB",
+  });
+  const run = await tracker.createRun(experimentId, {
+    userId: sourceTags["mlflow.user"],
+    runName: `train-${plan.snapshotId.slice(5, 15)}-${plan.layout.slice(4, 10)}`,
+    // One training, one run: a create whose answer is lost is looked up by this token.
+    clientToken: crypto.randomUUID(),
+    tags: {
+      "sluice.snapshot_id": plan.snapshotId,
+      "sluice.layout": plan.layout,
+      "sluice.variant": plan.variant,
+      [RUN_LAUNCHER_TAG]: o.launcher,
+      [RUN_HOST_TAG]: hostname(),
+      [RUN_PID_TAG]: String(Deno.pid),
+      ...sourceTags,
+    },
+  });
+  const runId = run.runId;
+  const trainingRunId = `tr-${runId}`;
+  await manifest.upsertTrainingRun({
+    id: trainingRunId,
+    snapshotId: plan.snapshotId,
+    tracker: deps.trackerUri ?? tracker.kind,
+    runId,
+    modelName: config.mlflow.modelName,
+    modelVersion: null,
+    status: "running",
+    params: launcherParams,
+    metrics: {},
+  });
+  const stream = new TrackerStream(tracker, runId, { log });
+  for (const [k, v] of Object.entries(launcherParams)) stream.param(k, v);
+  log.info("tracker run started", { runId, experiment: config.mlflow.experiment });
+  return { runId, runArtifactUri: run.artifactUri, trainingRunId, stream };
+}
+
+/** Runs the trainer ranks of this host to completion; throws unless every one exited 0. */
+async function launchTrainers(
+  s: TrainConfig["stage"],
+  deps: TrainDeps,
+  o: ExecuteOptions,
+  staged: StagedInputs,
+  obs: RunObserver,
+  log: Logger,
+): Promise<{ command: string[]; specs: TrainerProcessSpec[] }> {
+  const { plan } = o;
+  const command = resolveTrainerCommand(s.trainerCommand, deps.cwd);
+  const specs: TrainerProcessSpec[] = o.ranks.map((rank) => ({
+    rank,
+    command,
+    args: trainerFlags(plan, staged, rank),
+    env: o.env(rank),
+  }));
+  const budgetMs = plan.settings.maxMinutes !== null
+    ? (plan.settings.maxMinutes * 1.5 + 10) * 60_000
+    : undefined;
+  log.info("launching trainer", {
+    ranks: o.ranks,
+    worldSize: plan.settings.nodes,
+    command: command.join(" "),
+    epochs: plan.settings.epochs,
+    batchSize: plan.settings.batchSize,
+    device: plan.settings.device,
+  });
+  const exits = await runTrainerProcesses(specs, {
+    onEvent: (rank, ev) => obs.onEvent(rank, ev),
+    onLog: (rank, line) => log.info(line, { rank, source: "trainer" }),
+    onInvalid: (rank, problem) => log.warn("unexpected trainer output", { rank, problem }),
+    signal: deps.signal,
+    deadline: budgetMs === undefined ? undefined : Date.now() + budgetMs,
+  });
+  assertTrainersSucceeded(exits);
+  return { command, specs };
+}
+
+/** How a run ended, for its manifest row. */
+interface RunOutcome {
+  trainingRunId: string;
+  runId: string | null;
+  modelVersion: string | null;
+  status: "finished" | "failed" | "killed";
+  summary: SummaryEvent | null;
+  params: Record<string, string>;
+  error: unknown;
+  promotion: PromotionDecision | null;
+}
+
+/** Writes the run's final manifest row; a failure to write it is logged, not thrown. */
+async function recordTrainingRun(
+  config: TrainConfig,
+  deps: TrainDeps,
+  o: ExecuteOptions,
+  r: RunOutcome,
+  log: Logger,
+): Promise<void> {
+  const runMetrics: Record<string, number> = {};
+  if (r.summary) {
+    Object.assign(runMetrics, {
+      map50: r.summary.map50,
+      map50_95: r.summary.map50_95,
+      images_per_sec: r.summary.images_per_sec,
+      train_seconds: r.summary.train_seconds,
+      steps: r.summary.steps,
+      epochs: r.summary.epochs,
+      train_images: r.summary.train_images,
+      val_images: r.summary.val_images,
+    });
+  }
+  const params = { ...r.params };
+  if (r.error !== undefined) {
+    params.error = `${reasonOf(r.error)}: ${messageOf(r.error)}`.slice(0, 500);
+  }
+  if (r.promotion) params.promotion = r.promotion.reason;
+  try {
+    await deps.manifest.upsertTrainingRun({
+      id: r.trainingRunId,
+      snapshotId: o.plan.snapshotId,
+      tracker: deps.trackerUri ?? deps.tracker.kind,
+      runId: r.runId,
+      modelName: config.mlflow.modelName,
+      modelVersion: r.modelVersion,
+      status: r.status,
+      params,
+      metrics: runMetrics,
+    });
+  } catch (err) {
+    log.warn("could not record the training run", {
+      trainingRunId: r.trainingRunId,
+      err: messageOf(err),
+    });
+  }
+}
+
+/** The run's parameters, as logged to the tracker and recorded in the manifest. */
+function runParams(o: ExecuteOptions, trainingStore: ObjectStore): Record<string, string> {
+  const { plan } = o;
+  return {
     snapshot_id: plan.snapshotId,
     layout: plan.layout,
     variant: plan.variant,
@@ -381,7 +533,149 @@ async function executeRun(
     val_images: String(plan.counts.val),
     training_inputs: trainingStore.uriFor(plan.keys.launch),
   };
+}
+
+/** Promotes `version` to the approved alias when it clears the threshold and the champion. */
+async function promote(
+  config: TrainConfig,
+  tracker: Tracker,
+  version: string,
+  summary: SummaryEvent,
+  log: Logger,
+): Promise<PromotionDecision> {
+  const s = config.stage;
+  const promotion = await promoteIfBetter(tracker, {
+    modelName: config.mlflow.modelName,
+    version,
+    map50: summary.map50,
+    threshold: s.promotionThreshold,
+    approvedAlias: s.approvedAlias,
+  });
+  log.info(promotion.promote ? "model promoted" : "model not promoted", {
+    version,
+    alias: s.approvedAlias,
+    reason: promotion.reason,
+    map50: summary.map50,
+    threshold: s.promotionThreshold,
+    champion: promotion.champion,
+  });
+  return promotion;
+}
+
+/** What {@link registerRun} needs of a finished run. */
+interface FinishedRun {
+  runId: string;
+  /** The run's resolved artifact location ("" when the tracker gave none). */
+  runArtifactUri: string;
+  stream: TrackerStream;
+  obs: RunObserver;
+  staged: StagedInputs;
+  command: string[];
+  specs: TrainerProcessSpec[];
+  plan: LaunchPlan;
+}
+
+/** Uploads the run's artifacts and registers its model as the candidate; returns the version. */
+async function registerRun(
+  config: TrainConfig,
+  tracker: Tracker,
+  r: FinishedRun,
+  log: Logger,
+): Promise<string> {
+  const modelName = config.mlflow.modelName;
+  const summary = r.obs.summary;
+  if (!summary) {
+    throw new SluiceError(
+      "trainer_no_summary",
+      "trainer rank 0: expected a summary event before exit 0, found none",
+    );
+  }
+  await r.stream.close();
+  const pictures = await drawEvalPictures(r.obs.artifacts, r.staged, log);
+  await uploadArtifacts(tracker, r.runId, [...r.obs.artifacts, ...pictures], r.staged.outDir, {
+    settings: config.stage,
+    plan: r.plan,
+    command: r.command,
+    args: Object.fromEntries(r.specs.map((sp) => [String(sp.rank), sp.args])),
+    summary,
+    shards: r.obs.shards,
+  });
+  const modelVersion = await registerCandidate(tracker, {
+    modelName,
+    runId: r.runId,
+    runArtifactUri: r.runArtifactUri,
+    summary,
+    plan: r.plan,
+  });
+  log.info("model version registered", {
+    model: modelName,
+    version: modelVersion,
+    alias: CANDIDATE_ALIAS,
+    map50: summary.map50,
+  });
+  return modelVersion;
+}
+
+/** Ends the tracker run with the run's status; a failure to end it is logged, not thrown. */
+async function endTrackerRun(
+  tracker: Tracker,
+  runId: string,
+  status: "finished" | "failed" | "killed",
+  log: Logger,
+): Promise<void> {
+  try {
+    await tracker.updateRun(
+      runId,
+      status === "finished" ? "FINISHED" : status === "killed" ? "KILLED" : "FAILED",
+    );
+  } catch (err) {
+    log.warn("could not end the tracker run", { runId, err: messageOf(err) });
+  }
+}
+
+/** The result of a finished run (shards aside). */
+function resultOf(
+  o: ExecuteOptions,
+  r: {
+    runId: string | null;
+    trainingRunId: string | null;
+    modelVersion: string | null;
+    summary: SummaryEvent | null;
+    promotion: PromotionDecision | null;
+  },
+): Omit<TrainingResult, "shards"> {
+  const { plan } = o;
+  return {
+    launcher: o.launcher,
+    snapshotId: plan.snapshotId,
+    layout: plan.layout,
+    runId: r.runId,
+    trainingRunId: r.trainingRunId,
+    modelVersion: r.modelVersion,
+    map50: r.summary?.map50 ?? NaN,
+    map50_95: r.summary?.map50_95 ?? NaN,
+    promoted: r.promotion?.promote ?? false,
+    promotion: r.promotion,
+    summary: r.summary,
+    keys: plan.keys,
+    definitions: [],
+    excluded: null,
+  };
+}
+
+async function executeRun(
+  config: TrainConfig,
+  deps: TrainDeps,
+  o: ExecuteOptions,
+): Promise<TrainingResult> {
+  const { tracker, metrics } = deps;
+  const { plan } = o;
+  const s = config.stage;
+  const log = deps.log.child({ snapshot: plan.snapshotId, layout: plan.layout });
+  const trainingStore = deps.trainingStore ?? deps.store;
+  const launcherParams = runParams(o, trainingStore);
   let runId: string | null = null;
+  let runArtifactUri = "";
   let trainingRunId: string | null = null;
   let stream: TrackerStream | null = null;
   let modelVersion: string | null = null;
@@ -392,33 +686,13 @@ async function executeRun(
   metrics?.progress.set(0);
   try {
     if (o.track) {
-      const experimentId = await tracker.getOrCreateExperiment(config.mlflow.experiment);
-      const run = await tracker.createRun(experimentId, {
-        runName: `train-${plan.snapshotId.slice(5, 15)}-${plan.layout.slice(4, 10)}`,
-        tags: {
-          "sluice.snapshot_id": plan.snapshotId,
-          "sluice.layout": plan.layout,
-          "sluice.variant": plan.variant,
-          "sluice.launcher": o.launcher,
-          "sluice.host": hostname(),
-        },
-      });
-      runId = run.runId;
-      trainingRunId = `tr-${runId}`;
-      await manifest.upsertTrainingRun({
-        id: trainingRunId,
-        snapshotId: plan.snapshotId,
-        tracker: deps.trackerUri ?? tracker.kind,
-        runId,
-        modelName,
-        modelVersion: null,
-        status: "running",
-        params: launcherParams,
-        metrics: {},
-      });
-      stream = new TrackerStream(tracker, runId, { log });
-      for (const [k, v] of Object.entries(launcherParams)) stream.param(k, v);
-      log.info("tracker run started", { runId, experiment: config.mlflow.experiment });
+      ({ runId, runArtifactUri, trainingRunId, stream } = await startTracking(
+        config,
+        deps,
+        o,
+        launcherParams,
+        log,
+      ));
     }
     observer = new RunObserver({
       log,
@@ -439,66 +713,30 @@ async function executeRun(
       log,
       signal: deps.signal,
     });
-    const command = resolveTrainerCommand(s.trainerCommand, deps.cwd);
-    const specs: TrainerProcessSpec[] = o.ranks.map((rank) => ({
-      rank,
-      command,
-      args: trainerFlags(plan, staged, rank),
-      env: o.env(rank),
-    }));
-    const budgetMs = plan.settings.maxMinutes !== null
-      ? (plan.settings.maxMinutes * 1.5 + 10) * 60_000
-      : undefined;
-    log.info("launching trainer", {
-      ranks: o.ranks,
-      worldSize: plan.settings.nodes,
-      command: command.join(" "),
-      epochs: plan.settings.epochs,
-      batchSize: plan.settings.batchSize,
-      device: plan.settings.device,
-    });
-    const exits = await runTrainerProcesses(specs, {
-      onEvent: (rank, ev) => obs.onEvent(rank, ev),
-      onLog: (rank, line) => log.info(line, { rank, source: "trainer" }),
-      onInvalid: (rank, problem) => log.warn("unexpected trainer output", { rank, problem }),
-      signal: deps.signal,
-      deadline: budgetMs === undefined ? undefined : Date.now() + budgetMs,
-    });
-    assertTrainersSucceeded(exits);
-
-    if (!o.track) {
-      status = "finished";
-    } else {
-      const summary = obs.summary;
-      if (!summary) {
-        throw new SluiceError(
-          "trainer_no_summary",
-          "trainer rank 0: expected a summary event before exit 0, found none",
-        );
-      }
-      await stream!.close();
-      await uploadArtifacts(tracker, runId!, obs.artifacts, staged.outDir, {
-        settings: s,
+    if (runId !== null) {
+      await logSnapshotInput(tracker, runId, {
         plan,
-        command,
-        args: Object.fromEntries(specs.map((sp) => [String(sp.rank), sp.args])),
-        summary,
-        shards: obs.shards,
+        snapshotUri: trainingStore.uriFor(plan.keys.snapshot),
+        trainCoco: staged.trainCoco,
+        valCoco: staged.valCoco,
+        log,
       });
-      modelVersion = await registerCandidate(tracker, {
-        modelName,
-        runId: runId!,
-        summary,
-        plan,
-      });
-      log.info("model version registered", {
-        model: modelName,
-        version: modelVersion,
-        alias: CANDIDATE_ALIAS,
-        map50: summary.map50,
-      });
-      status = "finished";
     }
+    const { command, specs } = await launchTrainers(s, deps, o, staged, obs, log);
+
+    if (o.track) {
+      modelVersion = await registerRun(config, tracker, {
+        runId: runId!,
+        runArtifactUri,
+        stream: stream!,
+        obs,
+        staged,
+        command,
+        specs,
+        plan,
+      }, log);
+    }
+    status = "finished";
   } catch (err) {
     error = err;
     status = deps.signal?.aborted || reasonOf(err) === "trainer_aborted" ? "killed" : "failed";
@@ -513,68 +751,24 @@ async function executeRun(
       await stream.close().catch((e) => log.warn("tracker stream", { err: messageOf(e) }));
     }
     if (status === "finished" && o.track && modelVersion !== null && summary) {
-      promotion = await promoteIfBetter(tracker, {
-        modelName,
-        version: modelVersion,
-        map50: summary.map50,
-        threshold: s.promotionThreshold,
-        approvedAlias: s.approvedAlias,
-      });
-      log.info(promotion.promote ? "model promoted" : "model not promoted", {
-        version: modelVersion,
-        alias: s.approvedAlias,
-        reason: promotion.reason,
-        map50: summary.map50,
-        threshold: s.promotionThreshold,
-        champion: promotion.champion,
-      });
+      promotion = await promote(config, tracker, modelVersion, summary, log);
     }
   } catch (err) {
     error ??= err;
     status = "failed";
   }
-  if (runId !== null) {
-    try {
-      await tracker.updateRun(
-        runId,
-        status === "finished" ? "FINISHED" : status === "killed" ? "KILLED" : "FAILED",
-      );
-    } catch (err) {
-      log.warn("could not end the tracker run", { runId, err: messageOf(err) });
-    }
-  }
+  if (runId !== null) await endTrackerRun(tracker, runId, status, log);
   if (trainingRunId !== null) {
-    const runMetrics: Record<string, number> = {};
-    if (summary) {
-      Object.assign(runMetrics, {
-        map50: summary.map50,
-        map50_95: summary.map50_95,
-        images_per_sec: summary.images_per_sec,
-        train_seconds: summary.train_seconds,
-        steps: summary.steps,
-        epochs: summary.epochs,
-        train_images: summary.train_images,
-        val_images: summary.val_images,
-      });
-    }
-    const params = { ...launcherParams };
-    if (error !== undefined) params.error = `${reasonOf(error)}: ${messageOf(error)}`.slice(0, 500);
-    if (promotion) params.promotion = promotion.reason;
-    try {
-      await manifest.upsertTrainingRun({
-        id: trainingRunId,
-        snapshotId: plan.snapshotId,
-        tracker: deps.trackerUri ?? tracker.kind,
-        runId,
-        modelName,
-        modelVersion,
-        status,
-        params,
-        metrics: runMetrics,
-      });
-    } catch (err) {
-      log.warn("could not record the training run", { trainingRunId, err: messageOf(err) });
-    }
+    await recordTrainingRun(config, deps, o, {
+      trainingRunId,
+      runId,
+      modelVersion,
+      status,
+      summary,
+      params: launcherParams,
+      error,
+      promotion,
+    }, log);
   }
   metrics?.running.set(0);
   if (error !== undefined) {
@@ -592,22 +786,84 @@ async function executeRun(
     promoted: promotion?.promote ?? false,
   });
   return {
-    launcher: o.launcher,
-    snapshotId: plan.snapshotId,
-    layout: plan.layout,
-    runId,
-    trainingRunId,
-    modelVersion,
-    map50: summary?.map50 ?? NaN,
-    map50_95: summary?.map50_95 ?? NaN,
-    promoted: promotion?.promote ?? false,
-    promotion,
+    ...resultOf(o, { runId, trainingRunId, modelVersion, summary, promotion }),
     shards: observer?.shards ?? [],
-    summary,
-    keys: plan.keys,
-    definitions: [],
-    excluded: null,
   };
+}
+
+/**
+ * Logs the snapshot as the run's dataset input (best effort: a server without `log-inputs`, MLflow
+ * before 2.4, gets a warning, not a failed training).
+ */
+async function logSnapshotInput(
+  tracker: Tracker,
+  runId: string,
+  o: { plan: LaunchPlan; snapshotUri: string; trainCoco: string; valCoco: string; log: Logger },
+): Promise<void> {
+  const input = snapshotDatasetInput({
+    snapshotId: o.plan.snapshotId,
+    variant: o.plan.variant,
+    inputSize: o.plan.settings.inputSize,
+    snapshotUri: o.snapshotUri,
+    train: JSON.parse(await readFile(o.trainCoco, "utf8")),
+    val: JSON.parse(await readFile(o.valCoco, "utf8")),
+  });
+  try {
+    await tracker.logInputs(runId, [input]);
+  } catch (err) {
+    o.log.warn("could not log the snapshot as a dataset input", { runId, err: messageOf(err) });
+  }
+}
+
+/**
+ * PR curves, a confusion matrix and a contact sheet of the validation set (`eval/*.png` in the
+ * run), from the trainer's `val_predictions.json`. Best effort: a failure is logged, the training
+ * goes on.
+ */
+async function drawEvalPictures(
+  artifacts: readonly string[],
+  staged: StagedInputs,
+  log: Logger,
+): Promise<string[]> {
+  const predictionsPath = artifacts.find((p) => basename(p) === "val_predictions.json");
+  if (!predictionsPath) {
+    log.warn("no evaluation pictures: the trainer wrote no val_predictions.json");
+    return [];
+  }
+  try {
+    const gt = JSON.parse(await readFile(staged.valCoco, "utf8"));
+    const predictions = JSON.parse(await readFile(predictionsPath, "utf8"));
+    const dir = join(staged.outDir, "eval-pictures");
+    await mkdir(dir, { recursive: true });
+    return await writeEvalPictures(dir, {
+      gt,
+      predictions,
+      image: (img) => Deno.readFile(join(staged.imagesRoot, String(img.file_name ?? img.id))),
+    });
+  } catch (err) {
+    log.warn("could not draw the evaluation pictures", { err: messageOf(err) });
+    return [];
+  }
+}
+
+/** Ends stale RUNNING runs before starting one (best effort: a failure is logged, not thrown). */
+async function sweepStaleRuns(
+  tracker: Tracker,
+  experimentId: string,
+  staleRunMinutes: number,
+  log: Logger,
+): Promise<void> {
+  try {
+    for (
+      const e of await endStaleRuns(tracker, experimentId, {
+        staleAfterMs: staleRunMinutes * 60_000,
+      })
+    ) {
+      log.warn("ended a stale tracker run as KILLED", { runId: e.runId, reason: e.reason });
+    }
+  } catch (err) {
+    log.warn("could not sweep stale tracker runs", { err: messageOf(err) });
+  }
 }
 
 /**
@@ -637,6 +893,20 @@ async function uploadArtifacts(
     const dir = MODEL_FILES.has(name) ? "model" : name === "model.pt" ? "checkpoint" : "eval";
     await tracker.logArtifact(runId, path, dir);
   }
+  // MLmodel (onnx flavor, signature) and the environment files: an MLflow model.
+  const byName = new Map(artifacts.map((p) => [basename(p), p]));
+  const card = JSON.parse(await readFile(byName.get("model_card.json")!, "utf8"));
+  const mlflowDir = join(outDir, "mlflow-model");
+  await mkdir(mlflowDir, { recursive: true });
+  for (
+    const path of await writeMlflowModel(mlflowDir, {
+      runId,
+      card,
+      modelBytes: (await stat(byName.get("model.onnx")!)).size,
+    })
+  ) {
+    await tracker.logArtifact(runId, path, "model");
+  }
   const { summary, shards, ...config } = record;
   const configPath = join(outDir, "train_config.json");
   await writeFile(configPath, JSON.stringify(config, null, 2) + "\n");
@@ -646,19 +916,32 @@ async function uploadArtifacts(
   await tracker.logArtifact(runId, metricsPath, "metrics");
 }
 
-/** Registers `runs:/<run>/model` as a new version, waits for READY, sets alias `candidate`. */
+/**
+ * Registers the run's `model` directory as a new version, with the resolved artifact location as
+ * its source (`mlflow-artifacts:/<exp>/<run>/artifacts/model`, as MLflow's `register_model`
+ * stores it: the UI's get-artifact and get-download-uri need it), waits for READY, sets alias
+ * `candidate`.
+ */
 async function registerCandidate(
   tracker: Tracker,
-  o: { modelName: string; runId: string; summary: SummaryEvent; plan: LaunchPlan },
+  o: {
+    modelName: string;
+    runId: string;
+    runArtifactUri: string;
+    summary: SummaryEvent;
+    plan: LaunchPlan;
+  },
 ): Promise<string> {
   await tracker.getOrCreateRegisteredModel(o.modelName, {
     description: "Sluice object detector (CenterNet, ONNX); see model_card.json",
   });
   const version = await tracker.createModelVersion(
     o.modelName,
-    `runs:/${o.runId}/model`,
+    o.runArtifactUri ? joinArtifactUri(o.runArtifactUri, "model") : `runs:/${o.runId}/model`,
     o.runId,
     {
+      // One run, one version: a create whose answer is lost is looked up by this token.
+      clientToken: `${o.runId}/model`,
       description: `snapshot ${o.plan.snapshotId}, variant ${o.plan.variant}, ` +
         `${o.plan.counts.train} train / ${o.plan.counts.val} val images`,
       tags: {

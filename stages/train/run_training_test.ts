@@ -44,7 +44,11 @@ Deno.test({
           assert.equal(run.params.batch_size, "8");
           assert.equal(run.params.snapshot_id, first.snapshotId);
           assert.equal(run.params.variant, "96");
+          assert.equal(run.params.augment, "photo", "the safe default policy, recorded");
+          assert.equal(run.params.augment_transforms, "hflip,scale_translate,color_jitter");
           assert.equal(run.metrics.val_map50.value, first.map50);
+          const ar100 = run.metrics.val_ar100?.value;
+          assert.ok(ar100 >= 0 && ar100 <= 1, `COCOeval's AR@100 logged, found ${ar100}`);
           const loss = await tracker.getMetricHistory(first.runId, "train_loss");
           assert.ok(loss.length >= 2, "loss logged during training, not once at the end");
           assert.ok(loss.every((m) => Number.isFinite(m.value)));
@@ -55,13 +59,85 @@ Deno.test({
           const names = async (path: string) =>
             (await tracker.listArtifacts(first.runId!, path)).map((a) => a.path).sort();
           assert.deepEqual(await names("model"), [
+            "model/MLmodel",
+            "model/conda.yaml",
             "model/labels.json",
             "model/model.onnx",
             "model/model_card.json",
+            "model/python_env.yaml",
+            "model/requirements.txt",
           ]);
           assert.deepEqual(await names("config"), ["config/train_config.json"]);
           assert.deepEqual(await names("metrics"), ["metrics/summary.json"]);
           assert.deepEqual(await names("checkpoint"), ["checkpoint/model.pt"]);
+          const evalFiles = await names("eval");
+          for (const f of ["contact_sheet.png", "confusion_matrix.png", "pr_curves.png"]) {
+            assert.ok(evalFiles.includes(`eval/${f}`), `eval/${f} in ${evalFiles}`);
+            const dest = join(p.dir, "eval", f);
+            await tracker.downloadArtifact({ runId: first.runId!, path: `eval/${f}` }, dest);
+            const bytes = await Deno.readFile(dest);
+            assert.deepEqual([...bytes.slice(1, 4)], [0x50, 0x4e, 0x47], `${f} is a PNG`);
+            const keep = Deno.env.get("SLUICE_EVAL_PICTURES_DIR");
+            if (keep) await Deno.copyFile(dest, join(keep, `trained_${f}`));
+          }
+          assert.ok(evalFiles.includes("eval/val_predictions.json"));
+        });
+
+        await t.step("an MLflow model: MLmodel with the onnx flavor and signature", async () => {
+          const dir = join(p.dir, "mlmodel");
+          await tracker.downloadArtifact(
+            { runId: first.runId!, path: "model/MLmodel" },
+            `${dir}/MLmodel`,
+          );
+          const py = new Deno.Command("/usr/bin/python3", {
+            args: [
+              "-c",
+              "import json,sys,yaml; m=yaml.safe_load(open(sys.argv[1])); " +
+              "print(json.dumps({'onnx': m['flavors']['onnx']['data'], " +
+              "'loader': m['flavors']['python_function']['loader_module'], 'run': m['run_id'], " +
+              "'inputs': json.loads(m['signature']['inputs']), " +
+              "'outputs': [o['tensor-spec']['shape'] for o in json.loads(m['signature']['outputs'])]}))",
+              `${dir}/MLmodel`,
+            ],
+            stdout: "piped",
+          });
+          const out = await py.output();
+          assert.ok(out.success, "python reads MLmodel as YAML");
+          const m = JSON.parse(new TextDecoder().decode(out.stdout));
+          assert.equal(m.onnx, "model.onnx");
+          assert.equal(m.loader, "mlflow.onnx");
+          assert.equal(m.run, first.runId);
+          assert.deepEqual(m.inputs, [
+            {
+              type: "tensor",
+              "tensor-spec": { dtype: "float32", shape: [-1, 3, 96, 96] },
+              name: "images",
+            },
+          ]);
+          assert.deepEqual(m.outputs, [[-1, 3, 24, 24], [-1, 2, 24, 24], [-1, 2, 24, 24]]);
+        });
+
+        await t.step("the run's source, user and dataset input", async () => {
+          const run = await tracker.getRun(first.runId!);
+          assert.equal(run.tags["mlflow.source.name"], "sluice-train");
+          assert.equal(run.tags["mlflow.source.type"], "LOCAL");
+          assert.ok(run.tags["mlflow.user"], "mlflow.user set");
+          assert.equal(run.info.userId, run.tags["mlflow.user"]);
+          assert.equal(run.inputs?.length, 1);
+          const [input] = run.inputs!;
+          assert.equal(input.tags["mlflow.data.context"], "training");
+          assert.equal(input.dataset.digest, first.snapshotId.replace(/^snap-/, ""));
+          assert.match(JSON.parse(input.dataset.source).uri, /snapshot\.json$/);
+          const profile = JSON.parse(input.dataset.profile!);
+          assert.equal(profile.images.train + profile.images.val, 40);
+          assert.deepEqual(Object.keys(profile.classes).sort(), [
+            "circle",
+            "rectangle",
+            "triangle",
+          ]);
+          const boxes = Object.values(profile.classes as Record<string, { train_boxes: number }>)
+            .reduce((n, c) => n + c.train_boxes, 0);
+          assert.equal(boxes, profile.boxes.train);
         });
 
         await t.step(
@@ -76,6 +152,8 @@ Deno.test({
             assert.equal(champion?.version, "1");
             assert.equal(champion?.runId, first.runId);
             assert.equal(champion?.tags.map50, String(first.map50));
+            const run = await tracker.getRun(first.runId!);
+            assert.equal(champion?.source, `${run.info.artifactUri}/model`, "the resolved source");
           },
         );
 
@@ -85,7 +163,15 @@ Deno.test({
             `models:/${config.mlflow.modelName}@champion`,
             dest,
           );
-          assert.deepEqual(model.files, ["labels.json", "model.onnx", "model_card.json"]);
+          assert.deepEqual(model.files, [
+            "MLmodel",
+            "conda.yaml",
+            "labels.json",
+            "model.onnx",
+            "model_card.json",
+            "python_env.yaml",
+            "requirements.txt",
+          ]);
           const labels: string[] = JSON.parse(await Deno.readTextFile(join(dest, "labels.json")));
           assert.deepEqual([...labels].sort(), ["circle", "rectangle", "triangle"]);
           const session = await ort.InferenceSession.create(join(dest, "model.onnx"));

@@ -19,18 +19,18 @@
  */
 import { messageOf } from "../../common/errors/mod.ts";
 import { createStageHandler, type StageHandler } from "../../common/http/mod.ts";
-import { createLogger, type Logger } from "../../common/log/mod.ts";
-import { type ManifestStore, openManifest } from "../../common/manifest/mod.ts";
 import { createStageMetrics } from "../../common/metrics/mod.ts";
-import { openTracker, type Tracker } from "../../common/mlflow/mod.ts";
+import { type ObjectStore, openObjectStore } from "../../common/objectstore/mod.ts";
+import type { Logger } from "../../common/log/mod.ts";
 import {
-  type ObjectStore,
-  openObjectStore,
-  type OpenOptions,
-} from "../../common/objectstore/mod.ts";
-import { openStaging, type Staging } from "../../common/staging/mod.ts";
-import { runWorker, type WorkerSummary } from "../../common/worker/mod.ts";
+  createStageLogger,
+  openResources,
+  runQueue,
+  type StageResources,
+} from "../../common/stage/mod.ts";
+import type { WorkerSummary } from "../../common/worker/mod.ts";
 import type { TrainConfig } from "./config.ts";
+import { startRetrainPolicy } from "../../common/review/retrain_policy.ts";
 import {
   type NodeOptions,
   type TrainDeps,
@@ -52,24 +52,9 @@ export const TRAIN_PERMANENT_CODES: readonly string[] = [
   "invalid_launcher",
 ];
 
-/** The S3 options of `config` for `openObjectStore`. */
-export function s3Options(config: Pick<TrainConfig, "s3">): OpenOptions {
-  // The shared section is accepted as is (session token and part size in MiB included).
-  return { s3: config.s3 };
-}
-
 /** Where the tracker of `config` keeps its data (for the manifest's training run rows). */
 export function trackerLocation(config: Pick<TrainConfig, "mlflow">): string {
   return config.mlflow.trackingUri ?? `file://${config.mlflow.localDir}`;
-}
-
-/** The stage's logger as the configuration asks for it. */
-export function createTrainLogger(config: Pick<TrainConfig, "log">): Logger {
-  return createLogger({
-    stage: "train",
-    level: config.log.level,
-    json: config.log.format === "json" ? true : config.log.format === "pretty" ? false : undefined,
-  });
 }
 
 /** A train stage; see {@link createTrainStage}. */
@@ -77,6 +62,7 @@ export interface TrainStage {
   readonly config: TrainConfig;
   readonly deps: TrainDeps;
   readonly metrics: TrainMetrics;
+  readonly log: Logger;
   /** `deno serve`-compatible: /healthz, /readyz, /metrics, /, GET /status. */
   readonly handler: StageHandler;
   /** One training now. */
@@ -104,182 +90,153 @@ export async function createTrainStage(
   config: TrainConfig,
   given: Partial<TrainDeps> = {},
 ): Promise<TrainStage> {
-  const closers: (() => Promise<void>)[] = [];
-  const closeAll = async () => {
-    for (const c of closers.splice(0).reverse()) {
-      try {
-        await c();
-      } catch {
-        // Closing is best effort; the process is going away or the test is done.
-      }
-    }
-  };
-  const log = given.log ?? createTrainLogger(config);
+  const log = given.log ?? createStageLogger("train", config.log);
   const metrics = given.metrics ?? createTrainMetrics(createStageMetrics("train"));
-  let status: Record<string, unknown> = { state: "idle" };
+  const res = await openResources(config, given, {
+    stage: "train",
+    log,
+    metrics: metrics.stage,
+    tracker: true,
+  });
   try {
-    const manifest: ManifestStore = given.manifest ?? await openManifest(config.manifest.url);
-    if (!given.manifest) closers.push(() => manifest.close());
-    const s3 = s3Options(config);
-    const store: ObjectStore = given.store ?? await openObjectStore(config.objectStore.url, s3);
-    if (!given.store) closers.push(() => store.close());
-    let trainingStore: ObjectStore = given.trainingStore ?? store;
-    const trainingUrl = config.stage.trainingUrl;
-    if (
-      !given.trainingStore && trainingUrl !== undefined && trainingUrl !== config.objectStore.url
-    ) {
-      const opened = await openObjectStore(trainingUrl, s3);
-      closers.push(() => opened.close());
-      trainingStore = opened;
-    }
-    const tracker: Tracker = given.tracker ?? openTracker({
-      trackingUri: config.mlflow.trackingUri,
-      localDir: config.mlflow.localDir,
-      token: config.mlflow.token,
-      username: config.mlflow.username,
-      password: config.mlflow.password,
-      s3: s3.s3,
-      logger: log,
-    });
-    if (!given.tracker) closers.push(() => tracker.close());
-    const staging: Staging = given.staging ?? await openStaging({
-      root: config.staging.root,
-      fallbackRoot: config.staging.fallbackRoot,
-      requireNvme: config.staging.requireNvme,
-      minFreeMb: config.staging.minFreeMb,
-      leaseTimeoutMs: config.staging.leaseTimeoutMs,
-      stage: "train",
-      workerId: config.worker.id,
-      log,
-      metrics: {
-        setStagedBytes: (b: number) => metrics.stage.stagingBytes.set(b),
-        setFreeBytes: (b: number) => metrics.stage.stagingFreeBytes.set(b),
-      },
-    });
-    if (!given.staging) await staging.sweep();
     const deps: TrainDeps = {
       ...given,
-      manifest,
-      store,
-      trainingStore,
-      tracker,
+      manifest: res.manifest,
+      store: res.store,
+      trainingStore: given.trainingStore ?? await openTrainingStore(config, res),
+      tracker: res.tracker,
       trackerUri: given.trackerUri ?? trackerLocation(config),
-      staging,
+      staging: res.staging,
       log,
       metrics,
     };
+    return assemble(config, deps, res, metrics);
+  } catch (err) {
+    await res.closers.closeAfterFailure();
+    throw err;
+  }
+}
 
-    const track = async (
-      what: Record<string, unknown>,
-      fn: () => Promise<TrainingResult>,
-    ): Promise<TrainingResult> => {
-      const started = Date.now();
-      status = { state: "training", startedAt: new Date(started).toISOString(), ...what };
-      const end = metrics.stage.itemDurationSeconds.startTimer();
-      try {
-        const r = await fn();
-        metrics.stage.itemsTotal.inc({ result: "ok" });
-        status = {
-          state: "idle",
-          last: {
-            ...what,
-            ok: true,
-            runId: r.runId,
-            modelVersion: r.modelVersion,
-            map50: Number.isFinite(r.map50) ? r.map50 : null,
-            promoted: r.promoted,
-            snapshotId: r.snapshotId,
-            finishedAt: new Date().toISOString(),
-          },
-        };
-        return r;
-      } catch (err) {
-        metrics.stage.itemsTotal.inc({ result: "failed" });
-        status = {
-          state: "idle",
-          last: { ...what, ok: false, error: messageOf(err), finishedAt: new Date().toISOString() },
-        };
-        throw err;
-      } finally {
-        end();
-      }
-    };
+/** The training store: `train.trainingUrl` when it names another store, else the dataset store. */
+async function openTrainingStore(config: TrainConfig, res: StageResources): Promise<ObjectStore> {
+  const url = config.stage.trainingUrl;
+  if (url === undefined || url === config.objectStore.url) return res.store;
+  return res.closers.own("training store", await openObjectStore(url, { s3: config.s3 }));
+}
 
-    const handler = createStageHandler({
-      stage: "train",
-      metrics: metrics.stage,
-      log,
-      ready: async () => {
-        await manifest.workCounts(TRAIN_QUEUE);
-        return true;
-      },
-      routes: {
-        "GET /status": () => Promise.resolve(Response.json(status)),
-      },
-    });
+/** The stage's status, metrics and modes around one set of opened dependencies. */
+function assemble(
+  config: TrainConfig,
+  deps: TrainDeps,
+  res: StageResources,
+  metrics: TrainMetrics,
+): TrainStage {
+  const { manifest, log } = deps;
+  let status: Record<string, unknown> = { state: "idle" };
 
-    return {
-      config,
-      deps,
-      metrics,
-      handler,
-      runOnce: (opts = {}) =>
-        track(
-          { mode: "run" },
-          () => trainOnce(config, { ...deps, signal: opts.signal ?? deps.signal }),
-        ),
-      runNode: (node, opts = {}) =>
-        track(
-          { mode: "node", rank: node.rank, plan: node.planKey },
-          () => trainNode(config, { ...deps, signal: opts.signal ?? deps.signal }, node),
-        ),
-      async work(opts = {}) {
-        const counts = async () => {
-          const c = (await manifest.workCounts(TRAIN_QUEUE))[TRAIN_QUEUE];
-          if (c) {
-            for (const [state, n] of Object.entries(c)) {
-              metrics.stage.queueDepth.set({ state }, n);
-            }
-          }
-        };
-        await counts();
-        return await runWorker({
-          manifest,
-          stage: TRAIN_QUEUE,
-          owner: config.worker.id,
+  /** Runs one training, keeping `/status` and the item metrics up to date. */
+  const track = async (
+    what: Record<string, unknown>,
+    fn: () => Promise<TrainingResult>,
+  ): Promise<TrainingResult> => {
+    const started = Date.now();
+    status = { state: "training", startedAt: new Date(started).toISOString(), ...what };
+    const end = metrics.stage.itemDurationSeconds.startTimer();
+    try {
+      const r = await fn();
+      metrics.stage.itemsTotal.inc({ result: "ok" });
+      status = { state: "idle", last: { ...what, ...resultStatus(r) } };
+      return r;
+    } catch (err) {
+      metrics.stage.itemsTotal.inc({ result: "failed" });
+      status = {
+        state: "idle",
+        last: { ...what, ok: false, error: messageOf(err), finishedAt: new Date().toISOString() },
+      };
+      throw err;
+    } finally {
+      end();
+    }
+  };
+
+  const handler = createStageHandler({
+    stage: "train",
+    metrics: metrics.stage,
+    log,
+    ready: async () => {
+      await manifest.workCounts(TRAIN_QUEUE);
+      return true;
+    },
+    routes: {
+      "GET /status": () => Promise.resolve(Response.json(status)),
+    },
+  });
+
+  return {
+    config,
+    deps,
+    metrics,
+    log,
+    handler,
+    runOnce: (opts = {}) =>
+      track(
+        { mode: "run" },
+        () => trainOnce(config, { ...deps, signal: opts.signal ?? deps.signal }),
+      ),
+    runNode: (node, opts = {}) =>
+      track(
+        { mode: "node", rank: node.rank, plan: node.planKey },
+        () => trainNode(config, { ...deps, signal: opts.signal ?? deps.signal }, node),
+      ),
+    work(opts = {}) {
+      // Issue 16: the retrain policy enqueues requests that this same loop claims.
+      const stopPolicy = opts.once
+        ? () => {}
+        : startRetrainPolicy(manifest, config.stage, (m, f) => log.info(m, f));
+      return runQueue(
+        { name: "train", manifest, log, metrics: metrics.stage, worker: config.worker },
+        {
+          queue: TRAIN_QUEUE,
           // One training at a time per launcher host: it already uses every core (or GPU).
           concurrency: 1,
           batchSize: 1,
-          leaseMs: config.worker.leaseMs,
-          maxAttempts: config.worker.maxAttempts,
-          idlePollMs: config.worker.idlePollMs,
           // A training stopped at shutdown is killed; give the trainer time to exit cleanly.
           graceMs: 30_000,
           signal: opts.signal,
           once: opts.once ?? false,
-          log,
           permanentCodes: TRAIN_PERMANENT_CODES,
           progress: false,
+          // `track` counts each training.
+          resultMetrics: false,
           process: async (claim, ctx) => {
             ctx.log.info("training request claimed", { request: claim.itemId });
             await track(
               { mode: "worker", request: claim.itemId },
               () => trainOnce(config, { ...deps, signal: ctx.signal, log: ctx.log }),
             );
-            await counts().catch(() => {});
           },
-        });
-      },
-      async request(id: string) {
-        const n = await manifest.enqueue(TRAIN_QUEUE, [id]);
-        return n > 0;
-      },
-      close: closeAll,
-    };
-  } catch (err) {
-    await closeAll();
-    throw err;
-  }
+        },
+      ).finally(stopPolicy);
+    },
+    async request(id: string) {
+      const n = await manifest.enqueue(TRAIN_QUEUE, [id]);
+      return n > 0;
+    },
+    close: () => res.close(),
+  };
+}
+
+/** The `/status` fields of a finished training. */
+function resultStatus(r: TrainingResult): Record<string, unknown> {
+  return {
+    ok: true,
+    runId: r.runId,
+    modelVersion: r.modelVersion,
+    map50: Number.isFinite(r.map50) ? r.map50 : null,
+    promoted: r.promoted,
+    snapshotId: r.snapshotId,
+    finishedAt: new Date().toISOString(),
+  };
 }
 
 /**

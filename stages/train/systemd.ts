@@ -1,6 +1,6 @@
 /**
- * systemd definitions for a multi-host run: one template unit `sluice-train@.service` (the
- * instance is the rank: `systemctl start sluice-train@0` on the first host, `@1` on the second,
+ * systemd definitions for a multi-host run: one template unit `sluice-train-node@.service` (the
+ * instance is the rank: `systemctl start sluice-train-node@0` on the first host, `@1` on the second,
  * …) and one environment file per rank with the torch.distributed rendezvous (`RANK`,
  * `WORLD_SIZE`, `MASTER_ADDR`, `MASTER_PORT`). Shared settings (manifest, stores, MLflow) come
  * from the host's own environment file (`envFile`).
@@ -18,7 +18,7 @@ import { SluiceError } from "../../common/errors/mod.ts";
 import type { LaunchPlan } from "./training_inputs.ts";
 
 /** The template unit's file name. */
-export const UNIT_NAME = "sluice-train@.service";
+export const UNIT_NAME = "sluice-train-node@.service";
 /** Where the units expect the per-rank environment files on each host. */
 export const RANK_ENV_DIR = "/etc/sluice/train";
 
@@ -35,7 +35,7 @@ export interface SystemdOptions {
 }
 
 export interface SystemdDefinitions {
-  /** `sluice-train@.service` content. */
+  /** `sluice-train-node@.service` content (the same name as infra/systemd's template). */
   unit: string;
   /** `rank-<r>.env` content per rank. */
   envFiles: string[];
@@ -105,6 +105,8 @@ export function renderSystemd(plan: LaunchPlan, opts: SystemdOptions): SystemdDe
       ["LOCAL_WORLD_SIZE", "1"],
       ["MASTER_ADDR", opts.masterAddr],
       ["MASTER_PORT", String(opts.masterPort)],
+      // The installed template `sluice-train-node@.service` reads the plan key from here.
+      ["SLUICE_TRAIN_PLAN", plan.keys.launch],
     ];
     envFiles.push(
       `# ${plan.snapshotId} ${plan.layout}: rank ${r} of ${nodes}\n` +

@@ -62,6 +62,7 @@ Deno.test("systemd definitions", async (t) => {
         LOCAL_WORLD_SIZE: "1",
         MASTER_ADDR: "gpu-1.internal",
         MASTER_PORT: "29500",
+        SLUICE_TRAIN_PLAN: plan.keys.launch,
       });
     }
   });
@@ -94,7 +95,7 @@ Deno.test("systemd definitions", async (t) => {
       try {
         const template = join(dir, UNIT_NAME);
         await writeFile(template, defs.unit);
-        const instance = join(dir, "sluice-train@0.service");
+        const instance = join(dir, "sluice-train-node@0.service");
         await copyFile(template, instance);
         for (const p of [template, instance]) {
           const r = await verify(p);

@@ -27,7 +27,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { SluiceError } from "../../common/errors/mod.ts";
 import { createLogger } from "../../common/log/mod.ts";
-import { generateDataset } from "../../common/synthetic/dataset.ts";
+import { generateDataset } from "../support/synthetic/dataset.ts";
 import { InferenceEngine } from "../../stages/infer/inference_engine.ts";
 import { fetchModel, loadModel } from "../../stages/infer/model_loader.ts";
 

@@ -1,148 +1,125 @@
 /**
- * Normalize benchmark: Sluice's sharp resizer against `vipsthumbnail`, same run, same corpus,
- * same three variants (1280 fit / 640 letterbox / 320 cover, JPEG q85).
+ * Normalize benchmark: the normalize and ingest stages end to end, as whole processes, against the
+ * strongest baselines, in one run on one corpus. Every row is one process tree run under
+ * `_rusage.py` (getrusage of the children), so each row reports wall time, CPU-seconds (user + sys
+ * of the whole tree: CPU / wall ≈ 2 means both cores were busy) and the peak RSS of its largest
+ * process (per worker). Rounds are paired: every round runs every row once, in a rotated order;
+ * the table shows medians, and each ratio is the median of the per-round ratios to the bare script.
  *
- * - Baseline: `vipsthumbnail` once per variant per image (its letterbox is a plain 640 fit: the
- *   baseline skips the padding, which only favours it), 2 processes at a time so both cores
- *   are busy.
- * - Sluice: `SharpResizer` at its defaults in a child `deno run` (MALLOC_ARENA_MAX=2, as a
- *   worker is run), whose peak RSS (VmHWM) is reported.
+ * Rows:
+ * - `bare sharp script` (`_bare_sharp.ts`): read file, one decode to 1280, three encodes (1280 fit
+ *   / 640 letterbox / 320 cover, JPEG q85), 2 images in flight. The yardstick (1.00).
+ * - `sluice render path` (`_normalize_child.ts --arrangement sluice`): the stage's CPU step alone.
+ * - `vipsthumbnail best`: one invocation per variant over half the corpus, 2 workers.
+ * - `imagemagick` (when `magick` or `convert` is on PATH): one process per image writing all three
+ *   variants from one read, 2 workers.
+ * - `sluice-normalize once (local)`: the stage's CLI on the embedded defaults (SQLite manifest,
+ *   file object store), the corpus already ingested by the row below in the same round.
+ * - `sluice-ingest once (local)` and `ingest + normalize (local)` (sum of the two).
+ * - The same three stage rows over S3 (the loopback emulator of `tests/harness/s3.ts`, run inside
+ *   this process: its CPU is reported separately, not in the rows).
  *
- * Targets: ratio ≥ 1.5× vipsthumbnail, peak RSS ≤ 600 MB. Absolute numbers are noisy when the
- * machine is shared; the ratio from the same run is what counts (median over `--rounds`).
+ * Corpus (`--corpus DIR`): a directory of JPEGs is used as it is (recursively); otherwise DIR is the
+ * cache of Debian's wallpaper photos (default `.sluice/bench-corpus`), filled on first use with
+ * `apt-get download lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 mate-backgrounds
+ * plasma-workspace-wallpapers` and `dpkg -x` (no install). Where apt cannot reach a mirror, the
+ * corpus falls back to generated 12 MP JPEGs (`--min-count`, default 24).
  *
- * Options: `--images N` (at most N real photos), `--rounds R` (default 1), `--vips-procs P`
- * (default 2), `--vips-threads T` (VIPS_CONCURRENCY for each vipsthumbnail; default libvips'
- * own, one per core), `--in-flight N`, `--threads T`, `--compare` (also time the other arrangements:
- * variants one after another, and one sharp pipeline per variant), `--min-count N` (top up with
- * generated 12 MP JPEGs to N images, default 24), `--corpus DIR`.
+ * Options: `--images N` (at most N photos), `--min-count N`, `--rounds R` (default 5), `--corpus DIR`,
+ * `--rows a,b` (a subset: bare, render, vips, magick, local, s3), `--keep` (keep the work dir).
  *
  * @example
  * ```sh
- * deno task bench normalize --rounds 3 --compare
+ * deno task bench normalize --rounds 5                     # full corpus, all rows
+ * deno task bench normalize --images 4 --min-count 4 --rounds 1   # smoke check
  * ```
  * @module
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { link, mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import sharp from "sharp";
+import { z } from "zod";
 import { SluiceError } from "../../common/errors/mod.ts";
+import { openObjectStore } from "../../common/objectstore/mod.ts";
+import { type S3TestServer, startS3Server } from "../harness/s3.ts";
 import { type CorpusImage, DEFAULT_CORPUS_DIR, prepareCorpus } from "./_corpus.ts";
 
-const TARGET_RATIO = 1.5;
 const TARGET_RSS_MB = 600;
+const ROWS = ["bare", "render", "vips", "magick", "local", "s3"] as const;
+const HERE = fileURLToPath(new URL(".", import.meta.url));
+const REPO = fileURLToPath(new URL("../../", import.meta.url));
 
-interface Options {
-  images?: number;
-  rounds: number;
-  vipsProcs: number;
-  vipsThreads?: number;
-  inFlight?: number;
-  threads?: number;
-  compare: boolean;
-  minCount: number;
-  corpus: string;
-}
+const OptionsSchema = z.strictObject({
+  images: z.int().positive().optional(),
+  minCount: z.int().min(0).default(24),
+  rounds: z.int().positive().default(5),
+  corpus: z.string().min(1).default(DEFAULT_CORPUS_DIR),
+  rows: z.array(z.enum(ROWS)).min(1).default([...ROWS]),
+  keep: z.boolean().default(false),
+});
+type Options = z.infer<typeof OptionsSchema>;
 
 function parseOptions(args: string[]): Options {
-  const o: Options = {
-    rounds: 1,
-    vipsProcs: 2,
-    compare: false,
-    minCount: 24,
-    corpus: DEFAULT_CORPUS_DIR,
-  };
+  const raw: Record<string, unknown> = {};
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
-    const num = () => {
-      const v = Number(args[++i]);
-      if (!(Number.isInteger(v) && v > 0)) {
-        throw new SluiceError(
-          "invalid_options",
-          `${a}: expected a positive integer, found ${args[i]}`,
-        );
+    const value = () => {
+      if (i + 1 >= args.length) {
+        throw new SluiceError("invalid_options", `${a}: expected a value, found none`);
       }
-      return v;
+      return args[++i];
     };
-    if (a === "--images") o.images = num();
-    else if (a === "--rounds") o.rounds = num();
-    else if (a === "--vips-procs") o.vipsProcs = num();
-    else if (a === "--vips-threads") o.vipsThreads = num();
-    else if (a === "--in-flight") o.inFlight = num();
-    else if (a === "--threads") o.threads = num();
-    else if (a === "--min-count") o.minCount = num();
-    else if (a === "--compare") o.compare = true;
-    else if (a === "--corpus") o.corpus = args[++i];
+    if (a === "--images") raw.images = Number(value());
+    else if (a === "--min-count") raw.minCount = Number(value());
+    else if (a === "--rounds") raw.rounds = Number(value());
+    else if (a === "--corpus") raw.corpus = value();
+    else if (a === "--rows") raw.rows = value().split(",").filter(Boolean);
+    else if (a === "--keep") raw.keep = true;
     else throw new SluiceError("invalid_options", `normalize bench: unknown option ${a}`);
   }
-  return o;
+  const r = OptionsSchema.safeParse(raw);
+  if (!r.success) {
+    throw new SluiceError(
+      "invalid_options",
+      `normalize bench: ${
+        r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")
+      }`,
+    );
+  }
+  return r.data;
 }
 
-interface ChildResult {
-  arrangement: string;
-  images: number;
-  seconds: number;
-  peakRssMb: number;
-  inFlight: number;
-  threads: number;
+/** One measured process tree. */
+interface Usage {
+  wall_s: number;
+  cpu_s: number;
+  max_rss_mb: number;
+  rc: number;
 }
 
-async function runVips(
-  images: CorpusImage[],
-  out: string,
-  procs: number,
-  threads?: number,
-): Promise<number> {
-  const env: Record<string, string> = threads ? { VIPS_CONCURRENCY: String(threads) } : {};
-  const jobs = images.flatMap((img, n) => [
-    [img.path, "--size", "1280x1280", "-o", join(out, `${n}_1280.jpg[Q=85]`)],
-    [img.path, "--size", "640x640", "-o", join(out, `${n}_640.jpg[Q=85]`)],
-    [img.path, "--size", "320x320", "--smartcrop", "centre", "-o", join(out, `${n}_320.jpg[Q=85]`)],
-  ]);
-  let next = 0;
-  const t0 = performance.now();
-  await Promise.all(Array.from({ length: procs }, async () => {
-    while (next < jobs.length) {
-      const args = jobs[next++];
-      const r = await new Deno.Command("vipsthumbnail", {
-        args,
-        env,
-        stdout: "null",
-        stderr: "piped",
-      })
-        .output();
-      if (!r.success) {
-        throw new Error(`vipsthumbnail ${args.join(" ")}: ${new TextDecoder().decode(r.stderr)}`);
-      }
-    }
-  }));
-  return (performance.now() - t0) / 1000;
-}
-
-async function runChild(
-  list: string,
-  out: string,
-  arrangement: string,
-  o: Options,
-): Promise<ChildResult> {
-  const child = fileURLToPath(new URL("./_normalize_child.ts", import.meta.url));
-  const args = ["run", "-A", child, "--list", list, "--out", out, "--arrangement", arrangement];
-  if (o.inFlight) args.push("--in-flight", String(o.inFlight));
-  if (o.threads) args.push("--threads", String(o.threads));
-  const r = await new Deno.Command(Deno.execPath(), {
-    args,
-    env: { MALLOC_ARENA_MAX: "2" },
+async function measured(
+  work: string,
+  cmd: string[],
+  opts: { env?: Record<string, string>; cwd?: string; what: string },
+): Promise<Usage> {
+  const usage = join(work, `usage-${crypto.randomUUID()}.json`);
+  const r = await new Deno.Command("/usr/bin/python3", {
+    args: [join(HERE, "_rusage.py"), usage, "--", ...cmd],
+    env: { MALLOC_ARENA_MAX: "2", ...opts.env },
+    cwd: opts.cwd,
     stdout: "piped",
     stderr: "piped",
   }).output();
-  const text = new TextDecoder().decode(r.stdout).trim();
   if (!r.success) {
-    throw new Error(
-      `normalize child (${arrangement}) failed: ${new TextDecoder().decode(r.stderr)}`,
+    const err = new TextDecoder().decode(r.stderr).trim().split("\n").slice(-15).join("\n");
+    throw new SluiceError(
+      "bench_failed",
+      `${opts.what}: expected exit 0, found ${r.code}\n${err}`,
     );
   }
-  return JSON.parse(text.split("\n").pop()!) as ChildResult;
+  return JSON.parse(await Deno.readTextFile(usage)) as Usage;
 }
 
 function median(xs: number[]): number {
@@ -150,108 +127,351 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
+async function which(name: string): Promise<string | null> {
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+    const p = join(dir, name);
+    try {
+      if ((await Deno.stat(p)).isFile) return p;
+    } catch { /* next */ }
+  }
+  return null;
+}
+
+/** ImageMagick's command when a real one is installed (`-version` names it), else null. */
+async function imageMagick(): Promise<string | null> {
+  for (const name of ["magick", "convert"]) {
+    const path = await which(name);
+    if (!path) continue;
+    const r = await new Deno.Command(path, { args: ["-version"], stdout: "piped", stderr: "null" })
+      .output().catch(() => null);
+    if (r?.success && /ImageMagick/.test(new TextDecoder().decode(r.stdout))) return path;
+  }
+  return null;
+}
+
+/** Loads `dir` as a plain directory of JPEGs, or null when it holds none (then: the cache). */
+async function plainCorpus(dir: string, max?: number): Promise<CorpusImage[] | null> {
+  const files: string[] = [];
+  const walk = async (d: string) => {
+    for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
+      const p = join(d, e.name);
+      if (e.isDirectory() && !["debs", "extract", "photos", "generated"].includes(e.name)) {
+        await walk(p);
+      } else if (e.isFile() && /\.jpe?g$/i.test(e.name)) files.push(p);
+    }
+  };
+  await walk(dir);
+  if (files.length === 0) return null;
+  const images: CorpusImage[] = [];
+  for (const path of files.sort()) {
+    const m = await sharp(path).metadata();
+    images.push({
+      path,
+      width: m.width,
+      height: m.height,
+      bytes: (await Deno.stat(path)).size,
+      progressive: m.isProgressive === true,
+      source: "debian",
+      origin: path,
+    });
+  }
+  images.sort((a, b) => b.width * b.height - a.width * a.height);
+  return max === undefined ? images : images.slice(0, max);
+}
+
+/** The stage CLI arguments every stage row shares (cwd = the round's own directory). */
+function stageArgs(dir: string): string[] {
+  return [
+    "--manifest-url",
+    `sqlite://${join(dir, "manifest.db")}`,
+    "--staging-root",
+    join(dir, "nvme"),
+    "--staging-min-free-mb",
+    "0",
+    "--http-port",
+    "0",
+    "--log-level",
+    "error",
+    "--worker-idle-poll-ms",
+    "20",
+  ];
+}
+
+interface StageRun {
+  ingest: Usage;
+  normalize: Usage;
+}
+
+async function stageRound(
+  work: string,
+  images: CorpusImage[],
+  where: "local" | "s3",
+  round: number,
+  s3?: S3TestServer,
+): Promise<StageRun> {
+  const dir = join(work, `${where}-${round}`);
+  await mkdir(join(dir, "raw"), { recursive: true });
+  const env: Record<string, string> = {};
+  const args = stageArgs(dir);
+  if (where === "local") {
+    for (const i of images) await link(i.path, join(dir, "raw", basename(i.path)));
+    args.push("--source-url", join(dir, "raw"), "--object-store-url", join(dir, "objects"));
+  } else {
+    const s = s3!;
+    const raw = `raw-${round}`, data = `data-${round}`;
+    await s.createBucket(raw);
+    await s.createBucket(data);
+    const opts = {
+      s3: {
+        endpoint: s.endpoint,
+        region: s.region,
+        forcePathStyle: true,
+        accessKeyId: s.accessKeyId,
+        secretAccessKey: s.secretAccessKey,
+      },
+    };
+    const store = await openObjectStore(`s3://${raw}`, opts);
+    for (const i of images) await store.put(basename(i.path), await Deno.readFile(i.path));
+    Object.assign(env, {
+      SLUICE_S3_ENDPOINT: s.endpoint,
+      SLUICE_S3_REGION: s.region,
+      SLUICE_S3_FORCE_PATH_STYLE: "true",
+      SLUICE_S3_ACCESS_KEY_ID: s.accessKeyId,
+      SLUICE_S3_SECRET_ACCESS_KEY: s.secretAccessKey,
+    });
+    args.push("--source-url", `s3://${raw}`, "--object-store-url", `s3://${data}/dataset`);
+  }
+  const stage = (name: string) => ["run", "-A", join(REPO, `stages/${name}/main.ts`), "once"];
+  const ingest = await measured(work, [Deno.execPath(), ...stage("ingest"), ...args], {
+    env,
+    cwd: dir,
+    what: `sluice-ingest once (${where})`,
+  });
+  const normalize = await measured(work, [Deno.execPath(), ...stage("normalize"), ...args], {
+    env,
+    cwd: dir,
+    what: `sluice-normalize once (${where})`,
+  });
+  await rm(dir, { recursive: true, force: true });
+  return { ingest, normalize };
+}
+
+function cpuSeconds(): number {
+  // utime + stime of this process (the in-process S3 emulator), clock ticks of 100 Hz.
+  const f = Deno.readTextFileSync("/proc/self/stat").split(") ")[1].split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
 /** Runs the benchmark; see the module documentation for options. */
 export async function run(args: string[]): Promise<void> {
   const o = parseOptions(args);
-  const vips = await new Deno.Command("vipsthumbnail", {
-    args: ["--vips-version"],
-    stdout: "piped",
-    stderr: "null",
-  })
-    .output().catch(() => null);
-  if (!vips?.success) {
-    console.log(
-      "normalize bench: vipsthumbnail not found (apt-get install libvips-tools); baseline skipped",
-    );
-  }
-  const images = await prepareCorpus({ dir: o.corpus, maxCount: o.images, minCount: o.minCount });
+  const images = await plainCorpus(o.corpus, o.images) ??
+    await prepareCorpus({ dir: o.corpus, maxCount: o.images, minCount: o.minCount });
   const real = images.filter((i) => i.source === "debian");
   const mp = images.map((i) => i.width * i.height / 1e6);
   console.log(
-    `corpus: ${images.length} images: ${real.length} real photos from Debian wallpaper packages ` +
-      `(${real.filter((i) => i.width * i.height >= 8e6).length} ≥ 8 MP, ${
-        real.filter((i) => i.progressive).length
-      } progressive)` +
-      ` + ${images.length - real.length} generated 12 MP JPEGs; median ${
+    `corpus: ${images.length} images (${real.length} photos, ${
+      images.length - real.length
+    } generated 12 MP; ` +
+      `${images.filter((i) => i.progressive).length} progressive); ` +
+      `${Math.min(...mp).toFixed(1)}–${Math.max(...mp).toFixed(1)} MP, median ${
         median(mp).toFixed(1)
-      } MP, ` +
-      `largest ${Math.max(...mp).toFixed(1)} MP`,
+      } MP`,
   );
   console.log(
-    `variants: 1280 fit / 640 letterbox / 320 cover, JPEG q85; cores: ${navigator.hardwareConcurrency}`,
+    `cores: ${navigator.hardwareConcurrency}; rounds: ${o.rounds}; stage rows use the embedded ` +
+      `default variants, baselines 1280 fit / 640 letterbox / 320 cover, JPEG q85`,
   );
-  // Warm the page cache so both sides measure decoding, not the disk.
-  for (const i of images) await Deno.readFile(i.path);
+  for (const i of images) await Deno.readFile(i.path); // warm the page cache
+
+  const magick = o.rows.includes("magick") ? await imageMagick() : null;
+  const vips = o.rows.includes("vips") ? await which("vipsthumbnail") : null;
+  if (o.rows.includes("vips") && !vips) console.log("vipsthumbnail not on PATH: row skipped");
+  if (o.rows.includes("magick") && !magick) console.log("ImageMagick not on PATH: row skipped");
 
   const work = await mkdtemp(join(tmpdir(), "sluice-bench-normalize-"));
+  let s3: S3TestServer | undefined;
   try {
+    if (o.rows.includes("s3")) s3 = await startS3Server();
     const list = join(work, "list.txt");
     await writeFile(list, images.map((i) => i.path).join("\n"));
-    const arrangements = o.compare ? ["sluice", "sluice-seq", "three-pipelines"] : ["sluice"];
-    const vipsRates: number[] = [];
-    const rates: Record<string, number[]> = {};
-    const rss: Record<string, number[]> = {};
-    let last: ChildResult | null = null;
+    const halves = [0, 1].map((h) => images.filter((_, n) => n % 2 === h).map((i) => i.path));
+    const deno = Deno.execPath();
+
+    type RowFn = (round: number) => Promise<Record<string, Usage>>;
+    const rows: Array<[string, RowFn]> = [];
+    const outDir = async (name: string, round: number) => {
+      const d = join(work, `${name}-${round}`);
+      await mkdir(d, { recursive: true });
+      return d;
+    };
+    if (o.rows.includes("bare")) {
+      rows.push(["bare", async (round) => {
+        const out = await outDir("bare", round);
+        const u = await measured(
+          work,
+          [deno, "run", "-A", join(HERE, "_bare_sharp.ts"), "--list", list, "--out", out],
+          { what: "bare sharp script" },
+        );
+        await rm(out, { recursive: true });
+        return { "bare sharp script": u };
+      }]);
+    }
+    if (o.rows.includes("render")) {
+      rows.push(["render", async (round) => {
+        const out = await outDir("render", round);
+        const u = await measured(work, [
+          deno,
+          "run",
+          "-A",
+          join(HERE, "_normalize_child.ts"),
+          "--list",
+          list,
+          "--out",
+          out,
+          "--arrangement",
+          "sluice",
+        ], { what: "sluice render path" });
+        await rm(out, { recursive: true });
+        return { "sluice render path": u };
+      }]);
+    }
+    if (vips) {
+      rows.push(["vips", async (round) => {
+        const out = await outDir("vips", round);
+        // One invocation per variant over half the corpus, 2 workers (one per half).
+        const variants = [
+          ["--size", "1280x1280", "-o", `${out}/%s_1280.jpg[Q=85]`],
+          ["--size", "640x640", "-o", `${out}/%s_640.jpg[Q=85]`],
+          ["--size", "320x320", "--smartcrop", "centre", "-o", `${out}/%s_320.jpg[Q=85]`],
+        ];
+        const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
+        const script = halves.filter((h) =>
+          h.length
+        ).map((h) =>
+          "( " + variants.map((v) => `${vips} ${v.map(q).join(" ")} ${h.map(q).join(" ")}`)
+            .join(" && ") +
+          " ) &"
+        ).join("\n") + "\nfor j in $(jobs -p); do wait $j || exit 1; done";
+        const u = await measured(work, ["bash", "-c", script], { what: "vipsthumbnail best" });
+        await rm(out, { recursive: true });
+        return { "vipsthumbnail best": u };
+      }]);
+    }
+    if (magick) {
+      rows.push(["magick", async (round) => {
+        const out = await outDir("magick", round);
+        // One process per image, one read, three outputs; 2 workers (xargs -P 2).
+        const script = `${magick} "$1" -define jpeg:size=2560x2560 -auto-orient -quality 85 ` +
+          `\\( +clone -resize 1280x1280 -write "${out}/$(basename "$1")_1280.jpg" +delete \\) ` +
+          `\\( +clone -resize 640x640 -background black -gravity center -extent 640x640 ` +
+          `-write "${out}/$(basename "$1")_640.jpg" +delete \\) ` +
+          `-resize 320x320^ -gravity center -extent 320x320 "${out}/$(basename "$1")_320.jpg"`;
+        const u = await measured(work, [
+          "bash",
+          "-c",
+          `xargs -d '\\n' -P 2 -n 1 bash -c '${script.replaceAll("'", `'\\''`)}' _ < ${list}`,
+        ], { what: "imagemagick" });
+        await rm(out, { recursive: true });
+        return { "imagemagick": u };
+      }]);
+    }
+    for (const where of ["local", "s3"] as const) {
+      if (!o.rows.includes(where)) continue;
+      rows.push([where, async (round) => {
+        const r = await stageRound(work, images, where, round, s3);
+        return {
+          [`sluice-normalize once (${where})`]: r.normalize,
+          [`sluice-ingest once (${where})`]: r.ingest,
+          [`ingest + normalize (${where})`]: {
+            wall_s: r.ingest.wall_s + r.normalize.wall_s,
+            cpu_s: r.ingest.cpu_s + r.normalize.cpu_s,
+            max_rss_mb: Math.max(r.ingest.max_rss_mb, r.normalize.max_rss_mb),
+            rc: 0,
+          },
+        };
+      }]);
+    }
+
+    const results: Record<string, Usage[]> = {};
+    const ratios: Record<string, number[]> = {};
+    let emulatorCpu = 0;
     for (let round = 1; round <= o.rounds; round++) {
-      if (vips?.success) {
-        const out = join(work, `vips-${round}`);
-        await Deno.mkdir(out);
-        const s = await runVips(images, out, o.vipsProcs, o.vipsThreads);
-        vipsRates.push(images.length / s);
-        await rm(out, { recursive: true });
+      const k = (round - 1) % rows.length;
+      const order = [...rows.slice(k), ...rows.slice(0, k)];
+      const got: Record<string, Usage> = {};
+      for (const [name, fn] of order) {
+        const c0 = cpuSeconds();
+        Object.assign(got, await fn(round));
+        if (name === "s3") emulatorCpu += cpuSeconds() - c0;
       }
-      for (const arr of arrangements) {
-        const out = join(work, `${arr}-${round}`);
-        const r = await runChild(list, out, arr, o);
-        (rates[arr] ??= []).push(r.images / r.seconds);
-        (rss[arr] ??= []).push(r.peakRssMb);
-        if (arr === "sluice") last = r;
-        await rm(out, { recursive: true });
+      for (const [name, u] of Object.entries(got)) (results[name] ??= []).push(u);
+      const bare = got["bare sharp script"];
+      if (bare) {
+        for (const [name, u] of Object.entries(got)) {
+          (ratios[name] ??= []).push(u.wall_s / bare.wall_s);
+        }
       }
       console.log(
         `round ${round}: ` +
-          (vipsRates.length ? `vipsthumbnail ${vipsRates.at(-1)!.toFixed(2)} img/s, ` : "") +
-          arrangements.map((a) =>
-            `${a} ${rates[a].at(-1)!.toFixed(2)} img/s (peak ${rss[a].at(-1)!.toFixed(0)} MB)`
-          )
-            .join(", "),
+          Object.entries(got).map(([n, u]) => `${n} ${u.wall_s.toFixed(2)} s`).join(", "),
       );
     }
-    const sluice = median(rates.sluice);
-    const peak = Math.max(...rss.sluice);
-    console.log(`\nresults (median of ${o.rounds} round${o.rounds > 1 ? "s" : ""}):`);
-    if (vipsRates.length) {
-      const threads = o.vipsThreads ? ` × ${o.vipsThreads} thread` : "";
-      console.log(
-        `  vipsthumbnail (${o.vipsProcs} processes${threads})      ${
-          median(vipsRates).toFixed(2)
-        } img/s`,
-      );
-    }
+
+    const w = Math.max(...Object.keys(results).map((n) => n.length));
     console.log(
-      `  sluice sharp resizer (${last?.inFlight} in flight × ${last?.threads} thread) ${
-        sluice.toFixed(2)
-      } img/s, ` +
-        `peak RSS ${peak.toFixed(0)} MB (target ≤ ${TARGET_RSS_MB}: ${
-          peak <= TARGET_RSS_MB ? "met" : "MISSED"
-        })`,
+      `\nresults: ${images.length} images, median of ${o.rounds} round(s); ratio = wall time / ` +
+        `bare script's, per round, median`,
     );
-    for (const a of arrangements.slice(1)) {
+    console.log(
+      `  ${"row".padEnd(w)}  ${"wall s".padStart(8)}  ${"ratio".padStart(6)}  ${
+        "CPU s".padStart(7)
+      }  ${"CPU/wall".padStart(8)}  ${"img/s".padStart(6)}  peak RSS/worker`,
+    );
+    for (const [name, us] of Object.entries(results)) {
+      const wall = median(us.map((u) => u.wall_s));
+      const cpu = median(us.map((u) => u.cpu_s));
+      const rss = Math.max(...us.map((u) => u.max_rss_mb));
+      const ratio = ratios[name] ? median(ratios[name]).toFixed(2) : "-";
       console.log(
-        `  ${a.padEnd(38)} ${median(rates[a]).toFixed(2)} img/s, peak RSS ${
-          Math.max(...rss[a]).toFixed(0)
-        } MB`,
+        `  ${name.padEnd(w)}  ${wall.toFixed(2).padStart(8)}  ${ratio.padStart(6)}  ${
+          cpu.toFixed(2).padStart(7)
+        }  ${(cpu / wall).toFixed(2).padStart(8)}  ${
+          (images.length / wall).toFixed(2).padStart(6)
+        }  ${rss.toFixed(0)} MB${rss > TARGET_RSS_MB ? ` (over ${TARGET_RSS_MB})` : ""}`,
       );
     }
-    if (vipsRates.length) {
-      const ratio = sluice / median(vipsRates);
+    if (s3) {
       console.log(
-        `  RATIO sluice / vipsthumbnail = ${ratio.toFixed(2)}× (target ≥ ${TARGET_RATIO}×: ` +
-          `${ratio >= TARGET_RATIO ? "met" : "MISSED"})`,
+        `  (S3 emulator in the bench process: ${
+          (emulatorCpu / o.rounds).toFixed(2)
+        } CPU s per round, not in the S3 rows; upload of the raw corpus included)`,
+      );
+    }
+    const med = (n: string) => results[n] ? median(results[n].map((u) => u.wall_s)) : NaN;
+    for (const where of ["local", "s3"]) {
+      const both = med(`ingest + normalize (${where})`),
+        norm = med(`sluice-normalize once (${where})`);
+      if (!Number.isNaN(both)) {
+        console.log(
+          `  (${where}) ingest + normalize / normalize alone = ${(both / norm).toFixed(2)}× ` +
+            `(target ≤ 1.3×)`,
+        );
+      }
+    }
+    if (results["sluice-normalize once (s3)"] && results["sluice-normalize once (local)"]) {
+      console.log(
+        `  S3 / local: normalize ${
+          (med("sluice-normalize once (s3)") / med("sluice-normalize once (local)")).toFixed(2)
+        }×, ingest + normalize ${
+          (med("ingest + normalize (s3)") / med("ingest + normalize (local)")).toFixed(2)
+        }× (target ≤ 1.3×)`,
       );
     }
   } finally {
-    await rm(work, { recursive: true, force: true });
+    await s3?.stop();
+    if (o.keep) console.log(`work dir kept: ${work}`);
+    else await rm(work, { recursive: true, force: true });
   }
 }
 

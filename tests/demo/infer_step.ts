@@ -10,12 +10,18 @@ import {
   NoApprovedModelError,
   runInferOnce,
 } from "../../stages/infer/mod.ts";
+import { openObjectStore } from "../../common/objectstore/mod.ts";
+import { publishEvalPictures } from "../../stages/infer/eval_pictures.ts";
+import type { ScoredSet } from "../../stages/infer/evaluate.ts";
+import { outputKeys } from "../../stages/infer/outputs.ts";
 import type { DemoStepDeps } from "./train_step.ts";
 
 export interface DemoInference {
   summary: string;
   map50: number | null;
   map50_95: number | null;
+  /** URIs of the held-out evaluation pictures (PR curves, confusion matrix, contact sheet). */
+  pictures: string[];
 }
 
 /** Runs inference once and evaluates it. */
@@ -42,10 +48,28 @@ export async function runDemoInference(
     });
     s = await runInferOnce(config, {}, { progress: false });
   }
-  if (!s.model) return { summary: "infer: no approved model", map50: null, map50_95: null };
+  if (!s.model) {
+    return { summary: "infer: no approved model", map50: null, map50_95: null, pictures: [] };
+  }
   const manifest = await openManifest(config.manifest.url);
   try {
-    const r = await evaluate({ gt: o.truthPath, manifest, model: s.model });
+    let scored: ScoredSet | undefined;
+    const r = await evaluate({
+      gt: o.truthPath,
+      manifest,
+      model: s.model,
+      onScored: (x) => (scored = x),
+    });
+    const pictures: string[] = [];
+    if (scored) {
+      const store = await openObjectStore(config.objectStore.url, { s3: config.s3 });
+      try {
+        const dir = outputKeys(config.stage.prefix, s.model).dir;
+        pictures.push(...await publishEvalPictures(store, dir, scored));
+      } finally {
+        await store.close();
+      }
+    }
     const perClass = r.perClass.map((c) =>
       `${c.name ?? c.categoryId} ${c.ap50?.toFixed(3) ?? "n/a"}`
     )
@@ -53,6 +77,7 @@ export async function runDemoInference(
     return {
       map50: r.map50,
       map50_95: r.map50_95,
+      pictures,
       summary: note + [
         `model ${s.model.name} v${s.model.version} (via ${s.model.via}), provider ${s.provider}`,
         `predicted ${s.predictions} images (${s.boxes} boxes, ${s.failed} failed) at ` +

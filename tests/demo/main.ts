@@ -165,3 +165,9 @@ if (inferred.map50 !== null) {
     }`,
   );
 }
+for (const line of trained.mlflowHint) console.log(line);
+for (
+  const [what, uris] of [["training", trained.pictures], ["held-out", inferred.pictures]] as const
+) {
+  for (const uri of uris) console.log(`evaluation picture (${what}): ${uri}`);
+}

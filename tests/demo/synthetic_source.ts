@@ -11,9 +11,9 @@
  * @module
  */
 import type { ObjectStore } from "../../common/objectstore/mod.ts";
-import { generateDataset } from "../../common/synthetic/dataset.ts";
-import { toLabelStudioTasks } from "../../common/synthetic/label_studio.ts";
-import { type CocoGroundTruth, toCocoGroundTruth } from "../../common/synthetic/coco.ts";
+import { generateDataset } from "../support/synthetic/dataset.ts";
+import { toLabelStudioTasks } from "../support/synthetic/label_studio.ts";
+import { type CocoGroundTruth, toCocoGroundTruth } from "../support/synthetic/coco.ts";
 
 export interface SeedOptions {
   annotated: number;

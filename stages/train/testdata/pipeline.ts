@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "../../../common/config/mod.ts";
 import { createLogger, type Logger } from "../../../common/log/mod.ts";
-import { generateDataset } from "../../../common/synthetic/dataset.ts";
+import { generateDataset } from "../../../tests/support/synthetic/dataset.ts";
 import { IngestSettingsSchema } from "../../ingest/config.ts";
 import { runIngestOnce } from "../../ingest/run_once.ts";
 import { NormalizeSettingsSchema } from "../../normalize/config.ts";

@@ -1,5 +1,5 @@
 /**
- * Test data for the train stage: synthetic images (common/synthetic) recorded in a real manifest
+ * Test data for the train stage: synthetic images (tests/support/synthetic) recorded in a real manifest
  * the way ingest and normalize record them: source object → ingest claim → dataset object
  * (content-addressed) + annotations (original pixels) + a variant rendered by the real
  * `SharpResizer` with its planned transform, completed in one transaction per image.
@@ -14,7 +14,7 @@ import { createHash } from "node:crypto";
 import type { AnnotationInput, ManifestStore, VariantInput } from "../../../common/manifest/mod.ts";
 import { imageIdFor } from "../../../common/manifest/mod.ts";
 import type { ObjectStore } from "../../../common/objectstore/mod.ts";
-import { generateDataset, type SyntheticImage } from "../../../common/synthetic/dataset.ts";
+import { generateDataset, type SyntheticImage } from "../../../tests/support/synthetic/dataset.ts";
 import { SharpResizer } from "../../../common/images/sharp_resizer.ts";
 import {
   parseVariantSpec,

@@ -56,7 +56,10 @@ def verify_onnx(path, wrapper, input_size, num_classes):
                 "offset": ["batch", 2, side, side]}
     if out_dims != expected:
         raise RuntimeError(f"ONNX outputs: expected {expected}, found {out_dims}")
-    result = {"onnx_checker": "passed", "opset": OPSET}
+    import platform
+
+    result = {"onnx_checker": "passed", "opset": OPSET, "onnx_version": onnx.__version__,
+              "python_version": platform.python_version()}
     try:
         import numpy as np
         import onnxruntime as ort  # absent on Debian; trainer_test.ts compares with onnxruntime-node

@@ -30,6 +30,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 import torch.distributed as dist
 
+from augment_policy import DEFAULT_POLICY, LEGACY, PRESETS, TRANSFORMS, apply_policy, parse_policy
 from data import DataError, augment, augment_light, build_targets, random_crops, categories_of, load_coco, load_images, read_shard
 from decode import DEFAULTS as DECODE_DEFAULTS, decode_batch
 from events import emit, log, set_rank
@@ -65,13 +66,19 @@ def parse_args(argv):
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: cores / local ranks)")
     p.add_argument("--eval-every", type=int, default=0, help="also evaluate every N epochs (0: only at the end)")
     p.add_argument("--log-every", type=int, default=10, help="steps between metric events")
-    p.add_argument("--augment", choices=["none", "light", "full"], default="light",
-                   help="light: exact flips and channel order; full: also scale, shift, colour, noise")
+    p.add_argument("--augment", default=DEFAULT_POLICY,
+                   help="augmentation: a preset (" + ", ".join(PRESETS) + "; default " + DEFAULT_POLICY +
+                   ", safe for photos) or a comma-separated list of " + ", ".join(TRANSFORMS) +
+                   "; see augment_policy.py")
     p.add_argument("--dump-predictions", action="store_true",
-                   help="write out/val_predictions.json and reference outputs for the first val images")
+                   help="also write reference outputs for the first val images (val_predictions.json is always written)")
     p.add_argument("--bench", action="store_true", help="measure training images/s on random data and exit")
     p.add_argument("--bench-steps", type=int, default=15)
     a = p.parse_args(argv)
+    try:
+        a.augment_transforms = parse_policy(a.augment)
+    except ValueError as err:
+        p.error(str(err))
     if a.input_size % 32 != 0 or a.input_size < 64:
         p.error(f"--input-size: expected a multiple of 32 >= 64, found {a.input_size}")
     if a.crop % 32 != 0 or a.crop < 0:
@@ -249,6 +256,7 @@ def train(args):
         "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "weight_decay": args.weight_decay,
         "input_size": args.input_size, "max_minutes": args.max_minutes, "seed": args.seed, "width": args.width,
         "world_size": dd.world, "device": device.type, "threads": threads, "augment": args.augment,
+        "augment_transforms": ",".join(args.augment_transforms) or "none",
         "crop": args.crop, "crop_until": args.crop_until, "ema_decay": args.ema_decay, "model": "centernet-dw", "num_params": count_parameters(model), "num_classes": len(cats),
         "torch": torch.__version__,
     }
@@ -302,12 +310,16 @@ def train(args):
             if args.crop and progress < args.crop_until:
                 x, bx, cl, ig = random_crops(x, bx, cl, args.crop, gen)
                 side = args.crop
-                if args.augment != "none":
+                if args.augment in LEGACY:
                     x, bx, cl, ig = augment_light(x, bx, cl, gen, ig)
+                elif args.augment_transforms:
+                    x, bx, cl, ig = apply_policy(x, bx, cl, args.augment_transforms, gen, ig, resample=False)
             elif args.augment == "full":
                 x, bx, cl, ig = augment(x, bx, cl, gen)
             elif args.augment == "light":
                 x, bx, cl, ig = augment_light(x, bx, cl, gen)
+            elif args.augment_transforms:
+                x, bx, cl, ig = apply_policy(x, bx, cl, args.augment_transforms, gen)
             targets = build_targets(bx, cl, len(cats), side, device, ig)
             lr = lr_at(progress, step, warmup, args.lr)
             for g in opt.param_groups:
@@ -356,6 +368,12 @@ def train(args):
             f"on {val[0].shape[0]} images (COCO 101-point)")
         emit({"type": "metric", "key": "val_map50", "value": result["map50"], "step": step, "epoch": epoch})
         emit({"type": "metric", "key": "val_map50_95", "value": result["map50_95"], "step": step, "epoch": epoch})
+        # COCOeval's other summary numbers (AP75, AP/AR by object size, AR@1/10/100); -1 = n/a.
+        for k in ("ap75", "ap_small", "ap_medium", "ap_large", "ar1", "ar10", "ar100", "ar_small",
+                  "ar_medium", "ar_large"):
+            v = result.get("stats", {}).get(k, -1)
+            if v >= 0:
+                emit({"type": "metric", "key": "val_" + k, "value": v, "step": step, "epoch": epoch})
         artifacts = write_outputs(final, args, out, cats, result, preds, raw, val, params,
                                   {"steps": step, "epochs_completed": epoch, "train_seconds": train_seconds,
                                    "images_per_sec": ips})
@@ -387,9 +405,11 @@ def write_outputs(model, args, out, cats, result, preds, raw, val, params, stats
     card = model_card(args.input_size, labels, [c["id"] for c in cats], metrics, {**params, **stats}, verification)
     write_json(os.path.join(out, "model_card.json"), card)
     paths.append(os.path.join(out, "model_card.json"))
+    # The validation predictions (COCO results) always: Sluice draws its evaluation pictures
+    # (PR curves, confusion matrix, contact sheet) from them.
+    write_json(os.path.join(out, "val_predictions.json"), preds)
+    paths.append(os.path.join(out, "val_predictions.json"))
     if args.dump_predictions:
-        write_json(os.path.join(out, "val_predictions.json"), preds)
-        paths.append(os.path.join(out, "val_predictions.json"))
         paths.extend(dump_reference(out, val, raw))
     return paths
 
@@ -443,6 +463,8 @@ def bench(args):
             x, bx, cl, ig = augment(x, bx, cl, gen)
         elif args.augment == "light":
             x, bx, cl, ig = augment_light(x, bx, cl, gen)
+        elif args.augment_transforms:
+            x, bx, cl, ig = apply_policy(x, bx, cl, args.augment_transforms, gen)
         targets = build_targets(bx, cl, 3, side, device, ig)
         loss, _ = detection_loss(model(x), targets)
         opt.zero_grad()

@@ -10,8 +10,8 @@ import * as ort from "onnxruntime-node";
 import sharp from "sharp";
 import { decodeDetections } from "../../../common/detector/decode.ts";
 import { meanAveragePrecision, type Prediction } from "../../../common/eval/mean_ap.ts";
-import { generateDataset } from "../../../common/synthetic/dataset.ts";
-import { writeTrainingSet } from "../../../common/synthetic/training_set.ts";
+import { generateDataset } from "../../../tests/support/synthetic/dataset.ts";
+import { writeTrainingSet } from "../../../tests/support/synthetic/training_set.ts";
 
 const PYTHON = "/usr/bin/python3";
 const TRAIN_PY = new URL("./train.py", import.meta.url).pathname;
