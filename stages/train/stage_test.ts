@@ -4,6 +4,7 @@
  * failing or hanging trainer process (the real trainer runs in run_training_test.ts).
  */
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { loadConfig } from "../../common/config/mod.ts";
 import { findPromtool, promtoolCheck } from "../../common/metrics/mod.ts";
 import { FileTracker } from "../../common/mlflow/mod.ts";
@@ -65,13 +66,25 @@ Deno.test("train stage", async (t) => {
     );
 
     await t.step("abort stops the trainer; the run is recorded as killed", async () => {
-      const config = await configFor(env, { trainerCommand: '["/bin/sh", "-c", "sleep 60"]' });
+      // The trainer marks that it started; the abort comes only then, so that a slow snapshot on a
+      // loaded machine is not what gets aborted.
+      const marker = join(await Deno.makeTempDir(), "started");
+      const config = await configFor(env, {
+        trainerCommand: JSON.stringify(["/bin/sh", "-c", `touch '${marker}'; sleep 60`]),
+      });
       const ac = new AbortController();
       const stage = await createTrainStage(config, { ...deps, signal: ac.signal });
       try {
         const started = Date.now();
-        setTimeout(() => ac.abort(), 500);
+        const abortWhenStarted = (async () => {
+          while (!(await Deno.stat(marker).then(() => true, () => false))) {
+            if (Date.now() - started > 60_000) throw new Error("the trainer never started");
+            await new Promise((r) => setTimeout(r, 50));
+          }
+          ac.abort();
+        })();
         await assert.rejects(stage.runOnce(), { code: "trainer_aborted" });
+        await abortWhenStarted;
         assert.ok(Date.now() - started < 30_000);
         const killed = (await env.manifest.listTrainingRuns()).find((r) => r.status === "killed");
         assert.ok(killed, "a killed run row");
