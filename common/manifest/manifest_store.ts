@@ -381,10 +381,22 @@ export interface ManifestStore {
   // ---- checkpoints ------------------------------------------------------------
   getCheckpoint(name: string): Promise<string | null>;
   setCheckpoint(name: string, value: string): Promise<void>;
+  /**
+   * Sets a checkpoint only when none exists; true when this call set it. A once-only claim
+   * among concurrent workers (e.g. one backfill per variant spec version).
+   */
+  setCheckpointIfAbsent(name: string, value: string): Promise<boolean>;
 
   // ---- work queue ---------------------------------------------------------------
-  /** Adds items as pending; existing rows are untouched unless `reset` (then back to pending). */
-  enqueue(stage: QueueName, itemIds: string[], opts?: { reset?: boolean }): Promise<number>;
+  /**
+   * Adds items as pending; existing rows are untouched unless `reset` (then back to pending,
+   * whatever their state, fencing out a lease) or `reopen` (only `done`/`failed` rows).
+   */
+  enqueue(
+    stage: QueueName,
+    itemIds: string[],
+    opts?: { reset?: boolean; reopen?: boolean },
+  ): Promise<number>;
   /**
    * Enqueues on `stage` every ingested, non-duplicate image that has no annotation (unless
    * `includeAnnotated`) and no prediction from (modelName, modelVersion). Returns the count added.

@@ -15,6 +15,7 @@ import { z } from "zod";
 import { type ManifestStore, ManifestUrlError } from "./contract.ts";
 import type { SqlDriver, SqlRow, SqlValue } from "./_driver.ts";
 import { createSqlManifestStore, storeOptionsSchema } from "./store.ts";
+import { containConnectionLoss } from "./_connection_loss_guard.ts";
 import { sleep } from "../timing/mod.ts";
 
 export const postgresOptionsSchema = storeOptionsSchema.extend({
@@ -44,9 +45,13 @@ export async function openPostgresManifest(
 ): Promise<ManifestStore> {
   if (!/^postgres(ql)?:\/\//.test(url)) throw new ManifestUrlError(url);
   const opts = postgresOptionsSchema.parse(options);
+  containConnectionLoss();
   const sql = postgres(url, {
     max: opts.maxConnections,
     connect_timeout: opts.connectTimeoutS,
+    // No array parameters are used; the type fetch after each (re)connect is an unawaited
+    // promise inside the driver that rejects when the server goes away mid-connect.
+    fetch_types: false,
     // "relation already exists, skipping" and friends are expected during migrations.
     onnotice: () => {},
   });

@@ -1,6 +1,6 @@
 /**
  * Ordering of S3 event sequencers. A sequencer orders the events of one key only. AWS documents
- * the rule: right-pad the shorter with zeros, then compare as strings. MinIO and RustFS send the
+ * the rule: right-pad the shorter with zeros, then compare as strings (case-insensitively). MinIO and RustFS send the
  * modification time in nanoseconds as hex, which orders correctly under the same rule.
  *
  * @module
@@ -18,8 +18,9 @@
  */
 export function compareSequencers(a: string, b: string): number {
   const width = Math.max(a.length, b.length);
-  const pa = a.padEnd(width, "0");
-  const pb = b.padEnd(width, "0");
+  // Hex digits: "0a" and "0A" are the same sequencer, and "a" < "B" as hex but not as text.
+  const pa = a.toUpperCase().padEnd(width, "0");
+  const pb = b.toUpperCase().padEnd(width, "0");
   return pa < pb ? -1 : pa > pb ? 1 : 0;
 }
 

@@ -23,3 +23,12 @@ Deno.test("compareSequencers", async (t) => {
     assert.equal(isStaleSequencer("03", "02"), false);
   });
 });
+
+Deno.test("compareSequencers: hex is compared case-insensitively (issue 12 item 8)", () => {
+  assert.equal(compareSequencers("0055aed6dcd90281e5", "0055AED6DCD90281E5"), 0);
+  // "a" (0x61) sorts after "B" (0x42) as text, but 0xA < 0xB as hex.
+  assert.ok(compareSequencers("0A", "0b") < 0);
+  assert.ok(compareSequencers("0a", "0B") < 0);
+  assert.equal(isStaleSequencer("0a", "0B"), true);
+  assert.equal(isStaleSequencer("0C", "0b"), false);
+});

@@ -773,17 +773,29 @@ class SqlManifestStore implements ManifestStore {
     );
   }
 
+  async setCheckpointIfAbsent(name: string, value: string): Promise<boolean> {
+    parse(z.string().min(1), name, "setCheckpointIfAbsent name");
+    parse(z.string(), value, "setCheckpointIfAbsent value");
+    const rows = await this.#db.query(
+      `INSERT INTO checkpoints (name, value, updated_at) VALUES ($1, $2, $3)
+       ON CONFLICT (name) DO NOTHING RETURNING name`,
+      [name, value, this.#now()],
+    );
+    return rows.length === 1;
+  }
+
   // ---- work queue -----------------------------------------------------------------------
 
   async enqueue(
     stage: StageName,
     itemIds: string[],
-    opts: { reset?: boolean } = {},
+    opts: { reset?: boolean; reopen?: boolean } = {},
   ): Promise<number> {
     parse(stageSchema, stage, "enqueue stage");
     parse(z.array(z.string().min(1)), itemIds, "enqueue itemIds");
+    const mode = opts.reset ? "reset" : opts.reopen ? "reopen" : "absent";
     return await this.#db.transaction((tx) =>
-      this.#enqueueRows(tx, stage, itemIds, opts.reset ? "reset" : "absent", this.#now())
+      this.#enqueueRows(tx, stage, itemIds, mode, this.#now())
     );
   }
 

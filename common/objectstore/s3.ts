@@ -36,6 +36,7 @@ import { Upload } from "@aws-sdk/lib-storage";
 import { z } from "zod";
 import { SluiceError } from "../errors/mod.ts";
 import { cancelUnread, writeFileAtomic } from "./_atomic_file.ts";
+import { resumableBody } from "./_resumable_body.ts";
 import { parseListOptions, parsePutOptions } from "./_options.ts";
 import {
   DEFAULT_RETRY_POLICY,
@@ -281,6 +282,31 @@ function isNotFound(err: unknown): boolean {
   return n === "NoSuchKey" || n === "NotFound" || httpStatus(err) === 404;
 }
 
+/**
+ * The response body as a web stream read straight from the Node stream underneath, whose
+ * `cancel` destroys that stream (and so frees its connection). The SDK's own
+ * `transformToWebStream` leaves an unread response holding its connection when cancelled, and
+ * under Deno its adapter throws if data arrives after the cancel.
+ */
+function webBody(out: GetObjectCommandOutput): ReadableStream<Uint8Array> {
+  const node = out.Body as unknown;
+  if (!(node instanceof Readable)) {
+    return out.Body!.transformToWebStream() as ReadableStream<Uint8Array>;
+  }
+  const chunks = node[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>;
+  return new ReadableStream<Uint8Array>({
+    async pull(ctrl) {
+      const { value, done } = await chunks.next();
+      if (done) ctrl.close();
+      else ctrl.enqueue(new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
+    },
+    async cancel() {
+      node.destroy();
+      await chunks.return?.().catch(() => {});
+    },
+  }, { highWaterMark: 0 });
+}
+
 /** An {@link ObjectStore} on an S3-compatible server. */
 export class S3ObjectStore implements ObjectStore {
   readonly url: string;
@@ -322,7 +348,18 @@ export class S3ObjectStore implements ObjectStore {
 
   async get(key: string): Promise<ReadableStream<Uint8Array>> {
     const out = await this.#getObject(key);
-    return out.Body!.transformToWebStream() as ReadableStream<Uint8Array>;
+    // A dropped connection resumes from the first missing byte, fenced by the ETag so a
+    // replaced object is never stitched together from two versions.
+    return resumableBody({
+      first: webBody(out),
+      total: out.ContentLength,
+      name: this.uriFor(key),
+      policy: this.#policy,
+      reopen: async (offset) => {
+        const rest = await this.#getObject(key, { Range: `bytes=${offset}-`, IfMatch: out.ETag });
+        return webBody(rest);
+      },
+    });
   }
 
   async getBytes(key: string): Promise<Uint8Array> {
@@ -519,10 +556,13 @@ export class S3ObjectStore implements ObjectStore {
     return this.prefix + validateKey(key);
   }
 
-  async #getObject(key: string): Promise<GetObjectCommandOutput> {
+  async #getObject(
+    key: string,
+    extra: { Range?: string; IfMatch?: string } = {},
+  ): Promise<GetObjectCommandOutput> {
     try {
       const out = await this.client.send(
-        new GetObjectCommand({ Bucket: this.bucket, Key: this.#full(key) }),
+        new GetObjectCommand({ Bucket: this.bucket, Key: this.#full(key), ...extra }),
       );
       if (!out.Body) {
         throw new SluiceError("object_store_error", `GetObject ${this.uriFor(key)}: no body`);

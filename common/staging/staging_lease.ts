@@ -67,6 +67,11 @@ export interface PublishOptions {
 // While streaming, re-check free space this often: other items share the disk.
 const RECHECK_EVERY = 8 * 1024 * 1024;
 
+/** Cancels a stream body that was not read to the end (a no-op for bytes or a drained one). */
+async function releaseBody(data: Uint8Array | ReadableStream<Uint8Array>, reason: unknown) {
+  if (data instanceof ReadableStream && !data.locked) await data.cancel(reason).catch(() => {});
+}
+
 /** See the module docs. Create leases with `Staging.lease(itemId)`. */
 export class StagingLease implements AsyncDisposable {
   readonly id: string;
@@ -167,14 +172,15 @@ export class StagingLease implements AsyncDisposable {
     data: Uint8Array | ReadableStream<Uint8Array>,
     opts: PublishOptions = {},
   ): Promise<PublishedFile> {
-    const finalPath = this.path(name);
     const expected = data instanceof Uint8Array ? data.byteLength : (opts.expectedBytes ?? 0);
-    await this.#guard(expected);
     const rand = crypto.getRandomValues(new Uint32Array(2)).join("");
     const tmp = join(this.dir, `.tmp-${rand}`);
     let file: Deno.FsFile | undefined;
     let written = 0;
+    let finalPath: string;
     try {
+      finalPath = this.path(name);
+      await this.#guard(expected);
       file = await Deno.open(tmp, { write: true, createNew: true });
       if (data instanceof Uint8Array) {
         await writeAll(file, data);
@@ -196,6 +202,8 @@ export class StagingLease implements AsyncDisposable {
       await Deno.rename(tmp, finalPath);
       await fsyncDir(this.dir);
     } catch (err) {
+      // A body not read to the end holds its connection (an S3 download): give it back.
+      await releaseBody(data, err);
       try {
         file?.close();
       } catch {

@@ -132,6 +132,13 @@ export interface RunWorkerOptions {
   permanentCodes?: readonly string[];
   /** Progress reporting; `false` turns it off. */
   progress?: ProgressOptions | false;
+  /**
+   * Checked before each claim; `false` is back-pressure (e.g. staging below its free-space
+   * floor): claim nothing now, look again after `idlePollMs`. See `common/staging/backpressure.ts`.
+   */
+  canClaim?: () => Promise<boolean>;
+  /** Failures that are back-pressure, not the item's fault: released, the attempt not counted. */
+  isBackpressure?: (err: unknown) => boolean;
 }
 
 const OptionsSchema = z.object({
@@ -159,6 +166,8 @@ interface Held {
   /** Given back at shutdown; its result must not be recorded. */
   released: boolean;
   finished: boolean;
+  /** `process` has returned: the outcome is being recorded, a renewal no longer applies. */
+  recording?: boolean;
 }
 
 /**
@@ -233,6 +242,8 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerSummar
         h.claim = fresh;
         continue;
       }
+      // Completed (or being recorded) while the renewal was on its way: not lost.
+      if (h.finished || h.recording) continue;
       h.lost = true;
       log.warn("lease lost while working", { item: h.claim.itemId });
       h.ac.abort(new LeaseLostError(h.claim));
@@ -305,6 +316,7 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerSummar
           log: itemLog,
           attempt: h.claim.attempts,
         });
+        h.recording = true;
         if (h.released) result = { outcome: "released" };
         else if (h.lost) result = { outcome: "lease_lost" };
         else {
@@ -325,9 +337,13 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerSummar
           }
         }
       } catch (err) {
+        h.recording = true;
         if (h.released) result = { outcome: "released" };
         else if (h.lost) result = { outcome: "lease_lost" };
-        else result = await recordFailure(h, err);
+        else if (options.isBackpressure?.(err)) {
+          await releaseHeld(h);
+          result = { outcome: "released", reason: reasonOf(err), message: messageOf(err) };
+        } else result = await recordFailure(h, err);
       }
       counter.inFlight--;
       finish(h, result, performance.now() - t0);
@@ -397,6 +413,10 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerSummar
       const room = cfg.concurrency + cfg.prefetch - running.size - queued.length;
       if (room <= 0) {
         await waker.wait(cfg.idlePollMs);
+        continue;
+      }
+      if (options.canClaim && !(await options.canClaim())) {
+        await waker.wait(jitter(cfg.idlePollMs));
         continue;
       }
       let claims: Claim[];

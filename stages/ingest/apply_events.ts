@@ -22,6 +22,7 @@ import type { ManifestStore } from "../../common/manifest/mod.ts";
 import { isStaleSequencer } from "../../common/manifest/sequencer.ts";
 import { messageOf } from "../../common/errors/mod.ts";
 import { type ObjectStore, validateKey } from "../../common/objectstore/mod.ts";
+import { recordedKey } from "./recorded_key.ts";
 import type { IngestMetrics } from "./metrics.ts";
 import { orderEvents, type SourceEvent } from "./s3_event.ts";
 import { type SourceLocation, sourceUriFor } from "./source_location.ts";
@@ -89,7 +90,8 @@ export async function applySourceEvents(
       count("wrong_bucket");
       continue;
     }
-    const key = location.relativeKey(e.key);
+    const relative = location.relativeKey(e.key);
+    const key = relative === null ? null : recordedKey(relative);
     if (key === null || !location.inPrefix(key)) {
       count("outside_prefix");
       continue;

@@ -125,7 +125,10 @@ export const IngestSettingsSchema = z.strictObject({
   ),
   webhook: z.boolean().default(true).describe("events mode: accept POST /events notifications"),
   webhookToken: secret(z.string().min(1)).optional().describe(
-    "Bearer token POST /events must carry (unset = no authentication)",
+    "Bearer token POST /events must carry (unset = the webhook is not served)",
+  ),
+  insecureWebhook: z.boolean().default(false).describe(
+    "Serve POST /events without a token (authentication OFF, logged as an error)",
   ),
   eventBucket: z.string().min(1).optional().describe(
     "Bucket events must name (default: the bucket of source.url)",

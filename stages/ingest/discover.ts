@@ -22,6 +22,7 @@ import type { ManifestStore } from "../../common/manifest/mod.ts";
 import type { ObjectStore } from "../../common/objectstore/mod.ts";
 import type { IngestMetrics } from "./metrics.ts";
 import { type SourceLocation, sourceUriFor } from "./source_location.ts";
+import { recordedKey } from "./recorded_key.ts";
 
 export interface DiscoverOptions {
   manifest: ManifestStore;
@@ -154,8 +155,8 @@ export async function discoverSource(opts: DiscoverOptions): Promise<DiscoverSum
       summary.seen++;
       metrics?.objectsSeen.inc({ via });
       const r = await manifest.upsertSourceObject({
-        sourceUri: sourceUriFor(source, obj.key),
-        sourceKey: obj.key,
+        sourceUri: sourceUriFor(source, recordedKey(obj.key)),
+        sourceKey: recordedKey(obj.key),
         etag: obj.etag || null,
         versionId: obj.versionId ?? null,
         size: obj.size,

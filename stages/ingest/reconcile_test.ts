@@ -84,6 +84,8 @@ Deno.test({
     const env = await openTestEnv(server, {
       settings: {
         reconcileIntervalMs: 0,
+        // This case posts events without a token.
+        insecureWebhook: true,
         sqsQueueUrl: queueUrl,
         sqsEndpoint: server.sqsEndpoint,
         sqsWaitSeconds: 1,

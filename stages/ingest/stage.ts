@@ -23,6 +23,7 @@ import type { ObjectStore } from "../../common/objectstore/mod.ts";
 import { awsClientOptions } from "../../common/objectstore/s3.ts";
 import { awsConnectionOf } from "../../common/objectstore/s3_settings.ts";
 import type { Staging } from "../../common/staging/mod.ts";
+import { stagingBackpressure } from "../../common/staging/backpressure.ts";
 import {
   createStageLogger,
   type GivenResources,
@@ -48,6 +49,7 @@ import type { ParsedNotification } from "./s3_event.ts";
 import { type SourceLocation, sourceLocation } from "./source_location.ts";
 import { receiveOnce, type ReceiveSummary, runSqsConsumer } from "./sqs_consumer.ts";
 import { createWebhookRoute } from "./webhook.ts";
+import { webhookAuth } from "./webhook_auth.ts";
 import { createLabelStudioWebhookRoute } from "./labelstudio_webhook.ts";
 import { reconcileLabelStudioReviews } from "./labelstudio_reconcile.ts";
 import { registerReviewMetrics } from "../../common/review/review_metrics.ts";
@@ -227,9 +229,10 @@ function ingestHandler(
   httpHostname: string,
 ): StageHandler {
   const routes: Record<string, RouteHandler> = {};
-  if (s.webhook) {
+  const webhook = webhookAuth(s, log);
+  if (webhook) {
     routes["POST /events"] = createWebhookRoute({
-      ...(s.webhookToken ? { token: s.webhookToken } : {}),
+      ...webhook,
       publicBind: !isLoopback(httpHostname),
       maxBodyBytes: s.maxEventBodyBytes,
       record: (parsed) => recordEvents(parsed, "webhook"),
@@ -322,6 +325,7 @@ function workIngestQueue(
   process: (claim: Claim, ctx: ItemContext) => Promise<Effects>,
   contentLocks: ContentLocks,
   metrics: IngestMetrics,
+  staging: Pick<Staging, "root" | "minFreeBytes">,
 ): Promise<QueueSummary> {
   return runQueue(queueStage, {
     queue: "ingest",
@@ -331,6 +335,12 @@ function workIngestQueue(
     once: opts.once ?? false,
     permanentCodes: INGEST_PERMANENT_CODES,
     ...(opts.progress !== undefined ? { progress: opts.progress } : {}),
+    // Full staging is back-pressure: claim nothing below the floor, release a full-disk item.
+    ...stagingBackpressure({
+      root: staging.root,
+      minFreeBytes: staging.minFreeBytes,
+      log: queueStage.log,
+    }),
     process,
     onResult: (claim, result) => {
       contentLocks.release(claim.itemId);
@@ -389,7 +399,7 @@ export function createIngestStage(config: IngestConfig, deps: IngestDeps): Inges
   };
 
   const work = (opts: WorkOptions = {}): Promise<QueueSummary> =>
-    workIngestQueue(queueStage, opts, workerProcess, contentLocks, metrics);
+    workIngestQueue(queueStage, opts, workerProcess, contentLocks, metrics, staging);
 
   const importer = createAnnotationImporter({
     manifest,

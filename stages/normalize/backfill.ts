@@ -1,12 +1,13 @@
 /**
  * Backfill: enqueue `normalize` for every ingested image that lacks a variant of a current spec
  * (a new variant, a changed spec, or images ingested before normalize ran). Items already done
- * are reopened; an item another worker holds is reset too (its worker then loses the lease and
- * the item is redone), so that an image never stays without the current variants.
+ * or failed are reopened; pending items and items another worker holds are left alone (they are
+ * normalized with the specs of the worker that runs them; resetting a held item used to take
+ * its lease away, zero its attempts and write its variants twice).
  *
- * {@link backfillNewSpecs} runs this once per new spec version, remembered with a manifest
- * checkpoint, so that a spec change re-enqueues exactly the images that lack it even when the
- * worker that registered it stopped half-way.
+ * {@link backfillNewSpecs} runs this once per new spec version among all workers: the first to
+ * start claims the version with an insert-if-absent checkpoint (`.../started`), the others skip
+ * it; a finished backfill sets the version's checkpoint.
  *
  * @example
  * ```ts
@@ -74,7 +75,7 @@ export async function backfillNormalize(
         .map((i) => i.id);
       result.missing += lacking.length;
       if (lacking.length > 0) {
-        result.enqueued += await manifest.enqueue(NORMALIZE_STAGE, lacking, { reset: true });
+        result.enqueued += await manifest.enqueue(NORMALIZE_STAGE, lacking, { reopen: true });
       }
     }
     if (page.length < pageSize) break;
@@ -98,13 +99,28 @@ export function backfillCheckpoint(s: Pick<RegisteredSpec, "spec" | "specHash">)
  * ```
  */
 export async function backfillNewSpecs(
-  manifest: BackfillManifest & Pick<ManifestStore, "getCheckpoint" | "setCheckpoint">,
+  manifest:
+    & BackfillManifest
+    & Pick<ManifestStore, "getCheckpoint" | "setCheckpoint" | "setCheckpointIfAbsent">,
   specs: readonly Pick<RegisteredSpec, "spec" | "specHash" | "version">[],
   opts: BackfillOptions = {},
 ): Promise<BackfillResult | null> {
   const pending: typeof specs[number][] = [];
+  const startedAt = new Date().toISOString();
   for (const s of specs) {
-    if (await manifest.getCheckpoint(backfillCheckpoint(s)) === null) pending.push(s);
+    if (await manifest.getCheckpoint(backfillCheckpoint(s)) !== null) continue;
+    // Once per spec version, whoever starts first; the others leave it to that worker.
+    const mine = await manifest.setCheckpointIfAbsent(
+      `${backfillCheckpoint(s)}/started`,
+      `${Deno.hostname()}-${Deno.pid} ${startedAt}`,
+    );
+    if (mine) pending.push(s);
+    else {
+      opts.log?.info("backfill for this spec version started by another worker", {
+        name: s.spec.name,
+        specHash: s.specHash,
+      });
+    }
   }
   if (pending.length === 0) return null;
   opts.log?.info("backfilling images for new variant specs", {

@@ -22,6 +22,7 @@ import type { Logger } from "../../common/log/mod.ts";
 import type { Claim, Effects, ManifestStore } from "../../common/manifest/mod.ts";
 import type { ObjectStore } from "../../common/objectstore/mod.ts";
 import type { Staging } from "../../common/staging/mod.ts";
+import { stagingBackpressure } from "../../common/staging/backpressure.ts";
 import {
   createStageLogger,
   openResources,
@@ -324,6 +325,7 @@ function assemble(p: Parts): NormalizeStage {
           once: opts.once ?? false,
           permanentCodes: NORMALIZE_PERMANENT_CODES,
           progress: opts.progress,
+          ...stagingBackpressure({ root: staging.root, minFreeBytes: staging.minFreeBytes, log }),
           process,
           onResult: (claim, result) => countVariants(claim, result.outcome, totals),
         },

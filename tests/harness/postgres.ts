@@ -33,6 +33,11 @@ export interface PostgresTestServer {
   newDatabase(): Promise<string>;
   /** Stops the cluster and removes its files (external server: drops the databases). */
   stop(): Promise<void>;
+  /**
+   * `pg_ctl restart -m fast`: every connection is closed, the server is back when this
+   * resolves. Absent for an external server (`SLUICE_TEST_POSTGRES_URL`).
+   */
+  restart?(): Promise<void>;
 }
 
 /** PostgreSQL could not be found or started. */
@@ -248,6 +253,8 @@ async function startCluster(): Promise<PostgresTestServer> {
         return {
           url,
           newDatabase,
+          restart: () =>
+            must(pgCtl, ["-D", data, "-l", log, "-m", "fast", "-w", "-t", "60", "restart"], asUser),
           async stop() {
             try {
               await must(pgCtl, ["-D", data, "-m", "immediate", "-w", "stop"], asUser);

@@ -1,0 +1,127 @@
+/**
+ * Fault case (issue 12 item 1): PostgreSQL restarted repeatedly (`pg_ctl restart -m fast`)
+ * under two worker processes on the same queue. Before the driver patch
+ * (`vendor/postgres`, porsager/postgres#1154) both workers died at the first restart with an
+ * uncaught error thrown from the driver's `nextWrite`. Now: no worker exits, and once the
+ * server stays up the queue drains with every item done exactly once and nothing stuck.
+ */
+import assert from "node:assert/strict";
+import { openManifest } from "../../common/manifest/mod.ts";
+import { postgresAvailability, startPostgres } from "../harness/postgres.ts";
+
+const ITEMS = 200;
+const RESTARTS = 6;
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** Reads a stream line by line: `next()` one line, `rest()` everything after. */
+function readLines(stream: ReadableStream<Uint8Array>) {
+  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  return {
+    async next(): Promise<string> {
+      while (!buf.includes("\n")) {
+        const { value, done } = await reader.read();
+        if (done) return buf;
+        buf += value;
+      }
+      const i = buf.indexOf("\n");
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      return line;
+    },
+    async rest(): Promise<string> {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return buf;
+        buf += value;
+      }
+    },
+  };
+}
+
+const child = new URL("./_pg_worker_child.ts", import.meta.url).pathname;
+
+Deno.test({
+  name: "faults: PostgreSQL restarted 6 times under two workers: no worker exits, queue drains",
+  ignore: !postgresAvailability().ok,
+  fn: async () => {
+    const t0 = performance.now();
+    const pg = await startPostgres();
+    const kids: Deno.ChildProcess[] = [];
+    try {
+      assert.ok(pg.restart, "the harness must own the cluster to restart it");
+      const manifest = await openManifest(pg.url);
+      const ids = Array.from({ length: ITEMS }, (_, i) => `item_${String(i).padStart(4, "0")}`);
+      await manifest.enqueue("normalize", ids);
+      await manifest.close();
+
+      const exits: (number | null)[] = [];
+      for (const owner of ["w1", "w2"]) {
+        const k = new Deno.Command(Deno.execPath(), {
+          args: ["run", "-A", child, pg.url, owner],
+          stdout: "piped",
+          stderr: "piped",
+        }).spawn();
+        const i = kids.push(k) - 1;
+        exits[i] = null;
+        k.status.then((s) => exits[i] = s.code);
+      }
+      // Restarts begin once both workers are running (stdout "ready"); stdout is then drained
+      // in the background and kept for the summaries.
+      const stdouts = kids.map((k) => readLines(k.stdout));
+      for (const s of stdouts) assert.equal(await s.next(), "ready");
+      for (let r = 1; r <= RESTARTS; r++) {
+        await pg.restart();
+        await sleep(400 + 100 * r);
+        assert.deepEqual(exits, [null, null], `after restart ${r}: expected both workers running`);
+      }
+
+      // The server stays up now: the queue must drain.
+      const check = await openManifest(pg.url);
+      let counts: Record<string, number> = {};
+      const deadline = performance.now() + 90_000;
+      while (performance.now() < deadline) {
+        counts = (await check.workCounts("normalize")).normalize ?? {};
+        if ((counts.done ?? 0) === ITEMS) break;
+        await sleep(250);
+      }
+      const rows = await check.listWork("normalize", undefined, ITEMS + 10);
+      await check.close();
+      assert.equal(counts.done, ITEMS, `expected ${ITEMS} done, found ${JSON.stringify(counts)}`);
+      assert.equal(rows.length, ITEMS);
+      assert.deepEqual(exits, [null, null], "expected both workers still running after the drain");
+
+      const summaries = [];
+      for (const [i, k] of kids.entries()) {
+        k.kill("SIGTERM");
+        // A worker wedged on a database call would never exit: fail instead of hanging.
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const status = await Promise.race([
+          k.status,
+          new Promise<null>((r) => timer = setTimeout(() => r(null), 20_000)),
+        ]);
+        clearTimeout(timer);
+        assert.ok(status, `worker ${i + 1}: expected it to stop within 20 s of SIGTERM`);
+        assert.equal(status.code, 0, `worker ${i + 1}: expected exit 0 after SIGTERM`);
+        summaries.push(JSON.parse((await stdouts[i].rest()).trim().split("\n").at(-1)!).summary);
+      }
+      kids.length = 0;
+      const done = summaries.reduce((n, s) => n + s.done, 0);
+      assert.equal(done, ITEMS, `expected each item completed once, workers report ${done}`);
+      console.log(
+        `pg restart audit: ${RESTARTS} restarts, 2/2 workers alive, ${ITEMS}/${ITEMS} done, ` +
+          `0 leased, 0 failed; workers ${JSON.stringify(summaries)}; ` +
+          `${((performance.now() - t0) / 1000).toFixed(1)} s`,
+      );
+    } finally {
+      for (const k of kids) {
+        try {
+          k.kill("SIGKILL");
+        } catch { /* already gone */ }
+        const status = await k.status;
+        const err = await new Response(k.stderr).text().catch(() => "");
+        console.error(`worker (exit ${status.code}) stderr:`, err.slice(-3000));
+      }
+      await pg.stop();
+    }
+  },
+});
