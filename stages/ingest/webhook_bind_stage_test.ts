@@ -1,6 +1,7 @@
 /**
- * The ingest stage's `POST /events` route follows `http.hostname`: on a non-loopback bind without
- * a webhook token it refuses events (403); on loopback the same request reaches the parser.
+ * The ingest stage's `POST /events` route follows `http.hostname`: without a webhook token (served
+ * only because ingest.insecureWebhook says so) it refuses events on a non-loopback bind (403); on
+ * loopback the same request reaches the parser.
  * The handler is called directly: nothing binds a non-loopback address.
  */
 import assert from "node:assert/strict";
@@ -15,7 +16,9 @@ Deno.test({
   ignore: !s3.ok,
   fn: async () => {
     const server = await startS3Server();
-    const env = await openTestEnv(server, { settings: { webhook: true } });
+    const env = await openTestEnv(server, {
+      settings: { webhook: true, insecureWebhook: true },
+    });
     try {
       const post = () =>
         new Request("http://sluice/events", {

@@ -215,7 +215,9 @@ Deno.test({
   ignore: !s3.ok,
   fn: async () => {
     const server = await startS3Server();
-    const env = await openTestEnv(server);
+    // Without a token the webhook is served only when insecureWebhook says so, and even then only
+    // to a loopback bind.
+    const env = await openTestEnv(server, { settings: { insecureWebhook: true } });
     try {
       const body = JSON.stringify(notification("b", "s3:ObjectCreated:Put", "a.jpg"));
       const publicStage = createIngestStage(
