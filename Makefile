@@ -36,7 +36,8 @@ deno: ## install Deno $(DENO_VERSION) from npm into .tools/ unless one is on PAT
 	@if ! command -v deno >/dev/null 2>&1 && [ ! -x $(TOOLS)/node_modules/.bin/deno ]; then \
 	  command -v npm >/dev/null || { echo "npm is required to bootstrap Deno (apt-get install -y npm)"; exit 1; }; \
 	  echo ">> installing deno@$(DENO_VERSION) from npm into $(TOOLS)"; \
-	  mkdir -p $(TOOLS) && npm install --prefix $(TOOLS) --no-audit --no-fund --silent deno@$(DENO_VERSION); \
+	  mkdir -p $(TOOLS) && cp tools/deno-bootstrap/package.json tools/deno-bootstrap/package-lock.json $(TOOLS)/ && \
+	  npm ci --prefix $(TOOLS) --no-audit --no-fund --silent; \
 	fi
 	@$(DENO) --version | head -1
 

@@ -8,6 +8,8 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { compilePlan } from "./compile_plan.ts";
 import { elfArch, findDenortBase } from "./denort.ts";
 import { missingNativePackages } from "./native_packages.ts";
 import { binaryPath, compileArgs, hostTarget, STAGE_BINARIES, TARGETS } from "./stages.ts";
@@ -59,6 +61,35 @@ Deno.test("every stage has an entry, and compile embeds the worker and the train
   assert.ok(train.include.every((p) => p.endsWith(".py")), "only the trainer's Python files");
   const infer = STAGE_BINARIES.find((s) => s.stage === "infer")!;
   assert.deepEqual(infer.include, ["stages/infer/_detector_worker.ts"]);
+});
+
+Deno.test("the planned deno compile excludes every npm package the stage does not import", async () => {
+  // `deno compile` embeds node_modules whole (`--exclude` is its documented way out), and
+  // node_modules holds all of deno.lock: test-only and infra-only packages too.
+  const notShipped = ["fauxqs@", "@action-validator+core@", "hyparquet-writer@", "cdktf@"];
+  for (const s of STAGE_BINARIES) {
+    const args = await compilePlan(ROOT, s, "dist", "x86_64-unknown-linux-gnu");
+    const excluded = args.flatMap((a, i) => args[i - 1] === "--exclude" ? [a] : []);
+    assert.ok(args.indexOf("--exclude") < args.indexOf("--output"), "flags before the entry");
+    for (const pkg of notShipped) {
+      assert.ok(
+        excluded.some((p) => p.startsWith(`node_modules/.deno/${pkg}`)),
+        `${s.binary}: expected --exclude node_modules/.deno/${pkg}*, found ${excluded}`,
+      );
+    }
+    assert.ok(
+      excluded.includes("node_modules/fauxqs"),
+      `${s.binary}: the node_modules/fauxqs link`,
+    );
+    const graphUses = ["zod@", "yaml@"].concat(s.stage === "train" ? [] : ["sharp@"]);
+    for (const pkg of graphUses) {
+      assert.ok(
+        !excluded.some((p) => p.startsWith(`node_modules/.deno/${pkg}`)),
+        `${s.binary} imports ${pkg} but the plan excludes it`,
+      );
+    }
+    for (const p of excluded) assert.ok(existsSync(join(ROOT, p)), `${p} exists`);
+  }
 });
 
 Deno.test("deno task compile without Deno's runtime base exits 1, says why and the way out", async () => {

@@ -10,16 +10,10 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { compilePlan } from "./compile_plan.ts";
 import { findDenortBase } from "./denort.ts";
 import { missingNativePackages } from "./native_packages.ts";
-import {
-  binaryPath,
-  compileArgs,
-  hostTarget,
-  STAGE_BINARIES,
-  type Target,
-  TARGETS,
-} from "./stages.ts";
+import { binaryPath, hostTarget, STAGE_BINARIES, type Target, TARGETS } from "./stages.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -103,7 +97,7 @@ async function main(argv: string[]): Promise<number> {
   for (const target of targets as Target[]) {
     await Deno.mkdir(`${outDir}/${target}`, { recursive: true });
     for (const s of wanted) {
-      const args = compileArgs(s, outDir, target);
+      const args = await compilePlan(ROOT, s, outDir, target);
       console.error(`deno ${args.join(" ")}`);
       const r = await new Deno.Command(Deno.execPath(), {
         args,

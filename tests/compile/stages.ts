@@ -72,8 +72,16 @@ export function binaryPath(s: StageBinary, outDir: string, target: Target): stri
   return `${outDir}/${target}/${s.binary}`;
 }
 
-/** The `deno compile` arguments for one stage and target. */
-export function compileArgs(s: StageBinary, outDir: string, target: Target): string[] {
+/**
+ * The `deno compile` arguments for one stage and target; `exclude`: paths kept out of the binary
+ * (compile_plan.ts passes the npm packages the stage does not import).
+ */
+export function compileArgs(
+  s: StageBinary,
+  outDir: string,
+  target: Target,
+  exclude: string[] = [],
+): string[] {
   return [
     "compile",
     "--allow-all",
@@ -81,6 +89,7 @@ export function compileArgs(s: StageBinary, outDir: string, target: Target): str
     "--target",
     target,
     ...s.include.flatMap((p) => ["--include", p]),
+    ...exclude.flatMap((p) => ["--exclude", p]),
     "--output",
     binaryPath(s, outDir, target),
     s.entry,

@@ -116,6 +116,23 @@ Deno.test({
           DENO_IMAGE,
         ]);
         assert.equal(user.stdout.trim(), "1001:0", "images run as a non-root UID in group 0");
+        // The image carries only what the stages import (infra/container/prune_node_modules.ts).
+        const shipped = await podmanOk([
+          "run",
+          "--rm",
+          DENO_IMAGE,
+          "sh",
+          "-c",
+          "ls /opt/sluice/node_modules/.deno; find /opt/sluice/deno-dir -path '*/npm/*' | head -5",
+        ]);
+        for (const pkg of ["fauxqs@", "@action-validator+core@", "hyparquet-writer@", "cdktf@"]) {
+          assert.ok(
+            !shipped.stdout.includes(pkg),
+            `${DENO_IMAGE} carries ${pkg}: ${shipped.stdout}`,
+          );
+        }
+        assert.doesNotMatch(shipped.stdout, /\/deno-dir\/npm\//, "the npm cache is dropped");
+        assert.match(shipped.stdout, /^sharp@/m, `${DENO_IMAGE} lacks sharp: ${shipped.stdout}`);
       });
 
       const helpImages = [DENO_IMAGE, DENO_TRAIN_IMAGE];
