@@ -65,6 +65,26 @@ Deno.test("train stage", async (t) => {
       },
     );
 
+    await t.step(
+      "training_runs.tracker never holds the tracking URI's credentials",
+      async () => {
+        const config = await configFor(env, { trainerCommand: '["/bin/sh", "-c", "exit 3"]' });
+        const stage = await createTrainStage(config, {
+          ...deps,
+          trackerUri: "https://mluser:Tr4ck3r-Pa55@mlflow.example:5000/?token=T0k3n-S3cret",
+        });
+        try {
+          await assert.rejects(stage.runOnce(), { code: "trainer_failed" });
+          const rows = await env.manifest.listTrainingRuns();
+          const row = rows.find((r) => r.tracker.includes("mlflow.example"));
+          assert.ok(row, `a row naming the tracker: ${JSON.stringify(rows.map((r) => r.tracker))}`);
+          assert.doesNotMatch(JSON.stringify(rows), /Tr4ck3r-Pa55|T0k3n-S3cret/);
+        } finally {
+          await stage.close();
+        }
+      },
+    );
+
     await t.step("abort stops the trainer; the run is recorded as killed", async () => {
       // The trainer marks that it started; the abort comes only then, so that a slow snapshot on a
       // loaded machine is not what gets aborted.
