@@ -4,18 +4,26 @@
  * models, so each gets its own prediction rows. `registry` is the registry's identity without
  * credentials (`file:///…/mlruns`, `https://mlflow.example:5000`); rows written before this
  * migration get `''` ("legacy": registry unknown), which matches every registry when checking
- * whether an image was already predicted (the rule before this migration). The table is rebuilt
- * because the registry joins the primary key (SQLite cannot alter a primary key). Version 1702
+ * whether an image was already predicted (the rule before this migration). The registry joins
+ * the primary key: PostgreSQL alters the table in place, SQLite copies it. Version 1702
  * is deliberately far from the sequence other changes take (1701 is taken by a parallel change).
  *
  * @module
  */
 import type { Migration } from "./migration.ts";
 
-export const migration: Migration = {
-  version: 1702,
-  name: "prediction_registry",
-  up: `
+// PostgreSQL: a constant default adds the column without rewriting the table; the new primary
+// key and index are built from one scan.
+const POSTGRES = `
+ALTER TABLE predictions ADD COLUMN registry TEXT NOT NULL DEFAULT '';
+ALTER TABLE predictions DROP CONSTRAINT predictions_pkey;
+ALTER TABLE predictions ADD PRIMARY KEY (image_id, model_name, model_version, registry);
+DROP INDEX predictions_model_idx;
+CREATE INDEX predictions_model_idx ON predictions (model_name, model_version, registry, image_id);
+`;
+
+// SQLite cannot change a primary key: the table is copied.
+const SQLITE = `
 CREATE TABLE predictions_1702 (
   image_id TEXT NOT NULL REFERENCES images (id),
   model_name TEXT NOT NULL,
@@ -33,5 +41,10 @@ INSERT INTO predictions_1702
 DROP TABLE predictions;
 ALTER TABLE predictions_1702 RENAME TO predictions;
 CREATE INDEX predictions_model_idx ON predictions (model_name, model_version, registry, image_id);
-`,
+`;
+
+export const migration: Migration = {
+  version: 1702,
+  name: "prediction_registry",
+  up: (dialect) => dialect === "postgres" ? POSTGRES : SQLITE,
 };
