@@ -120,7 +120,7 @@ export function toAugmentation(r: SqlRow): AugmentationRow {
 }
 
 export const PREDICTION_COLUMNS =
-  "image_id, model_name, model_version, boxes, score, uri, created_at";
+  "image_id, model_name, model_version, boxes, score, uri, created_at, registry";
 
 export function toPrediction(r: SqlRow): PredictionRow {
   return {
@@ -131,6 +131,7 @@ export function toPrediction(r: SqlRow): PredictionRow {
     score: toNumber(r.score),
     uri: toStringOrNull(r.uri),
     createdAt: toNumber(r.created_at),
+    registry: String(r.registry ?? ""),
   };
 }
 

@@ -83,6 +83,7 @@ export const predictionSchema = z.object({
   })),
   score: finite,
   uri: z.string().nullish(),
+  registry: z.string().optional(),
 });
 
 export const imageStatusSchema = z.enum(["pending", "ingested", "failed", "deleted", "duplicate"]);

@@ -779,6 +779,62 @@ async function contractSuite(t: Deno.TestContext, factory: Factory): Promise<voi
   );
 
   await t.step(
+    "predictions of the same model version from two registries are kept apart",
+    withStore(factory, async ({ store }) => {
+      const [a, b, legacy] = [
+        await ingested(store, "a.jpg"),
+        await ingested(store, "b.jpg"),
+        await ingested(store, "legacy.jpg"),
+      ];
+      const det1 = { modelName: "det", modelVersion: "1", boxes: [], score: 0 };
+      await store.enqueue("setup-preds", [a]);
+      const [c] = await store.claim("setup-preds", { max: 1, owner: "w", ...LEASE });
+      await store.complete(c, {
+        predictions: [
+          { ...det1, imageId: a, registry: "file:///srv/mlruns" },
+          { ...det1, imageId: a, registry: "http://mlflow:5000", score: 0.5 },
+          { ...det1, imageId: legacy },
+        ],
+      });
+      // Each registry sees its own rows and the legacy one (registry unknown, counts for all).
+      const of = async (registry: string) =>
+        (await store.listPredictions({ modelName: "det", registry }))
+          .map((p) => [p.imageId, p.registry, p.score]);
+      assert.deepEqual(
+        await of("file:///srv/mlruns"),
+        [[a, "file:///srv/mlruns", 0], [legacy, "", 0]].sort(),
+      );
+      assert.deepEqual(
+        await of("http://mlflow:5000"),
+        [[a, "http://mlflow:5000", 0.5], [legacy, "", 0]].sort(),
+      );
+      assert.equal((await store.listPredictions({ modelName: "det" })).length, 3);
+      // A third registry has predicted nothing but the legacy row covers `legacy` for it too.
+      assert.equal(
+        await store.enqueueForInference("infer:det@1#x", "det", "1", { registry: "file:///x" }),
+        2,
+      );
+      assert.deepEqual(
+        (await store.listWork("infer:det@1#x")).map((w) => w.itemId).sort(),
+        [
+          a,
+          b,
+        ].sort(),
+      );
+      assert.equal(
+        await store.enqueueForInference("infer:det@1#f", "det", "1", {
+          registry: "file:///srv/mlruns",
+        }),
+        1,
+      );
+      assert.equal((await store.listWork("infer:det@1#f"))[0].itemId, b);
+      // Without a registry, any registry's prediction counts (as before registries were kept).
+      assert.equal(await store.enqueueForInference("infer:det@1", "det", "1"), 1);
+      assert.equal((await store.listWork("infer:det@1"))[0].itemId, b);
+    }),
+  );
+
+  await t.step(
     "snapshots are immutable and keep item order",
     withStore(factory, async ({ store }) => {
       const ids = [await ingested(store, "b.jpg"), await ingested(store, "a.jpg")];

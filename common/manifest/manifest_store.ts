@@ -141,6 +141,12 @@ export interface PredictionInput {
   /** Image-level score (e.g. mean box score). */
   score: number;
   uri?: string | null;
+  /**
+   * Identity of the model registry the model came from, without credentials (`file:///…/mlruns`,
+   * `https://mlflow:5000`): version 1 in two registries are different models. `""` or absent:
+   * unknown (rows written before migration 1702), matched by every registry.
+   */
+  registry?: string;
 }
 
 export interface PredictionRow extends PredictionInput {
@@ -359,8 +365,9 @@ export interface ManifestStore {
     opts: { imageIds?: string[]; name?: string; specHash?: string },
   ): Promise<VariantRow[]>;
   listAugmentations(parentImageIds: string[]): Promise<AugmentationRow[]>;
+  /** With `registry`: that registry's rows and the legacy ones (registry `""`). */
   listPredictions(
-    opts: { modelName?: string; modelVersion?: string; imageIds?: string[] },
+    opts: { modelName?: string; modelVersion?: string; imageIds?: string[]; registry?: string },
   ): Promise<PredictionRow[]>;
 
   // ---- snapshots & training runs ---------------------------------------------
@@ -399,13 +406,15 @@ export interface ManifestStore {
   ): Promise<number>;
   /**
    * Enqueues on `stage` every ingested, non-duplicate image that has no annotation (unless
-   * `includeAnnotated`) and no prediction from (modelName, modelVersion). Returns the count added.
+   * `includeAnnotated`) and no prediction from (modelName, modelVersion) of `registry` (a
+   * legacy prediction without a registry counts for every registry; without `registry`, every
+   * registry's prediction counts). Returns the count added.
    */
   enqueueForInference(
     stage: QueueName,
     modelName: string,
     modelVersion: string,
-    opts?: { includeAnnotated?: boolean },
+    opts?: { includeAnnotated?: boolean; registry?: string },
   ): Promise<number>;
   /** Leases up to `max` pending (or lease-expired) items. One statement; SKIP LOCKED on PG. */
   claim(stage: QueueName, opts: ClaimOptions): Promise<Claim[]>;

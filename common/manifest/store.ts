@@ -589,7 +589,7 @@ class SqlManifestStore implements ManifestStore {
   }
 
   async listPredictions(
-    opts: { modelName?: string; modelVersion?: string; imageIds?: string[] },
+    opts: { modelName?: string; modelVersion?: string; imageIds?: string[]; registry?: string },
   ): Promise<PredictionRow[]> {
     const where: string[] = [];
     const params: SqlValue[] = [];
@@ -601,13 +601,17 @@ class SqlManifestStore implements ManifestStore {
       params.push(opts.modelVersion);
       where.push(`model_version = $${params.length}`);
     }
+    if (opts.registry !== undefined) {
+      params.push(opts.registry);
+      where.push(`registry IN ($${params.length}, '')`);
+    }
     return await this.#selectByIds(
       `SELECT ${PREDICTION_COLUMNS} FROM predictions`,
       "image_id",
       where,
       params,
       opts.imageIds,
-      "image_id, model_name, model_version",
+      "image_id, model_name, model_version, registry",
       toPrediction,
     );
   }
@@ -835,12 +839,14 @@ class SqlManifestStore implements ManifestStore {
     stage: StageName,
     modelName: string,
     modelVersion: string,
-    opts: { includeAnnotated?: boolean } = {},
+    opts: { includeAnnotated?: boolean; registry?: string } = {},
   ): Promise<number> {
     parse(stageSchema, stage, "enqueueForInference stage");
     const unannotated = opts.includeAnnotated
       ? ""
       : "AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.image_id = i.id)";
+    // Without a registry, any registry's prediction counts (the rule before migration 1702).
+    const ofRegistry = opts.registry === undefined ? "" : "AND p.registry IN ($5, '')";
     const rows = await this.#db.query(
       `INSERT INTO work (stage, item_id, state, attempts, not_before, created_at, updated_at)
        SELECT CAST($1 AS TEXT), i.id, 'pending', 0, CAST($4 AS BIGINT), CAST($4 AS BIGINT),
@@ -848,9 +854,9 @@ class SqlManifestStore implements ManifestStore {
        FROM images i
        WHERE i.status = 'ingested' AND i.duplicate_of IS NULL ${unannotated}
          AND NOT EXISTS (SELECT 1 FROM predictions p WHERE p.image_id = i.id
-           AND p.model_name = $2 AND p.model_version = $3)
+           AND p.model_name = $2 AND p.model_version = $3 ${ofRegistry})
        ON CONFLICT (stage, item_id) DO NOTHING RETURNING item_id`,
-      [stage, modelName, modelVersion, this.#now()],
+      [stage, modelName, modelVersion, this.#now(), ...(ofRegistry ? [opts.registry!] : [])],
     );
     return rows.length;
   }
@@ -1002,10 +1008,19 @@ class SqlManifestStore implements ManifestStore {
       }
       for (const p of fx.predictions ?? []) {
         await tx.query(
-          `INSERT INTO predictions (${PREDICTION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)
-           ON CONFLICT (image_id, model_name, model_version) DO UPDATE SET
+          `INSERT INTO predictions (${PREDICTION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+           ON CONFLICT (image_id, model_name, model_version, registry) DO UPDATE SET
              boxes = excluded.boxes, score = excluded.score, uri = excluded.uri`,
-          [p.imageId, p.modelName, p.modelVersion, json(p.boxes), p.score, p.uri, now],
+          [
+            p.imageId,
+            p.modelName,
+            p.modelVersion,
+            json(p.boxes),
+            p.score,
+            p.uri,
+            now,
+            p.registry ?? "",
+          ],
         );
       }
       const byStage = new Map<string, string[]>();

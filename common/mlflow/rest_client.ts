@@ -71,6 +71,7 @@ import type {
   WaitOptions,
 } from "./tracker.ts";
 import { sleep } from "../timing/mod.ts";
+import { registryIdentity } from "./registry_identity.ts";
 
 /** Options of {@link MlflowRestTracker}, validated at construction. */
 export const RestTrackerOptionsSchema = z.object({
@@ -179,6 +180,11 @@ export class MlflowRestTracker implements Tracker {
       timeoutMs: o.timeoutMs,
       logger: this.#log,
     });
+  }
+
+  /** The tracking server's URL without credentials, query or fragment. */
+  get uri(): string {
+    return registryIdentity(this.#opts.trackingUri);
   }
 
   /** Calls any MLflow REST endpoint (below `/api/2.0/mlflow/`) and returns its parsed JSON. */

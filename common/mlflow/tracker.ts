@@ -217,6 +217,11 @@ export interface WaitOptions {
 export interface Tracker {
   /** `"rest"` for an MLflow server, `"file"` for the embedded file store. */
   readonly kind: "rest" | "file";
+  /**
+   * Where the store is, without credentials (`file:///…/mlruns`, `https://mlflow:5000`): tells
+   * one registry's version 1 from another's (see `registry_identity.ts`).
+   */
+  readonly uri?: string;
 
   // Experiments
   /** The experiment's id, creating it (with `tags`) when absent. Safe when racing other creators. */

@@ -29,6 +29,7 @@ import { DetectorSession } from "./detector_session.ts";
 import type { LoadedModel } from "./inference_engine.ts";
 import { detectorSpec } from "./model_card.ts";
 import { describeModel, type ModelRef, type ModelSource } from "./model_resolver.ts";
+import { cacheVersion } from "./model_registry.ts";
 import { assertAllowedModelSource } from "./model_sources.ts";
 
 /** Marks a complete cached model directory. */
@@ -222,7 +223,7 @@ export async function fetchModel(source: ModelSource, opts: FetchOptions): Promi
     return { ref, dir, ...await locate(dir, describeModel(ref)), cached: true };
   };
   if (source.version !== null) {
-    const dir = modelCacheDir(opts.root, source.name, source.version);
+    const dir = modelCacheDir(opts.root, source.name, cacheVersion(source, source.version));
     const cached = await hit({ ...source, version: source.version }, dir);
     if (cached) return cached;
   }
@@ -247,7 +248,7 @@ export async function fetchModel(source: ModelSource, opts: FetchOptions): Promi
     const found = await locate(tmp, describeModel(source));
     const version = source.version ?? `sha-${(await sha256File(found.onnxPath)).slice(0, 12)}`;
     const ref: ModelRef = { ...source, version };
-    const dir = modelCacheDir(opts.root, source.name, version);
+    const dir = modelCacheDir(opts.root, source.name, cacheVersion(source, version));
     const cached = await hit(ref, dir);
     if (cached) return cached;
     await writeFile(

@@ -20,6 +20,7 @@
 import { SluiceError } from "../../common/errors/mod.ts";
 import { parseModelUri } from "../../common/mlflow/mod.ts";
 import type { ModelVersion, Tracker } from "../../common/mlflow/mod.ts";
+import { registryKey } from "../../common/mlflow/registry_identity.ts";
 
 /** How a model was chosen. */
 export type ModelVia = "alias" | "tag" | "stage" | "uri";
@@ -38,6 +39,11 @@ export interface ModelSource {
   /** The selection can move (alias, tag, stage, latest): the stage re-checks it periodically. */
   movable: boolean;
   runId?: string;
+  /**
+   * Identity of the registry it came from (`file:///…/mlruns`, `http://mlflow:5000`; see
+   * `registry_identity.ts`): version 1 in two registries are different models. Absent: unknown.
+   */
+  registry?: string;
 }
 
 /** A fetched model: the version is always known. */
@@ -235,14 +241,17 @@ export function modelVersionLabel(s: Pick<ModelRef, "name" | "version" | "alias"
 }
 
 /**
- * The work-queue name of one model version (`infer:<name>@<version>`): each version has its
- * own queue, so moving the alias starts a fresh pass over the images.
+ * The work-queue name of one model version (`infer:<name>@<version>#<registry key>`): each
+ * version of each registry has its own queue, so moving the alias, or pointing infer at another
+ * registry whose numbering restarts at 1, starts a fresh pass over the images. The key is 8 hex
+ * digits of the registry identity's SHA-256 (no `#…` when the registry is unknown).
  *
  * @example
  * ```ts
  * inferQueue({ name: "det", version: "2" }); // "infer:det@2"
+ * inferQueue({ name: "det", version: "2", registry: "http://mlflow:5000" }); // "infer:det@2#<8 hex>"
  * ```
  */
-export function inferQueue(s: Pick<ModelRef, "name" | "version">): string {
-  return `infer:${s.name}@${s.version}`;
+export function inferQueue(s: Pick<ModelRef, "name" | "version" | "registry">): string {
+  return `infer:${s.name}@${s.version}${s.registry ? `#${registryKey(s.registry)}` : ""}`;
 }

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { registryKey } from "../../common/mlflow/registry_identity.ts";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -97,6 +98,10 @@ Deno.test("resolveModelSource on the file store: alias, then approved tag, then 
       assert.equal(servingReason(s, SEL), "alias champion points at det v1");
       assert.equal(modelVersionLabel({ ...s, version: "1" }), "det:1@champion");
       assert.equal(inferQueue({ name: "det", version: "1" }), "infer:det@1");
+      assert.equal(
+        inferQueue({ name: "det", version: "1", registry: "http://127.0.0.1:5000" }),
+        `infer:det@1#${registryKey("http://127.0.0.1:5000")}`,
+      );
       await tracker.setAlias("det", "champion", "3");
       s = await resolveModelSource(tracker, SEL);
       assert.equal(s.version, "3");

@@ -32,6 +32,7 @@ import {
   servingReason,
 } from "./model_resolver.ts";
 import type { ImageTag } from "./staged_predict.ts";
+import { withRegistry } from "./model_registry.ts";
 
 /** A model version with what publishing its outputs needs. */
 export interface KnownModel {
@@ -39,9 +40,9 @@ export interface KnownModel {
   spec: DetectorSpec;
 }
 
-/** The key of one model version in maps and sets. */
-export function versionKey(ref: Pick<ModelRef, "name" | "version">): string {
-  return `${ref.name}\u0000${ref.version}`;
+/** The key of one model version (of one registry) in maps and sets. */
+export function versionKey(ref: Pick<ModelRef, "name" | "version" | "registry">): string {
+  return `${ref.name}\u0000${ref.version}\u0000${ref.registry ?? ""}`;
 }
 
 /** What the slot is built from. */
@@ -179,8 +180,9 @@ export class ModelSlot {
     }
   }
 
-  async #load(source: ModelSource): Promise<LoadedModel> {
+  async #load(found: ModelSource): Promise<LoadedModel> {
     const { settings, log } = this.#o;
+    const source = withRegistry(found, this.#o.tracker);
     const fetched = await fetchModel(source, {
       root: this.#o.staging.root,
       tracker: this.#o.tracker,

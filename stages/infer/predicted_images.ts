@@ -32,10 +32,14 @@ const PAGE = 1000;
  */
 export async function predictedImagesFromManifest(
   manifest: Pick<ManifestStore, "listPredictions" | "listImages" | "getImage">,
-  ref: { name: string; version: string },
+  ref: { name: string; version: string; registry?: string },
   urlOf: (row: ImageRow) => string,
 ): Promise<{ images: ManifestPrediction[]; missing: string[] }> {
-  const rows = await manifest.listPredictions({ modelName: ref.name, modelVersion: ref.version });
+  const rows = await manifest.listPredictions({
+    modelName: ref.name,
+    modelVersion: ref.version,
+    ...(ref.registry ? { registry: ref.registry } : {}),
+  });
   const wanted = new Set(rows.map((r) => r.imageId));
   const byId = new Map<string, ImageRow>();
   if (wanted.size > PAGE) {

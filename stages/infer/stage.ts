@@ -1,10 +1,10 @@
 /**
  * The infer stage assembled: the approved model (resolved in the MLflow registry, cached on
  * NVMe, loaded into an onnxruntime session in a worker thread), the batching engine, and the
- * worker loop that claims images from this model version's queue (`infer:<model>@<version>`,
- * filled by `enqueueForInference`), predicts them, writes each batch's Label Studio part (and
- * optionally imports it into a Label Studio project), and records the predictions with the
- * claim's completion.
+ * worker loop that claims images from this model version's queue
+ * (`infer:<model>@<version>#<registry key>`, filled by `enqueueForInference`), predicts them,
+ * writes each batch's Label Studio part (and optionally imports it into a Label Studio project),
+ * and records the predictions, with the registry the model came from, with the claim's completion.
  *
  * Long-running (`run()`), the stage re-checks the approval every `aliasCheckSeconds`: when it
  * moves, the new version is fetched and loaded while the old keeps working, swapped in between
@@ -361,6 +361,7 @@ function assemble(ctx: Ctx): InferStage {
 async function enqueueCurrent(ctx: Ctx, ref: ModelRef): Promise<number> {
   const n = await ctx.manifest.enqueueForInference(inferQueue(ref), ref.name, ref.version, {
     includeAnnotated: ctx.settings.includeAnnotated,
+    ...(ref.registry ? { registry: ref.registry } : {}),
   });
   if (n > 0) ctx.log.info("enqueued images for inference", { queue: inferQueue(ref), images: n });
   return n;
@@ -435,6 +436,7 @@ async function processClaim(ctx: Ctx, claim: Claim, item: ItemContext): Promise<
     modelName: model.name,
     modelVersion: model.version,
     imageIds: [image.id],
+    ...(model.registry ? { registry: model.registry } : {}),
   });
   if (already.length > 0) {
     item.log.info("skipped: already predicted by this version", { model: describeModel(model) });
@@ -462,6 +464,7 @@ async function processClaim(ctx: Ctx, claim: Claim, item: ItemContext): Promise<
       imageId: image.id,
       modelName: pred.model.name,
       modelVersion: pred.model.version,
+      ...(pred.model.registry ? { registry: pred.model.registry } : {}),
       boxes: pred.boxes,
       score: pred.score,
       uri: tag.partKey ? store.uriFor(tag.partKey) : null,

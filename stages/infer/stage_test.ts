@@ -13,6 +13,7 @@ import { type ObjectStore, openObjectStore } from "../../common/objectstore/mod.
 import { INCOMING_PREFIX, seedRawBucket } from "../../tests/demo/synthetic_source.ts";
 import sharp from "sharp";
 import { createInferStage, runInferOnce } from "./stage.ts";
+import { inferQueue } from "./model_resolver.ts";
 import {
   buildModel,
   corruptJpeg,
@@ -80,6 +81,7 @@ Deno.test({
     let manifest: ManifestStore | undefined;
     let store: ObjectStore | undefined;
     const tracker = new FileTracker({ root: join(dir, "mlruns") });
+    const q = (version: string) => inferQueue({ name: "det", version, registry: tracker.uri });
     try {
       const modelV1 = await buildModel("boxfinder", join(dir, "model-v1"), { size: 160 });
       const env = {
@@ -148,7 +150,7 @@ Deno.test({
             "alias",
           ]);
           assert.equal(s.provider, "cpu");
-          assert.deepEqual(s.queues, ["infer:det@1"]);
+          assert.deepEqual(s.queues, [q("1")]);
           assert.equal(s.enqueued, GOOD.length + 2, "annotated images are not enqueued");
           assert.deepEqual([s.done, s.failed, s.retried, s.leaseLost, s.released], [
             GOOD.length,
@@ -168,7 +170,7 @@ Deno.test({
           assert.match(failures[1].message, new RegExp(`image ${gone.id} \\(gone\\.png\\)`));
           // Both are dead letters with their reason, after one attempt (neither is retryable).
           const dead = new Map(
-            (await manifest!.listWork("infer:det@1", "failed")).map((w) => [w.itemId, w]),
+            (await manifest!.listWork(q("1"), "failed")).map((w) => [w.itemId, w]),
           );
           assert.deepEqual([...dead.keys()].sort(), [broken.id, gone.id].sort());
           assert.match(
@@ -278,7 +280,7 @@ Deno.test({
           const [id] = seeded.keys();
           const before = await manifest!.listPredictions({ modelVersion: "1", imageIds: [id] });
           const imports = ls.imports.length;
-          assert.equal(await manifest!.enqueue("infer:det@1", [id], { reset: true }), 1);
+          assert.equal(await manifest!.enqueue(q("1"), [id], { reset: true }), 1);
           const s = await runInferOnce(config, deps);
           assert.deepEqual([s.done, s.failed, s.predictions], [1, 0, 0]);
           assert.equal(ls.imports.length, imports, "no second Label Studio task");
@@ -426,7 +428,7 @@ Deno.test({
 
             const status = await (await fetch(`${base}/status`)).json();
             assert.equal(status.model.version, "2");
-            assert.equal(status.queue, "infer:det@2");
+            assert.equal(status.queue, q("2"));
             const metricsText = await (await fetch(`${base}/metrics`)).text();
             assert.match(
               metricsText,
@@ -462,7 +464,7 @@ Deno.test({
             await server.finished;
             await stage.close();
             assert.equal(s.swaps, 1);
-            assert.deepEqual(s.queues, ["infer:det@1", "infer:det@2"]);
+            assert.deepEqual(s.queues, [q("1"), q("2")]);
             assert.equal(s.leaseLost, 0);
             assert.ok(
               s.failures.every((f) => f.item === broken.id || f.item === gone.id),
@@ -528,6 +530,7 @@ Deno.test({
     const dir = await mkdtemp(join(tmpdir(), "infer-swap-"));
     const ls = gatedLabelStudio();
     const tracker = new FileTracker({ root: join(dir, "mlruns") });
+    const q = (version: string) => inferQueue({ name: "det", version, registry: tracker.uri });
     let manifest: ManifestStore | undefined;
     let store: ObjectStore | undefined;
     try {
@@ -587,7 +590,7 @@ Deno.test({
         assert.deepEqual(v1.map((r) => r.imageId).sort(), [...heldIds].sort());
         // Nothing claimed from v1's queue failed or is still held: what was claimed completed
         // (and none was released, see the summary); the rest was never claimed from it.
-        const counts = (await manifest.workCounts("infer:det@1"))["infer:det@1"];
+        const counts = (await manifest.workCounts(q("1")))[q("1")];
         assert.deepEqual([counts.leased, counts.failed], [0, 0], JSON.stringify(counts));
         assert.equal(counts.done + counts.pending, GOOD.length, JSON.stringify(counts));
         assert.ok(counts.done > heldIds.length, JSON.stringify(counts));
@@ -602,7 +605,7 @@ Deno.test({
         await stage.close();
       }
       assert.equal(summary.swaps, 1);
-      assert.deepEqual(summary.queues, ["infer:det@1", "infer:det@2"]);
+      assert.deepEqual(summary.queues, [q("1"), q("2")]);
       assert.deepEqual(
         [summary.failed, summary.retried, summary.leaseLost, summary.released],
         [0, 0, 0, 0],
@@ -610,7 +613,7 @@ Deno.test({
       );
       assert.equal(summary.predictions, summary.done);
       const work = await manifest.workCounts();
-      assert.equal(summary.done, work["infer:det@1"].done + work["infer:det@2"].done);
+      assert.equal(summary.done, work[q("1")].done + work[q("2")].done);
       // The old version's files hold what it finished during the swap.
       const v1Tasks = await readJson<LabelStudioTask[]>(
         store,

@@ -556,6 +556,24 @@ export class MlflowFaultServer {
         this.artifacts.set(decodeURIComponent(req.path.slice(PROXY.length)), req.body);
         return { status: 200, json: {} };
       }
+      case "GET /api/2.0/mlflow-artifacts/artifacts": {
+        // The proxy's listing: the direct children of `path` (shape as recorded, seq 21).
+        const dir = `${(req.query.get("path") ?? "").replace(/\/+$/, "")}/`;
+        const files = new Map<string, { path: string; is_dir: boolean; file_size?: number }>();
+        for (const [key, bytes] of this.artifacts) {
+          if (!key.startsWith(dir)) continue;
+          const [head, ...rest] = key.slice(dir.length).split("/");
+          files.set(
+            head,
+            rest.length ? { path: head, is_dir: true } : {
+              path: head,
+              is_dir: false,
+              file_size: bytes.byteLength,
+            },
+          );
+        }
+        return { status: 200, json: { files: [...files.values()] } };
+      }
       case "GET /health":
         return { status: 200, json: "OK" };
     }
