@@ -41,6 +41,11 @@ export interface StageHandlerOptions {
    */
   readyCacheMs?: number;
   /**
+   * True once the stage is closed: `/readyz` then answers 503 at once, whatever the cache holds
+   * (a cached "ready" must not outlive the stage).
+   */
+  closed?: () => boolean;
+  /**
    * Extra routes keyed `"METHOD /path"` (only that method; GET also answers HEAD) or `"/path"`
    * (every method: the handler checks).
    */
@@ -161,6 +166,7 @@ export function createStageHandler(opts: StageHandlerOptions): StageHandler {
 
   add("GET", "/healthz", () => Promise.resolve(text(200, "ok\n")));
   add("GET", "/readyz", async () => {
+    if (opts.closed?.()) return text(503, "not ready: stage closed\n");
     if (!opts.ready) return text(200, "ready\n");
     const r = await cachedReadiness(opts.ready);
     return r === true ? text(200, "ready\n") : text(503, `not ready: ${r}\n`);

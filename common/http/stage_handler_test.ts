@@ -265,3 +265,24 @@ Deno.test("answers never carry credentials (/readyz reasons, /status, errors)", 
     assert.equal(bodies.split("***redacted***").length - 1, 4);
   });
 });
+
+Deno.test("/readyz: a closed stage is not ready at once, whatever the readiness cache holds", async () => {
+  let closed = false;
+  let calls = 0;
+  const handler = createStageHandler({
+    stage: "normalize",
+    metrics: createStageMetrics("normalize"),
+    ready: () => {
+      calls++;
+      return Promise.resolve(true);
+    },
+    closed: () => closed,
+  });
+  const readyz = () => handler.fetch(new Request("http://x/readyz"));
+  assert.equal((await readyz()).status, 200);
+  closed = true;
+  const res = await readyz();
+  assert.equal(res.status, 503);
+  assert.match(await res.text(), /stage closed/);
+  assert.equal(calls, 1);
+});

@@ -479,6 +479,7 @@ function inferHandler(ctx: Ctx): StageHandler {
     stage: INFER_STAGE,
     metrics: ctx.metrics,
     log: ctx.log,
+    closed: () => guard.closed,
     ready: async () => {
       if (guard.closed) return "stage closed";
       const engine = slot.loaded;

@@ -217,6 +217,7 @@ function normalizeHandler(p: Parts, guard: RunGuard, cpu: Slots, cpuSlots: numbe
     stage: NORMALIZE_STAGE,
     metrics,
     log,
+    closed: () => guard.closed,
     ready: async () => {
       if (guard.closed) return "stage closed";
       await manifest.workCounts(NORMALIZE_STAGE);
