@@ -27,7 +27,7 @@ APT_PROBES := /usr/lib/postgresql /usr/bin/promtool /usr/bin/vipsthumbnail /usr/
 	/usr/bin/systemd-analyze /usr/bin/shellcheck /usr/sbin/mkfs.xfs /usr/sbin/mdadm /usr/bin/podman /usr/sbin/runc \
 	/usr/sbin/debootstrap /usr/bin/newuidmap /usr/bin/fuse-overlayfs /usr/bin/slirp4netns /usr/bin/podman-compose
 
-.PHONY: help deno deps system-deps demo test test-faults test-fast test-containers dev-up dev-down functional bench compile check lint fmt fmt-check hooks clean
+.PHONY: help deno deps system-deps demo test test-faults test-faults-pg-restart test-fast test-containers dev-up dev-down functional bench compile check lint fmt fmt-check hooks clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -68,6 +68,12 @@ test: deps ## run the test suite (fmt, lint, type check, then deno test)
 test-faults: deps ## run the fault-injection suite (tests/faults) and print its wall time
 	@start=$$(date +%s); rc=0; $(DENO) task test-faults || rc=$$?; \
 	echo "== fault suite wall time: $$(( $$(date +%s) - start )) s"; exit $$rc
+
+# Known open defect (issue 12, item 1): after repeated `pg_ctl restart -m fast` the workers survive
+# and the queue drains, but about one run in four a worker does not stop within 20 s of SIGTERM.
+# The case stays a real test with its full audit; it is run here, not gated in .ci/run, until fixed.
+test-faults-pg-restart: deps ## the PostgreSQL-restart fault case alone (known open defect, see above)
+	CI=true $(DENO) task test-faults-pg-restart
 
 test-containers: deps ## build the stage images with podman and run them (root; tests/containers/)
 	SLUICE_CONTAINER_TESTS=1 CONTAINERS_CONF=$${CONTAINERS_CONF:-$(CURDIR)/infra/container/containers.conf} \
