@@ -26,6 +26,7 @@ import { boxArea, envelope, type Point, polygonArea } from "./geometry.ts";
 import { type ByImage, lookupByImage } from "./_by_image.ts";
 import { type ImageRef, imageRefFromUrl } from "./image_match.ts";
 import { rotatedRectangle } from "./rotated_box.ts";
+import { parseJsonInput } from "./_json_input.ts";
 
 /** One imported COCO image with its annotations in Sluice's form. */
 export interface CocoImageImport {
@@ -112,22 +113,7 @@ export async function readCoco(path: string, options: CocoImportOptions = {}): P
  */
 export function parseCoco(input: string | unknown, options: CocoImportOptions = {}): CocoImport {
   const opts = CocoImportOptionsSchema.parse(options);
-  let raw: unknown = input;
-  if (typeof input === "string") {
-    try {
-      raw = JSON.parse(input);
-    } catch (err) {
-      throw new AnnotationFormatError(
-        opts.file,
-        "$",
-        `expected JSON, found a parse error: ${(err as Error).message}`,
-        {
-          cause: err,
-        },
-      );
-    }
-  }
-  const doc = DocSchema.safeParse(raw);
+  const doc = DocSchema.safeParse(parseJsonInput(input, opts.file));
   if (!doc.success) {
     const issue = doc.error.issues[0];
     throw new AnnotationFormatError(
@@ -138,10 +124,41 @@ export function parseCoco(input: string | unknown, options: CocoImportOptions = 
   }
   const problems: AnnotationProblem[] = [];
   const failures: AnnotationFormatError[] = [];
+  const { categories, catName } = readCategories(doc.data.categories, problems);
+  const { images, byId } = readImages(doc.data.images, opts.file, failures);
+  doc.data.annotations.forEach((a, i) => {
+    const at = (...keys: PropertyKey[]) => jsonPath(["annotations", i, ...keys]);
+    const p = AnnSchema.safeParse(a);
+    if (!p.success) {
+      const issue = p.error.issues[0];
+      problems.push({ path: at(...issue.path), problem: `annotation skipped: ${issue.message}` });
+      return;
+    }
+    const img = byId.get(String(p.data.image_id));
+    if (!img) {
+      problems.push({
+        path: at("image_id"),
+        problem: `annotation skipped: no image with id ${p.data.image_id}`,
+      });
+      return;
+    }
+    importAnnotation(p.data, i, img, catName, opts);
+  });
 
+  return { file: opts.file, images, categories, problems, failures };
+}
+
+type CocoOptions = z.output<typeof CocoImportOptionsSchema>;
+type ParsedAnnotation = z.output<typeof AnnSchema>;
+
+/** The document's valid categories; skipped ones (invalid, duplicate id) go to `problems`. */
+function readCategories(
+  list: unknown[],
+  problems: AnnotationProblem[],
+): { categories: { id: number; name: string }[]; catName: Map<number, string> } {
   const categories: { id: number; name: string }[] = [];
   const catName = new Map<number, string>();
-  doc.data.categories.forEach((c, i) => {
+  list.forEach((c, i) => {
     const p = CategorySchema.safeParse(c);
     if (!p.success) {
       const issue = p.error.issues[0];
@@ -161,16 +178,24 @@ export function parseCoco(input: string | unknown, options: CocoImportOptions = 
     catName.set(p.data.id, p.data.name);
     categories.push({ id: p.data.id, name: p.data.name });
   });
+  return { categories, catName };
+}
 
+/** The document's valid image records, by id; bad ones (invalid, duplicate id) go to `failures`. */
+function readImages(
+  list: unknown[],
+  file: string,
+  failures: AnnotationFormatError[],
+): { images: CocoImageImport[]; byId: Map<string, CocoImageImport> } {
   const images: CocoImageImport[] = [];
   const byId = new Map<string, CocoImageImport>();
-  doc.data.images.forEach((im, i) => {
+  list.forEach((im, i) => {
     const p = ImageSchema.safeParse(im);
     if (!p.success) {
       const issue = p.error.issues[0];
       failures.push(
         new AnnotationFormatError(
-          opts.file,
+          file,
           jsonPath(["images", i, ...issue.path]),
           `image: ${issue.message}`,
         ),
@@ -180,11 +205,7 @@ export function parseCoco(input: string | unknown, options: CocoImportOptions = 
     const key = String(p.data.id);
     if (byId.has(key)) {
       failures.push(
-        new AnnotationFormatError(
-          opts.file,
-          jsonPath(["images", i, "id"]),
-          `duplicate image id ${key}`,
-        ),
+        new AnnotationFormatError(file, jsonPath(["images", i, "id"]), `duplicate image id ${key}`),
       );
       return;
     }
@@ -200,106 +221,107 @@ export function parseCoco(input: string | unknown, options: CocoImportOptions = 
     byId.set(key, rec);
     images.push(rec);
   });
+  return { images, byId };
+}
 
-  doc.data.annotations.forEach((a, i) => {
-    const at = (...keys: PropertyKey[]) => jsonPath(["annotations", i, ...keys]);
-    const p = AnnSchema.safeParse(a);
-    if (!p.success) {
-      const issue = p.error.issues[0];
-      problems.push({ path: at(...issue.path), problem: `annotation skipped: ${issue.message}` });
-      return;
+/** Adds annotation `i` (already matched to `img`) to `img`, noting what was skipped or changed. */
+function importAnnotation(
+  ann: ParsedAnnotation,
+  i: number,
+  img: CocoImageImport,
+  catName: Map<number, string>,
+  opts: CocoOptions,
+): void {
+  const at = (...keys: PropertyKey[]) => jsonPath(["annotations", i, ...keys]);
+  const note = (keys: PropertyKey[], problem: string): void => {
+    img.problems.push({ path: at(...keys), problem });
+  };
+  const label = catName.get(ann.category_id);
+  if (label === undefined) {
+    return note(["category_id"], `annotation skipped: no category with id ${ann.category_id}`);
+  }
+  if (ann.iscrowd === 1 && opts.crowd === "skip") {
+    return note(["iscrowd"], "crowd region skipped");
+  }
+  const seg = ann.segmentation;
+  if (seg !== undefined && seg !== null && !Array.isArray(seg)) {
+    if (opts.rle === "skip") {
+      return note(["segmentation"], "RLE segmentation is not supported: annotation skipped");
     }
-    const ann = p.data;
-    const img = byId.get(String(ann.image_id));
-    if (!img) {
-      problems.push({
-        path: at("image_id"),
-        problem: `annotation skipped: no image with id ${ann.image_id}`,
-      });
-      return;
-    }
-    const note = (keys: PropertyKey[], problem: string) =>
-      img.problems.push({ path: at(...keys), problem });
-    const label = catName.get(ann.category_id);
-    if (label === undefined) {
-      return note(["category_id"], `annotation skipped: no category with id ${ann.category_id}`);
-    }
-    if (ann.iscrowd === 1 && opts.crowd === "skip") {
-      return note(["iscrowd"], "crowd region skipped");
-    }
+    note(["segmentation"], "RLE segmentation is not supported: kept the bbox without a mask");
+  }
+  const { parts, multipart } = Array.isArray(seg) && seg.length > 0
+    ? polygonParts(seg, opts, note)
+    : { parts: [], multipart: false };
+  const ref = `${opts.sourceRefPrefix}${ann.id ?? i}`;
+  if (multipart) {
+    // The file's bbox covers all parts; each kept part gets its own.
+    parts.forEach((polygon, k) =>
+      img.annotations.push({
+        label,
+        bbox: envelope(polygon),
+        polygon,
+        sourceRef: parts.length > 1 ? `${ref}/part${k + 1}` : ref,
+      })
+    );
+    return;
+  }
+  const polygon = parts[0] ?? null;
+  let bbox: BBox | null = null;
+  if (ann.bbox && ann.bbox.length === 4 && ann.bbox.every(Number.isFinite)) {
+    bbox = [ann.bbox[0], ann.bbox[1], ann.bbox[2], ann.bbox[3]];
+  } else if (polygon) {
+    bbox = envelope(polygon);
+    if (ann.bbox) note(["bbox"], "bbox malformed: used the polygon's envelope");
+  } else {
+    return note(
+      ["bbox"],
+      `annotation skipped: expected bbox [x, y, w, h], found ${JSON.stringify(ann.bbox ?? null)}`,
+    );
+  }
+  const out: AnnotationInput = { label, bbox, sourceRef: ref };
+  if (polygon) out.polygon = polygon;
+  // Sluice's own exports mark rotated boxes (corners in the segmentation) with their angle.
+  if (polygon && ann.sluice_rotation && rotatedRectangle(polygon)) {
+    out.rotation = ann.sluice_rotation;
+  }
+  img.annotations.push(out);
+}
 
-    let parts: Point[][] = [];
-    let multipart = false;
-    const seg = ann.segmentation;
-    if (seg !== undefined && seg !== null && !Array.isArray(seg)) {
-      if (opts.rle === "skip") {
-        return note(["segmentation"], "RLE segmentation is not supported: annotation skipped");
-      }
-      note(["segmentation"], "RLE segmentation is not supported: kept the bbox without a mask");
-    } else if (Array.isArray(seg) && seg.length > 0) {
-      seg.forEach((part, k) => {
-        if (
-          !Array.isArray(part) || part.length < 6 || part.length % 2 !== 0 ||
-          !part.every((n) => typeof n === "number" && Number.isFinite(n))
-        ) {
-          return note(
-            ["segmentation", k],
-            "polygon part skipped: expected an even list of at least 6 numbers",
-          );
-        }
-        const pts: Point[] = [];
-        for (let j = 0; j < part.length; j += 2) pts.push([part[j], part[j + 1]]);
-        parts.push(pts);
-      });
-      multipart = parts.length > 1;
-      if (multipart) {
-        if (opts.multipart === "largest") {
-          note(
-            ["segmentation"],
-            `${parts.length} polygon parts: kept the largest, bbox recomputed from it`,
-          );
-          parts = [[...parts].sort((p1, p2) => polygonArea(p2) - polygonArea(p1))[0]];
-        } else {
-          note(["segmentation"], `${parts.length} polygon parts: imported as one annotation each`);
-        }
-      }
-    }
-    const ref = `${opts.sourceRefPrefix}${ann.id ?? i}`;
-    if (multipart) {
-      // The file's bbox covers all parts; each kept part gets its own.
-      parts.forEach((polygon, k) =>
-        img.annotations.push({
-          label,
-          bbox: envelope(polygon),
-          polygon,
-          sourceRef: parts.length > 1 ? `${ref}/part${k + 1}` : ref,
-        })
-      );
-      return;
-    }
-    const polygon = parts[0] ?? null;
-    let bbox: BBox | null = null;
-    if (ann.bbox && ann.bbox.length === 4 && ann.bbox.every(Number.isFinite)) {
-      bbox = [ann.bbox[0], ann.bbox[1], ann.bbox[2], ann.bbox[3]];
-    } else if (polygon) {
-      bbox = envelope(polygon);
-      if (ann.bbox) note(["bbox"], "bbox malformed: used the polygon's envelope");
-    } else {
+/** The valid polygon parts of a COCO segmentation list, after the multipart policy. */
+function polygonParts(
+  seg: unknown[],
+  opts: CocoOptions,
+  note: (keys: PropertyKey[], problem: string) => void,
+): { parts: Point[][]; multipart: boolean } {
+  let parts: Point[][] = [];
+  seg.forEach((part, k) => {
+    if (
+      !Array.isArray(part) || part.length < 6 || part.length % 2 !== 0 ||
+      !part.every((n) => typeof n === "number" && Number.isFinite(n))
+    ) {
       return note(
-        ["bbox"],
-        `annotation skipped: expected bbox [x, y, w, h], found ${JSON.stringify(ann.bbox ?? null)}`,
+        ["segmentation", k],
+        "polygon part skipped: expected an even list of at least 6 numbers",
       );
     }
-    const out: AnnotationInput = { label, bbox, sourceRef: ref };
-    if (polygon) out.polygon = polygon;
-    // Sluice's own exports mark rotated boxes (corners in the segmentation) with their angle.
-    if (polygon && ann.sluice_rotation && rotatedRectangle(polygon)) {
-      out.rotation = ann.sluice_rotation;
-    }
-    img.annotations.push(out);
+    const pts: Point[] = [];
+    for (let j = 0; j < part.length; j += 2) pts.push([part[j], part[j + 1]]);
+    parts.push(pts);
   });
-
-  return { file: opts.file, images, categories, problems, failures };
+  const multipart = parts.length > 1;
+  if (multipart) {
+    if (opts.multipart === "largest") {
+      note(
+        ["segmentation"],
+        `${parts.length} polygon parts: kept the largest, bbox recomputed from it`,
+      );
+      parts = [[...parts].sort((p1, p2) => polygonArea(p2) - polygonArea(p1))[0]];
+    } else {
+      note(["segmentation"], `${parts.length} polygon parts: imported as one annotation each`);
+    }
+  }
+  return { parts, multipart };
 }
 
 // ---- export ------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ import { applyToPoints, boxToCorners, clipBox, envelope, type Point, rotate } fr
 import { type ByImage, lookupByImage } from "./_by_image.ts";
 import { type ImageRef, imageRefFromUrl } from "./image_match.ts";
 import { normalizeDegrees, rotatedRectangle } from "./rotated_box.ts";
+import { parseJsonInput } from "./_json_input.ts";
 
 /** One imported task. */
 export interface LabelStudioTaskImport {
@@ -146,21 +147,7 @@ export function parseLabelStudioExport(
   options: LabelStudioImportOptions = {},
 ): LabelStudioImport {
   const opts = LabelStudioImportOptionsSchema.parse(options);
-  let doc: unknown = input;
-  if (typeof input === "string") {
-    try {
-      doc = JSON.parse(input);
-    } catch (err) {
-      throw new AnnotationFormatError(
-        opts.file,
-        "$",
-        `expected JSON, found a parse error: ${(err as Error).message}`,
-        {
-          cause: err,
-        },
-      );
-    }
-  }
+  const doc = parseJsonInput(input, opts.file);
   const isTask = doc !== null && typeof doc === "object" && "data" in doc;
   if (!Array.isArray(doc) && !isTask) {
     throw new AnnotationFormatError(

@@ -268,22 +268,12 @@ async function imageSize(path: string): Promise<{ width: number; height: number 
   return turned ? { width: m.height, height: m.width } : { width: m.width, height: m.height };
 }
 
-/**
- * Reads a dataset directory (either layout; `data.yaml` wins when both are present). Relative
- * `path` in `data.yaml` is taken relative to the YAML file's directory.
- *
- * @example
- * ```ts
- * const { names, images } = await readYoloDataset("/data/coco8", { task: "detect" });
- * ```
- */
-export async function readYoloDataset(
-  dir: string,
-  opts: YoloImportOptions = {},
-): Promise<YoloImport> {
-  const root = resolve(dir);
-  const problems: AnnotationProblem[] = [];
-  const failures: AnnotationFormatError[] = [];
+/** Where a dataset's class names and images are, by its layout. */
+async function readLayout(root: string): Promise<{
+  layout: YoloImport["layout"];
+  names: string[];
+  sources: { split: string | null; files: string[] }[];
+}> {
   let names: string[];
   let layout: YoloImport["layout"];
   const sources: { split: string | null; files: string[] }[] = [];
@@ -334,6 +324,49 @@ export async function readYoloDataset(
       .filter((s) => s !== "");
     sources.push({ split: null, files: await listImages(root) });
   }
+  return { layout, names, sources };
+}
+
+/** The label files under `root/labels` that no image read (`seen`) belongs to. */
+async function orphanLabels(root: string, seen: Set<string>): Promise<AnnotationProblem[]> {
+  const problems: AnnotationProblem[] = [];
+  const labelsRoot = join(root, "labels");
+  if (!(await exists(labelsRoot))) return problems;
+  const walk = async (d: string) => {
+    for (const e of await readdir(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (e.name.endsWith(".txt") && !seen.has(resolve(p))) {
+        problems.push({
+          path: relative(root, p).split(sep).join("/"),
+          problem: "label file without an image: skipped",
+        });
+      }
+    }
+  };
+  await walk(labelsRoot);
+  return problems;
+}
+
+/**
+ * Reads a dataset directory (either layout; `data.yaml` wins when both are present). Relative
+ * `path` in `data.yaml` is taken relative to the YAML file's directory.
+ *
+ * @example
+ * ```ts
+ * const { names, images } = await readYoloDataset("/data/coco8", { task: "detect" });
+ * ```
+ */
+export async function readYoloDataset(
+  dir: string,
+  opts: YoloImportOptions = {},
+): Promise<YoloImport> {
+  const root = resolve(dir);
+  const problems: AnnotationProblem[] = [];
+  const failures: AnnotationFormatError[] = [];
+  const read = await readLayout(root);
+  const { layout, sources } = read;
+  let { names } = read;
   if (opts.names) names = [...opts.names];
   let sidecar: Record<string, string> = {};
   try {
@@ -389,21 +422,6 @@ export async function readYoloDataset(
     }
   }
   // Label files with no image next to them are worth a word: their objects were not imported.
-  const labelsRoot = join(root, "labels");
-  if (await exists(labelsRoot)) {
-    const walk = async (d: string) => {
-      for (const e of await readdir(d, { withFileTypes: true })) {
-        const p = join(d, e.name);
-        if (e.isDirectory()) await walk(p);
-        else if (e.name.endsWith(".txt") && !seenLabels.has(resolve(p))) {
-          problems.push({
-            path: relative(root, p).split(sep).join("/"),
-            problem: "label file without an image: skipped",
-          });
-        }
-      }
-    };
-    await walk(labelsRoot);
-  }
+  problems.push(...await orphanLabels(root, seenLabels));
   return { dir: root, layout, names, images, problems, failures };
 }

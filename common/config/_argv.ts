@@ -98,32 +98,12 @@ export function parseArgv(
       });
       continue;
     }
-    let value: string | boolean;
-    if (opt.type === "string") {
-      if (t.value === undefined || negated || (!t.inlineValue && t.value.startsWith("--"))) {
-        out.issues.push({
-          path: byFlag.get(name)?.path ?? "argv",
-          source: `flag ${t.rawName}`,
-          expected: `expected a value: --${name} <value>`,
-          found: t.value === undefined ? undefined : `flag ${t.value}`,
-        });
-        continue;
-      }
-      value = t.value;
-    } else if (t.value !== undefined && t.inlineValue) {
-      if (negated) {
-        out.issues.push({
-          path: byFlag.get(name)?.path ?? "argv",
-          source: `flag ${t.rawName}`,
-          expected: `expected --no-${name} without a value`,
-          found: JSON.stringify(t.value),
-        });
-        continue;
-      }
-      value = t.value;
-    } else {
-      value = !negated;
+    const read = flagValue(t, name, negated, opt.type, byFlag.get(name)?.path ?? "argv");
+    if (typeof read === "object") {
+      out.issues.push(read);
+      continue;
     }
+    let value = read;
     if (name === CONFIG_FLAG) {
       out.configPath = String(value);
       continue;
@@ -151,4 +131,47 @@ export function parseArgv(
     else out.extra[name] = value;
   }
   return out;
+}
+
+/** The part of a `parseArgs` option token that {@link flagValue} reads. */
+interface OptionToken {
+  rawName: string;
+  value?: string;
+  inlineValue?: boolean;
+}
+
+/**
+ * The value of one flag occurrence (`--name <v>`, `--name=v`, `--flag`, `--no-flag`), or the
+ * issue when a string flag has no value or a negated flag has one.
+ */
+function flagValue(
+  t: OptionToken,
+  name: string,
+  negated: boolean,
+  type: "boolean" | "string",
+  path: string,
+): string | boolean | ConfigIssue {
+  if (type === "string") {
+    if (t.value === undefined || negated || (!t.inlineValue && t.value.startsWith("--"))) {
+      return {
+        path,
+        source: `flag ${t.rawName}`,
+        expected: `expected a value: --${name} <value>`,
+        found: t.value === undefined ? undefined : `flag ${t.value}`,
+      };
+    }
+    return t.value;
+  }
+  if (t.value !== undefined && t.inlineValue) {
+    if (negated) {
+      return {
+        path,
+        source: `flag ${t.rawName}`,
+        expected: `expected --no-${name} without a value`,
+        found: JSON.stringify(t.value),
+      };
+    }
+    return t.value;
+  }
+  return !negated;
 }

@@ -254,6 +254,122 @@ function plain(status: number, message: string): Response {
   });
 }
 
+type Limits = Required<HttpLimits>;
+
+function limitsOf(opts: HttpLimits): Limits {
+  return {
+    headerTimeoutMs: opts.headerTimeoutMs ?? 10_000,
+    bodyTimeoutMs: opts.bodyTimeoutMs ?? 30_000,
+    idleTimeoutMs: opts.idleTimeoutMs ?? 5_000,
+    writeTimeoutMs: opts.writeTimeoutMs ?? 30_000,
+    maxConnections: opts.maxConnections ?? 128,
+    maxBodyBytes: opts.maxBodyBytes ?? 16 * 1024 * 1024,
+  };
+}
+
+/**
+ * Reads one request's head (by `deadline`) and body; answers `100-continue`. A malformed request
+ * is answered with its 4xx status and gives `null` (the connection then closes).
+ */
+async function readRequest(
+  r: ConnReader,
+  conn: Deno.Conn,
+  deadline: number,
+  limits: Limits,
+): Promise<{ head: Head; body: Uint8Array | null } | null> {
+  try {
+    const head = parseHead(await r.until(CRLF2, deadline, MAX_HEADER_BYTES));
+    if (head.headers.get("expect")?.toLowerCase() === "100-continue") {
+      const deadline = Date.now() + limits.writeTimeoutMs;
+      await writeAll(conn, enc.encode("HTTP/1.1 100 Continue\r\n\r\n"), deadline);
+    }
+    const body = await readBody(r, head, Date.now() + limits.bodyTimeoutMs, limits.maxBodyBytes);
+    return { head, body };
+  } catch (err) {
+    if (!(err instanceof BadRequest)) throw err;
+    const bytes = await encodeResponse(plain(err.status, err.message), false, false);
+    await writeAll(conn, bytes, Date.now() + limits.writeTimeoutMs).catch(() => {});
+    return null;
+  }
+}
+
+/** Whether the client asks to keep the connection open (HTTP/1.1 unless `close`; 1.0 if asked). */
+function wantsKeepAlive(head: Head): boolean {
+  const connection = head.headers.get("connection")?.toLowerCase() ?? "";
+  return head.version === "1.1" ? !connection.includes("close") : connection.includes("keep-alive");
+}
+
+function toRequest(
+  { head, body }: { head: Head; body: Uint8Array | null },
+  addr: Deno.NetAddr,
+): Request {
+  const host = head.headers.get("host") ?? `${addr.hostname}:${addr.port}`;
+  const url = head.target.startsWith("/") ? `http://${host}${head.target}` : head.target;
+  return new Request(url, {
+    method: head.method,
+    headers: head.headers,
+    body: head.method === "GET" || head.method === "HEAD" || body === null
+      ? null
+      : new Uint8Array(body),
+  });
+}
+
+/** The handler's response to `request`, or `onError`'s when building or handling it throws. */
+async function answer(
+  handler: (req: Request) => Promise<Response>,
+  onError: (err: unknown) => Response,
+  request: { head: Head; body: Uint8Array | null },
+  addr: Deno.NetAddr,
+): Promise<Response> {
+  try {
+    return await handler(toRequest(request, addr));
+  } catch (err) {
+    return onError(err);
+  }
+}
+
+/** A connection's normal ends (timeouts, the peer going away), not worth a warning. */
+function isConnectionEnd(err: unknown): boolean {
+  return err instanceof Timeout || err instanceof Closed ||
+    err instanceof Deno.errors.BadResource ||
+    err instanceof Deno.errors.ConnectionReset || err instanceof Deno.errors.BrokenPipe ||
+    err instanceof Deno.errors.Interrupted;
+}
+
+/**
+ * The next connection; accept failures (EMFILE and friends: the connection stays in the
+ * backlog) are retried with a growing pause. `null` once the listener is closed for shutdown.
+ */
+async function acceptWithBackoff(
+  listener: Deno.Listener,
+  log: Logger,
+  stopping: () => boolean,
+): Promise<Deno.Conn | null> {
+  let backoff = 10;
+  for (;;) {
+    try {
+      return await listener.accept();
+    } catch (err) {
+      if (stopping() || err instanceof Deno.errors.BadResource) return null;
+      log.warn("http accept failed; retrying", { error: messageOf(err), retryMs: backoff });
+      await new Promise((r) => setTimeout(r, backoff));
+      backoff = Math.min(1000, backoff * 2);
+    }
+  }
+}
+
+/** Answers 503 on a connection over the limit and closes it, without waiting for the write. */
+async function refuseOverloaded(conn: Deno.Conn): Promise<void> {
+  const bytes = await encodeResponse(plain(503, "too many connections"), false, false);
+  void writeAll(conn, bytes, Date.now() + 1000).catch(() => {}).finally(() => {
+    try {
+      conn.close();
+    } catch {
+      // closed already
+    }
+  });
+}
+
 /**
  * Serves `handler` with the limits above; returns a `Deno.HttpServer`-shaped handle.
  *
@@ -266,12 +382,8 @@ export function serveBounded(
   handler: (req: Request) => Promise<Response>,
   opts: BoundedServeOptions,
 ): Deno.HttpServer<Deno.NetAddr> {
-  const headerTimeoutMs = opts.headerTimeoutMs ?? 10_000;
-  const bodyTimeoutMs = opts.bodyTimeoutMs ?? 30_000;
-  const idleTimeoutMs = opts.idleTimeoutMs ?? 5_000;
-  const writeTimeoutMs = opts.writeTimeoutMs ?? 30_000;
-  const maxConnections = opts.maxConnections ?? 128;
-  const maxBodyBytes = opts.maxBodyBytes ?? 16 * 1024 * 1024;
+  const limits = limitsOf(opts);
+  const { headerTimeoutMs, bodyTimeoutMs, idleTimeoutMs, writeTimeoutMs, maxConnections } = limits;
   const log = opts.log;
 
   const listener = Deno.listen({ hostname: opts.hostname, port: opts.port, transport: "tcp" });
@@ -304,58 +416,23 @@ export function serveBounded(
           await r.more(headDeadline);
           idle.delete(conn);
         }
-        let head: Head;
-        let body: Uint8Array | null;
-        try {
-          const deadline = first ? headDeadline : Date.now() + headerTimeoutMs;
-          head = parseHead(await r.until(CRLF2, deadline, MAX_HEADER_BYTES));
-          if (head.headers.get("expect")?.toLowerCase() === "100-continue") {
-            const deadline = Date.now() + writeTimeoutMs;
-            await writeAll(conn, enc.encode("HTTP/1.1 100 Continue\r\n\r\n"), deadline);
-          }
-          body = await readBody(r, head, Date.now() + bodyTimeoutMs, maxBodyBytes);
-        } catch (err) {
-          if (err instanceof BadRequest) {
-            const bytes = await encodeResponse(plain(err.status, err.message), false, false);
-            await writeAll(conn, bytes, Date.now() + writeTimeoutMs).catch(() => {});
-            return;
-          }
+        const deadline = first ? headDeadline : Date.now() + headerTimeoutMs;
+        const request = await readRequest(r, conn, deadline, limits).catch((err) => {
           if (err instanceof Timeout && (r.buffered > 0 || !first)) {
             log.debug("http request too slow; connection closed", { remote: remote.hostname });
           }
           throw err;
-        }
-        const connection = head.headers.get("connection")?.toLowerCase() ?? "";
-        const keepAlive = !stopping &&
-          (head.version === "1.1"
-            ? !connection.includes("close")
-            : connection.includes("keep-alive"));
-        const host = head.headers.get("host") ?? `${addr.hostname}:${addr.port}`;
-        let res: Response;
-        try {
-          const url = head.target.startsWith("/") ? `http://${host}${head.target}` : head.target;
-          const req = new Request(url, {
-            method: head.method,
-            headers: head.headers,
-            body: head.method === "GET" || head.method === "HEAD" || body === null
-              ? null
-              : new Uint8Array(body),
-          });
-          res = await handler(req);
-        } catch (err) {
-          res = opts.onError(err);
-        }
+        });
+        if (request === null) return;
+        const { head } = request;
+        const keepAlive = !stopping && wantsKeepAlive(head);
+        const res = await answer(handler, opts.onError, request, addr);
         const bytes = await encodeResponse(res, head.method === "HEAD", keepAlive);
         await writeAll(conn, bytes, Date.now() + writeTimeoutMs);
         if (!keepAlive) return;
       }
     } catch (err) {
-      if (
-        !(err instanceof Timeout || err instanceof Closed ||
-          err instanceof Deno.errors.BadResource ||
-          err instanceof Deno.errors.ConnectionReset || err instanceof Deno.errors.BrokenPipe ||
-          err instanceof Deno.errors.Interrupted)
-      ) {
+      if (!isConnectionEnd(err)) {
         log.warn("http connection failed", { remote: remote.hostname, error: messageOf(err) });
       }
     } finally {
@@ -365,29 +442,11 @@ export function serveBounded(
 
   const inflight = new Set<Promise<void>>();
   const acceptLoop = async () => {
-    let backoff = 10;
     while (!stopping) {
-      let conn: Deno.Conn;
-      try {
-        conn = await listener.accept();
-        backoff = 10;
-      } catch (err) {
-        if (stopping || err instanceof Deno.errors.BadResource) break;
-        // EMFILE and friends: the connection stays in the backlog; wait and try again.
-        log.warn("http accept failed; retrying", { error: messageOf(err), retryMs: backoff });
-        await new Promise((r) => setTimeout(r, backoff));
-        backoff = Math.min(1000, backoff * 2);
-        continue;
-      }
+      const conn = await acceptWithBackoff(listener, log, () => stopping);
+      if (conn === null) break;
       if (open.size >= maxConnections) {
-        const bytes = await encodeResponse(plain(503, "too many connections"), false, false);
-        void writeAll(conn, bytes, Date.now() + 1000).catch(() => {}).finally(() => {
-          try {
-            conn.close();
-          } catch {
-            // closed already
-          }
-        });
+        await refuseOverloaded(conn);
         continue;
       }
       open.add(conn);

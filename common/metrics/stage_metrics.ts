@@ -99,6 +99,64 @@ const NAME = /^[a-z][a-z0-9_]*$/;
 const LABEL = /^[a-z][a-z0-9_]*$/;
 const RESERVED_SUFFIX = /_(bucket|count|sum|created)$/;
 
+type MetricKind = "counter" | "gauge" | "histogram";
+
+/**
+ * `name` with the stage's `prefix` added (when it has none), checked against Prometheus naming:
+ * counters end in `_total` and only they, no reserved suffix, not yet in `registry`.
+ */
+function checkedName(
+  name: string,
+  kind: MetricKind,
+  prefix: string,
+  registry: Registry,
+  stage: string,
+): string {
+  let full = name;
+  if (!name.startsWith(prefix)) {
+    if (name.startsWith("sluice_")) {
+      throw new MetricNameError(
+        `${kind} ${
+          JSON.stringify(name)
+        }: expected the prefix ${prefix} (or none), found another stage's`,
+      );
+    }
+    full = prefix + name;
+  }
+  if (!NAME.test(full) || full === prefix) {
+    throw new MetricNameError(
+      `${kind} ${JSON.stringify(name)}: expected lower-case letters, digits and _ after ${prefix}`,
+    );
+  }
+  if (kind === "counter" && !full.endsWith("_total")) {
+    throw new MetricNameError(`counter ${full}: expected a name ending in _total`);
+  }
+  if (kind !== "counter" && full.endsWith("_total")) {
+    throw new MetricNameError(`${kind} ${full}: expected no _total suffix (counters only)`);
+  }
+  if (RESERVED_SUFFIX.test(full)) {
+    throw new MetricNameError(`${kind} ${full}: expected no _bucket/_count/_sum/_created suffix`);
+  }
+  if (registry.getSingleMetric(full)) {
+    throw new MetricNameError(`${kind} ${full}: already registered in the ${stage} registry`);
+  }
+  return full;
+}
+
+/** The label names, checked (lower-case, not `le` or `quantile`). */
+function checkedLabels<L extends string>(name: string, ls: readonly L[] = []): L[] {
+  for (const l of ls) {
+    if (!LABEL.test(l) || l === "le" || l === "quantile") {
+      throw new MetricNameError(
+        `label ${
+          JSON.stringify(l)
+        } of ${name}: expected lower-case letters, digits and _ (not le/quantile)`,
+      );
+    }
+  }
+  return [...ls];
+}
+
 /**
  * Creates the registry and common metrics of one stage.
  *
@@ -119,58 +177,15 @@ export function createStageMetrics(stage: string, opts: StageMetricsOptions = {}
   const registry = new Registry();
   const registers = [registry];
 
-  const fullName = (name: string, kind: "counter" | "gauge" | "histogram"): string => {
-    let full = name;
-    if (!name.startsWith(prefix)) {
-      if (name.startsWith("sluice_")) {
-        throw new MetricNameError(
-          `${kind} ${
-            JSON.stringify(name)
-          }: expected the prefix ${prefix} (or none), found another stage's`,
-        );
-      }
-      full = prefix + name;
-    }
-    if (!NAME.test(full) || full === prefix) {
-      throw new MetricNameError(
-        `${kind} ${
-          JSON.stringify(name)
-        }: expected lower-case letters, digits and _ after ${prefix}`,
-      );
-    }
-    if (kind === "counter" && !full.endsWith("_total")) {
-      throw new MetricNameError(`counter ${full}: expected a name ending in _total`);
-    }
-    if (kind !== "counter" && full.endsWith("_total")) {
-      throw new MetricNameError(`${kind} ${full}: expected no _total suffix (counters only)`);
-    }
-    if (RESERVED_SUFFIX.test(full)) {
-      throw new MetricNameError(`${kind} ${full}: expected no _bucket/_count/_sum/_created suffix`);
-    }
-    if (registry.getSingleMetric(full)) {
-      throw new MetricNameError(`${kind} ${full}: already registered in the ${stage} registry`);
-    }
-    return full;
-  };
-  const labels = <L extends string>(name: string, ls: readonly L[] = []): L[] => {
-    for (const l of ls) {
-      if (!LABEL.test(l) || l === "le" || l === "quantile") {
-        throw new MetricNameError(
-          `label ${
-            JSON.stringify(l)
-          } of ${name}: expected lower-case letters, digits and _ (not le/quantile)`,
-        );
-      }
-    }
-    return [...ls];
-  };
+  const fullName = (name: string, kind: MetricKind): string =>
+    checkedName(name, kind, prefix, registry, stage);
 
   const counter = <L extends string = never>(o: MetricOptions<L>): Counter<L> => {
     const name = fullName(o.name, "counter");
     return new Counter<L>({
       name,
       help: o.help,
-      labelNames: labels(name, o.labelNames),
+      labelNames: checkedLabels(name, o.labelNames),
       registers,
     });
   };
@@ -181,7 +196,7 @@ export function createStageMetrics(stage: string, opts: StageMetricsOptions = {}
     return new Gauge<L>({
       name,
       help: o.help,
-      labelNames: labels(name, o.labelNames),
+      labelNames: checkedLabels(name, o.labelNames),
       registers,
       ...(o.collect ? { collect: o.collect } : {}),
     });
@@ -193,7 +208,7 @@ export function createStageMetrics(stage: string, opts: StageMetricsOptions = {}
     return new Histogram<L>({
       name,
       help: o.help,
-      labelNames: labels(name, o.labelNames),
+      labelNames: checkedLabels(name, o.labelNames),
       registers,
       ...(o.buckets ? { buckets: [...o.buckets] } : {}),
     });

@@ -21,22 +21,36 @@ async function removeQuietly(path: string): Promise<void> {
   }
 }
 
+/**
+ * Runs `write(tmp)` on a fresh temporary path in `tmpDir`, then renames it to `path`; on failure
+ * the temporary file is removed and the error rethrown.
+ */
+async function viaTemp(
+  path: string,
+  tmpDir: string,
+  write: (tmp: string) => Promise<void>,
+): Promise<void> {
+  await Deno.mkdir(dirname(path), { recursive: true });
+  const tmp = tempPath(tmpDir);
+  try {
+    await write(tmp);
+    await Deno.rename(tmp, path);
+  } catch (err) {
+    await removeQuietly(tmp);
+    throw err;
+  }
+}
+
 /** Writes `data` to `path` through a temporary file in `tmpDir` (default: `path`'s directory). */
 export async function writeFileAtomic(
   path: string,
   data: string | Uint8Array,
   tmpDir: string = dirname(path),
 ): Promise<void> {
-  await Deno.mkdir(dirname(path), { recursive: true });
-  const tmp = tempPath(tmpDir);
-  try {
+  await viaTemp(path, tmpDir, async (tmp) => {
     if (typeof data === "string") await Deno.writeTextFile(tmp, data);
     else await Deno.writeFile(tmp, data);
-    await Deno.rename(tmp, path);
-  } catch (err) {
-    await removeQuietly(tmp);
-    throw err;
-  }
+  });
 }
 
 /**
@@ -68,16 +82,10 @@ export async function writeStreamAtomic(
   path: string,
   body: ReadableStream<Uint8Array>,
 ): Promise<void> {
-  await Deno.mkdir(dirname(path), { recursive: true });
-  const tmp = tempPath(dirname(path));
-  try {
+  await viaTemp(path, dirname(path), async (tmp) => {
     const file = await Deno.open(tmp, { write: true, createNew: true });
     await body.pipeTo(file.writable);
-    await Deno.rename(tmp, path);
-  } catch (err) {
-    await removeQuietly(tmp);
-    throw err;
-  }
+  });
 }
 
 /** Copies a file to `dest` through a temporary file in `tmpDir` (default: `dest`'s directory). */
@@ -86,15 +94,7 @@ export async function copyFileAtomic(
   dest: string,
   tmpDir: string = dirname(dest),
 ): Promise<void> {
-  await Deno.mkdir(dirname(dest), { recursive: true });
-  const tmp = tempPath(tmpDir);
-  try {
-    await Deno.copyFile(src, tmp);
-    await Deno.rename(tmp, dest);
-  } catch (err) {
-    await removeQuietly(tmp);
-    throw err;
-  }
+  await viaTemp(dest, tmpDir, (tmp) => Deno.copyFile(src, tmp));
 }
 
 /** Whether a directory entry is one of our temporary files (skipped by listings). */

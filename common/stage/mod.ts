@@ -20,6 +20,7 @@
  */
 export * from "./closers.ts";
 export * from "./entries.ts";
+export * from "./mode_argument.ts";
 export * from "./open_resources.ts";
 export * from "./run_guard.ts";
 export * from "./run_queue.ts";

@@ -192,47 +192,89 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerSummar
       }`,
     );
   }
-  const cfg = parsed.data;
-  const batchSize = cfg.batchSize ?? cfg.concurrency;
-  const { manifest, signal } = options;
-  const log = options.log.child({ owner: cfg.owner });
-  const permanentCodes = options.permanentCodes ?? [];
+  return await new WorkerLoop(options, parsed.data).run();
+}
 
-  const completer = completionPath(manifest, cfg.completionBatch);
-  const summary: WorkerSummary = { done: 0, failed: 0, retried: 0, leaseLost: 0, released: 0 };
-  const held = new Map<string, Held>();
-  const queued: Held[] = [];
-  const running = new Set<Promise<void>>();
-  const waker = new Waker();
-  const onAbort = () => waker.wake();
-  signal?.addEventListener("abort", onAbort);
+type WorkerConfig = z.infer<typeof OptionsSchema>;
 
-  const progressOpts = options.progress === false ? null : (options.progress ?? {});
-  const counter = new ProgressCounter(progressOpts?.total);
-  let reporter: ProgressReporter | null = null;
-  let progressTimer: ReturnType<typeof setInterval> | undefined;
+/** One `runWorker` call's state: its held claims, slots, lease renewal and progress. */
+class WorkerLoop {
+  readonly #options: RunWorkerOptions;
+  readonly #cfg: WorkerConfig;
+  readonly #batchSize: number;
+  readonly #manifest: WorkQueue;
+  readonly #signal: AbortSignal | undefined;
+  readonly #log: Logger;
+  readonly #permanentCodes: readonly string[];
+  readonly #completer: ReturnType<typeof completionPath>;
+  readonly #summary: WorkerSummary = { done: 0, failed: 0, retried: 0, leaseLost: 0, released: 0 };
+  readonly #held = new Map<string, Held>();
+  readonly #queued: Held[] = [];
+  readonly #running = new Set<Promise<void>>();
+  readonly #waker = new Waker();
+  readonly #onAbort = () => this.#waker.wake();
+  readonly #progressOpts: ProgressOptions | null;
+  readonly #counter: ProgressCounter;
+  #reporter: ProgressReporter | null = null;
+  #progressTimer: ReturnType<typeof setInterval> | undefined;
+  #renewTimer: ReturnType<typeof setTimeout> | undefined;
+  #renewing: Promise<void> | null = null;
+  readonly #renewEvery: number;
+
+  constructor(options: RunWorkerOptions, cfg: WorkerConfig) {
+    this.#options = options;
+    this.#cfg = cfg;
+    this.#batchSize = cfg.batchSize ?? cfg.concurrency;
+    this.#manifest = options.manifest;
+    this.#signal = options.signal;
+    this.#log = options.log.child({ owner: cfg.owner });
+    this.#permanentCodes = options.permanentCodes ?? [];
+    this.#completer = completionPath(this.#manifest, cfg.completionBatch);
+    this.#signal?.addEventListener("abort", this.#onAbort);
+    this.#progressOpts = options.progress === false ? null : (options.progress ?? {});
+    this.#counter = new ProgressCounter(this.#progressOpts?.total);
+    this.#renewEvery = Math.max(10, Math.floor(cfg.leaseMs / 3));
+  }
+
+  async run(): Promise<WorkerSummary> {
+    const cfg = this.#cfg;
+    this.#log.info("worker started", {
+      stage: cfg.stage,
+      concurrency: cfg.concurrency,
+      batchSize: this.#batchSize,
+      leaseMs: cfg.leaseMs,
+      once: cfg.once,
+    });
+    try {
+      await this.#startProgress();
+      this.#scheduleRenew();
+      await this.#loop();
+    } finally {
+      await this.#shutdown();
+    }
+    return this.#summary;
+  }
 
   // ---- leases --------------------------------------------------------------------------
-  let renewTimer: ReturnType<typeof setTimeout> | undefined;
-  let renewing: Promise<void> | null = null;
-  const renewEvery = Math.max(10, Math.floor(cfg.leaseMs / 3));
-  const scheduleRenew = () => {
-    renewTimer = setTimeout(() => {
-      renewing = renewAll().finally(() => {
-        renewing = null;
-        if (renewTimer !== undefined) scheduleRenew();
+
+  #scheduleRenew(): void {
+    this.#renewTimer = setTimeout(() => {
+      this.#renewing = this.#renewAll().finally(() => {
+        this.#renewing = null;
+        if (this.#renewTimer !== undefined) this.#scheduleRenew();
       });
-    }, renewEvery);
-  };
-  const renewAll = async () => {
-    const mine = [...held.values()].filter((h) => !h.lost && !h.released && !h.finished);
+    }, this.#renewEvery);
+  }
+
+  async #renewAll(): Promise<void> {
+    const mine = [...this.#held.values()].filter((h) => !h.lost && !h.released && !h.finished);
     if (mine.length === 0) return;
     let kept: Claim[];
     try {
-      kept = await manifest.renew(mine.map((h) => h.claim), cfg.leaseMs);
+      kept = await this.#manifest.renew(mine.map((h) => h.claim), this.#cfg.leaseMs);
     } catch (err) {
       // The next tick tries again; the lease has two more renewal periods before it expires.
-      log.warn("lease renewal failed", { error: messageOf(err), items: mine.length });
+      this.#log.warn("lease renewal failed", { error: messageOf(err), items: mine.length });
       return;
     }
     const byItem = new Map(kept.map((c) => [c.itemId, c]));
@@ -245,43 +287,44 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerSummar
       // Completed (or being recorded) while the renewal was on its way: not lost.
       if (h.finished || h.recording) continue;
       h.lost = true;
-      log.warn("lease lost while working", { item: h.claim.itemId });
+      this.#log.warn("lease lost while working", { item: h.claim.itemId });
       h.ac.abort(new LeaseLostError(h.claim));
-      const i = queued.indexOf(h);
+      const i = this.#queued.indexOf(h);
       if (i >= 0) {
-        queued.splice(i, 1);
-        finish(h, { outcome: "lease_lost" }, 0);
+        this.#queued.splice(i, 1);
+        this.#finish(h, { outcome: "lease_lost" }, 0);
       }
     }
-  };
+  }
 
   // ---- outcomes ------------------------------------------------------------------------
-  const finish = (h: Held, result: ItemResult, ms: number) => {
+
+  #finish(h: Held, result: ItemResult, ms: number): void {
     if (h.finished) return;
     h.finished = true;
-    held.delete(h.claim.itemId);
-    if (result.outcome === "lease_lost") summary.leaseLost++;
-    else summary[result.outcome]++;
-    counter.record(result.outcome);
+    this.#held.delete(h.claim.itemId);
+    if (result.outcome === "lease_lost") this.#summary.leaseLost++;
+    else this.#summary[result.outcome]++;
+    this.#counter.record(result.outcome);
     try {
-      options.onResult?.(h.claim, result, ms);
+      this.#options.onResult?.(h.claim, result, ms);
     } catch (err) {
-      log.warn("onResult callback threw", { error: messageOf(err) });
+      this.#log.warn("onResult callback threw", { error: messageOf(err) });
     }
-    reporter?.update(snapshot());
-  };
+    this.#reporter?.update(this.#snapshot());
+  }
 
-  const recordFailure = async (h: Held, err: unknown): Promise<ItemResult> => {
+  async #recordFailure(h: Held, err: unknown): Promise<ItemResult> {
     const reason = reasonOf(err);
     const message = messageOf(err);
-    const retry = !isPermanentFailure(err, permanentCodes);
+    const retry = !isPermanentFailure(err, this.#permanentCodes);
     try {
-      const state = await manifest.fail(h.claim, reason, message, {
+      const state = await this.#manifest.fail(h.claim, reason, message, {
         retry,
-        maxAttempts: cfg.maxAttempts,
+        maxAttempts: this.#cfg.maxAttempts,
       });
       const outcome = state === "failed" ? "failed" : "retried";
-      log.warn(outcome === "failed" ? "item failed" : "item failed, will retry", {
+      this.#log.warn(outcome === "failed" ? "item failed" : "item failed, will retry", {
         item: h.claim.itemId,
         attempt: h.claim.attempts,
         reason,
@@ -290,11 +333,14 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerSummar
       return { outcome, reason, message };
     } catch (failErr) {
       if (failErr instanceof LeaseLostError) {
-        log.warn("lease lost before the failure was recorded", { item: h.claim.itemId, reason });
+        this.#log.warn("lease lost before the failure was recorded", {
+          item: h.claim.itemId,
+          reason,
+        });
         return { outcome: "lease_lost", reason, message };
       }
       // Unrecorded: the lease runs out and the item is claimed again.
-      log.error("could not record item failure", {
+      this.#log.error("could not record item failure", {
         item: h.claim.itemId,
         reason,
         error: message,
@@ -302,135 +348,132 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerSummar
       });
       return { outcome: "retried", reason, message };
     }
-  };
+  }
 
-  const start = (h: Held) => {
+  #start(h: Held): void {
     const t0 = performance.now();
-    const itemLog = log.child({ item: h.claim.itemId, attempt: h.claim.attempts });
-    counter.inFlight++;
+    const itemLog = this.#log.child({ item: h.claim.itemId, attempt: h.claim.attempts });
+    this.#counter.inFlight++;
     const run = async () => {
       let result: ItemResult;
       try {
-        const effects = await options.process(h.claim, {
+        const effects = await this.#options.process(h.claim, {
           signal: h.ac.signal,
           log: itemLog,
           attempt: h.claim.attempts,
         });
         h.recording = true;
-        if (h.released) result = { outcome: "released" };
-        else if (h.lost) result = { outcome: "lease_lost" };
-        else {
-          try {
-            await completer.complete(h.claim, effects ?? {});
-            result = { outcome: "done" };
-            itemLog.debug("item done", { ms: Math.round(performance.now() - t0) });
-          } catch (err) {
-            if (err instanceof LeaseLostError) {
-              itemLog.warn("lease lost before completion; nothing recorded", {
-                error: err.message,
-              });
-              result = { outcome: "lease_lost", reason: err.code, message: err.message };
-            } else {
-              itemLog.error("completing the item failed", { error: messageOf(err) });
-              result = await recordFailure(h, err);
-            }
-          }
-        }
+        result = await this.#recordSuccess(h, effects, itemLog, t0);
       } catch (err) {
         h.recording = true;
         if (h.released) result = { outcome: "released" };
         else if (h.lost) result = { outcome: "lease_lost" };
-        else if (options.isBackpressure?.(err)) {
-          await releaseHeld(h);
+        else if (this.#options.isBackpressure?.(err)) {
+          await this.#releaseHeld(h);
           result = { outcome: "released", reason: reasonOf(err), message: messageOf(err) };
-        } else result = await recordFailure(h, err);
+        } else result = await this.#recordFailure(h, err);
       }
-      counter.inFlight--;
-      finish(h, result, performance.now() - t0);
+      this.#counter.inFlight--;
+      this.#finish(h, result, performance.now() - t0);
     };
     const p = run().finally(() => {
-      running.delete(p);
-      waker.wake();
+      this.#running.delete(p);
+      this.#waker.wake();
     });
-    running.add(p);
-  };
+    this.#running.add(p);
+  }
 
-  const releaseHeld = async (h: Held) => {
+  /** Records a returned item: `complete`, unless it was released or its lease lost meanwhile. */
+  async #recordSuccess(
+    h: Held,
+    effects: Effects | void,
+    itemLog: Logger,
+    t0: number,
+  ): Promise<ItemResult> {
+    if (h.released) return { outcome: "released" };
+    if (h.lost) return { outcome: "lease_lost" };
+    try {
+      await this.#completer.complete(h.claim, effects ?? {});
+      itemLog.debug("item done", { ms: Math.round(performance.now() - t0) });
+      return { outcome: "done" };
+    } catch (err) {
+      if (err instanceof LeaseLostError) {
+        itemLog.warn("lease lost before completion; nothing recorded", { error: err.message });
+        return { outcome: "lease_lost", reason: err.code, message: err.message };
+      }
+      itemLog.error("completing the item failed", { error: messageOf(err) });
+      return await this.#recordFailure(h, err);
+    }
+  }
+
+  async #releaseHeld(h: Held): Promise<void> {
     h.released = true;
     try {
-      await manifest.release(h.claim);
+      await this.#manifest.release(h.claim);
     } catch (err) {
       // The lease expires on its own; another worker picks the item up then.
-      log.warn("could not release claim", { item: h.claim.itemId, error: messageOf(err) });
+      this.#log.warn("could not release claim", { item: h.claim.itemId, error: messageOf(err) });
     }
-  };
+  }
 
-  const snapshot = () => counter.snapshot();
+  #snapshot(): ProgressSnapshot {
+    return this.#counter.snapshot();
+  }
 
-  const drained = async (): Promise<boolean> => {
-    const counts = (await manifest.workCounts(cfg.stage))[cfg.stage];
+  async #drained(): Promise<boolean> {
+    const counts = (await this.#manifest.workCounts(this.#cfg.stage))[this.#cfg.stage];
     // Adapters may leave out states with no rows.
     return !counts || ((counts.pending ?? 0) === 0 && (counts.leased ?? 0) === 0);
-  };
+  }
 
   // ---- the loop ----------------------------------------------------------------------------
-  log.info("worker started", {
-    stage: cfg.stage,
-    concurrency: cfg.concurrency,
-    batchSize,
-    leaseMs: cfg.leaseMs,
-    once: cfg.once,
-  });
-  try {
-    if (progressOpts) {
-      if (cfg.once && progressOpts.total === undefined) {
-        try {
-          const c = (await manifest.workCounts(cfg.stage))[cfg.stage];
-          counter.setTotal(c ? (c.pending ?? 0) + (c.leased ?? 0) : 0);
-        } catch (err) {
-          log.warn("could not count the queue for progress", { error: messageOf(err) });
-        }
-      }
-      reporter = progressOpts.onProgress
-        ? callbackReporter(progressOpts.onProgress, progressOpts)
-        : createProgressReporter({
-          label: cfg.stage,
-          log,
-          tty: cfg.once ? undefined : false,
-          everyItems: progressOpts.everyItems,
-          everyMs: progressOpts.everyMs,
-        });
-      progressTimer = setInterval(
-        () => reporter?.update(snapshot()),
-        Math.min(1000, progressOpts.everyMs ?? 10_000),
-      );
-    }
-    scheduleRenew();
 
-    while (!signal?.aborted) {
-      while (queued.length > 0 && running.size < cfg.concurrency) start(queued.shift()!);
+  async #startProgress(): Promise<void> {
+    const progressOpts = this.#progressOpts;
+    const cfg = this.#cfg;
+    if (!progressOpts) return;
+    if (cfg.once && progressOpts.total === undefined) {
+      try {
+        const c = (await this.#manifest.workCounts(cfg.stage))[cfg.stage];
+        this.#counter.setTotal(c ? (c.pending ?? 0) + (c.leased ?? 0) : 0);
+      } catch (err) {
+        this.#log.warn("could not count the queue for progress", { error: messageOf(err) });
+      }
+    }
+    this.#reporter = progressOpts.onProgress
+      ? callbackReporter(progressOpts.onProgress, progressOpts)
+      : createProgressReporter({
+        label: cfg.stage,
+        log: this.#log,
+        tty: cfg.once ? undefined : false,
+        everyItems: progressOpts.everyItems,
+        everyMs: progressOpts.everyMs,
+      });
+    this.#progressTimer = setInterval(
+      () => this.#reporter?.update(this.#snapshot()),
+      Math.min(1000, progressOpts.everyMs ?? 10_000),
+    );
+  }
+
+  async #loop(): Promise<void> {
+    const cfg = this.#cfg;
+    const waker = this.#waker;
+    while (!this.#signal?.aborted) {
+      while (this.#queued.length > 0 && this.#running.size < cfg.concurrency) {
+        this.#start(this.#queued.shift()!);
+      }
       // Free slots plus the prefetch buffer's room (with no prefetch: the free slots).
-      const room = cfg.concurrency + cfg.prefetch - running.size - queued.length;
+      const room = cfg.concurrency + cfg.prefetch - this.#running.size - this.#queued.length;
       if (room <= 0) {
         await waker.wait(cfg.idlePollMs);
         continue;
       }
-      if (options.canClaim && !(await options.canClaim())) {
+      if (this.#options.canClaim && !(await this.#options.canClaim())) {
         await waker.wait(jitter(cfg.idlePollMs));
         continue;
       }
-      let claims: Claim[];
-      try {
-        // Never hold more claims than slots plus `prefetch`: a claim waiting in a local buffer
-        // keeps its item from idle workers while its lease ticks.
-        claims = await manifest.claim(cfg.stage, {
-          max: Math.min(batchSize, room),
-          leaseMs: cfg.leaseMs,
-          owner: cfg.owner,
-          maxAttempts: cfg.maxAttempts,
-        });
-      } catch (err) {
-        log.error("claim failed", { error: messageOf(err) });
+      const claims = await this.#claim(room);
+      if (claims === null) {
         await waker.wait(jitter(cfg.idlePollMs));
         continue;
       }
@@ -442,61 +485,88 @@ export async function runWorker(options: RunWorkerOptions): Promise<WorkerSummar
           released: false,
           finished: false,
         };
-        held.set(claim.itemId, h);
-        queued.push(h);
+        this.#held.set(claim.itemId, h);
+        this.#queued.push(h);
       }
       if (claims.length > 0) continue;
-      if (running.size === 0 && cfg.once) {
+      if (this.#running.size === 0 && cfg.once) {
         try {
-          if (await drained()) break;
+          if (await this.#drained()) break;
         } catch (err) {
-          log.warn("could not count the queue", { error: messageOf(err) });
+          this.#log.warn("could not count the queue", { error: messageOf(err) });
         }
       }
       await waker.wait(jitter(cfg.idlePollMs));
     }
-  } finally {
-    // Claimed but not started: give back at once.
-    for (const h of queued.splice(0)) {
-      await releaseHeld(h);
-      finish(h, { outcome: "released" }, 0);
-    }
-    if (running.size > 0) {
-      log.info("stopping: waiting for in-flight items", {
-        inFlight: running.size,
-        graceMs: cfg.graceMs,
-      });
-      const deadline = performance.now() + cfg.graceMs;
-      while (running.size > 0 && performance.now() < deadline) {
-        await waker.wait(deadline - performance.now());
-      }
-    }
-    if (running.size > 0) {
-      const left = [...held.values()].filter((h) => !h.finished);
-      log.warn("grace period over: releasing unfinished items", { items: left.length });
-      for (const h of left) {
-        h.released = true;
-        h.ac.abort(new SluiceError("worker_stopping", "worker shutting down; claim released"));
-      }
-      for (const h of left) await releaseHeld(h);
-      const deadline = performance.now() + SETTLE_AFTER_ABORT_MS;
-      while (running.size > 0 && performance.now() < deadline) {
-        await waker.wait(deadline - performance.now());
-      }
-      // Items that ignore their signal are abandoned; their late results are discarded.
-      for (const h of left) finish(h, { outcome: "released" }, 0);
-    }
-    await completer.flush();
-    const timer = renewTimer;
-    renewTimer = undefined;
-    clearTimeout(timer);
-    await renewing;
-    clearInterval(progressTimer);
-    reporter?.finish(snapshot());
-    signal?.removeEventListener("abort", onAbort);
-    log.info("worker stopped", { ...summary });
   }
-  return summary;
+
+  /** Claims up to `room` items; `null` when the claim failed (logged). */
+  async #claim(room: number): Promise<Claim[] | null> {
+    const cfg = this.#cfg;
+    try {
+      // Never hold more claims than slots plus `prefetch`: a claim waiting in a local buffer
+      // keeps its item from idle workers while its lease ticks.
+      return await this.#manifest.claim(cfg.stage, {
+        max: Math.min(this.#batchSize, room),
+        leaseMs: cfg.leaseMs,
+        owner: cfg.owner,
+        maxAttempts: cfg.maxAttempts,
+      });
+    } catch (err) {
+      this.#log.error("claim failed", { error: messageOf(err) });
+      return null;
+    }
+  }
+
+  // ---- shutdown ------------------------------------------------------------------------
+
+  async #shutdown(): Promise<void> {
+    // Claimed but not started: give back at once.
+    for (const h of this.#queued.splice(0)) {
+      await this.#releaseHeld(h);
+      this.#finish(h, { outcome: "released" }, 0);
+    }
+    await this.#awaitInFlight();
+    await this.#completer.flush();
+    const timer = this.#renewTimer;
+    this.#renewTimer = undefined;
+    clearTimeout(timer);
+    await this.#renewing;
+    clearInterval(this.#progressTimer);
+    this.#reporter?.finish(this.#snapshot());
+    this.#signal?.removeEventListener("abort", this.#onAbort);
+    this.#log.info("worker stopped", { ...this.#summary });
+  }
+
+  /** Gives in-flight items the grace period, then aborts and releases what is left. */
+  async #awaitInFlight(): Promise<void> {
+    const running = this.#running;
+    if (running.size > 0) {
+      this.#log.info("stopping: waiting for in-flight items", {
+        inFlight: running.size,
+        graceMs: this.#cfg.graceMs,
+      });
+      await this.#waitForRunning(this.#cfg.graceMs);
+    }
+    if (running.size === 0) return;
+    const left = [...this.#held.values()].filter((h) => !h.finished);
+    this.#log.warn("grace period over: releasing unfinished items", { items: left.length });
+    for (const h of left) {
+      h.released = true;
+      h.ac.abort(new SluiceError("worker_stopping", "worker shutting down; claim released"));
+    }
+    for (const h of left) await this.#releaseHeld(h);
+    await this.#waitForRunning(SETTLE_AFTER_ABORT_MS);
+    // Items that ignore their signal are abandoned; their late results are discarded.
+    for (const h of left) this.#finish(h, { outcome: "released" }, 0);
+  }
+
+  async #waitForRunning(ms: number): Promise<void> {
+    const deadline = performance.now() + ms;
+    while (this.#running.size > 0 && performance.now() < deadline) {
+      await this.#waker.wait(deadline - performance.now());
+    }
+  }
 }
 
 function callbackReporter(

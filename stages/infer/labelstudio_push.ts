@@ -64,6 +64,32 @@ export class LabelStudioPushError extends SluiceError {
   }
 }
 
+/** The error message for a refused import, with what to check for 401, 403 and 404. */
+function refusal(
+  status: number,
+  text: string,
+  renewed: boolean,
+  authKind: string,
+  opts: Pick<LabelStudioPushOptions, "projectId" | "url">,
+  endpoint: URL,
+): string {
+  const answer = `${status}: ${text.slice(0, 300)}`;
+  if (status === 401) {
+    return authKind === "pat"
+      ? `Label Studio refused the access token${
+        renewed ? " even after a refresh" : ""
+      } (${answer}): check labelStudioToken (a Personal Access Token) and that the organisation allows PATs`
+      : `Label Studio refused the legacy token (${answer}): check labelStudioToken, or set labelStudioAuth pat for a Personal Access Token`;
+  }
+  if (status === 403) {
+    return `Label Studio: the token's user may not import into project ${opts.projectId} (${answer}): add the user to the project or its workspace`;
+  }
+  if (status === 404) {
+    return `Label Studio: project ${opts.projectId} not found at ${opts.url} (${answer}): check labelStudioProjectId and labelStudioUrl`;
+  }
+  return `Label Studio import ${endpoint}: expected 2xx, found ${answer}`;
+}
+
 /**
  * Builds a function that imports tasks into the configured project.
  *
@@ -91,24 +117,6 @@ export function labelStudioPusher(
     ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
     fetch: doFetch,
   });
-
-  const refusal = (status: number, text: string, renewed: boolean): string => {
-    const answer = `${status}: ${text.slice(0, 300)}`;
-    if (status === 401) {
-      return auth.kind === "pat"
-        ? `Label Studio refused the access token${
-          renewed ? " even after a refresh" : ""
-        } (${answer}): check labelStudioToken (a Personal Access Token) and that the organisation allows PATs`
-        : `Label Studio refused the legacy token (${answer}): check labelStudioToken, or set labelStudioAuth pat for a Personal Access Token`;
-    }
-    if (status === 403) {
-      return `Label Studio: the token's user may not import into project ${opts.projectId} (${answer}): add the user to the project or its workspace`;
-    }
-    if (status === 404) {
-      return `Label Studio: project ${opts.projectId} not found at ${opts.url} (${answer}): check labelStudioProjectId and labelStudioUrl`;
-    }
-    return `Label Studio import ${endpoint}: expected 2xx, found ${answer}`;
-  };
 
   const importBatch = async (
     batch: readonly LabelStudioTask[],
@@ -167,9 +175,13 @@ export function labelStudioPusher(
         attempt--;
         continue;
       }
-      last = new LabelStudioPushError(refusal(res.status, text, renewed), res.status, {
-        imported,
-      });
+      last = new LabelStudioPushError(
+        refusal(res.status, text, renewed, auth.kind, opts, endpoint),
+        res.status,
+        {
+          imported,
+        },
+      );
       const transient = res.status === 429 || res.status >= 500;
       if (!transient) break;
       if (attempt < attempts) {

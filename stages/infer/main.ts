@@ -18,7 +18,7 @@ import "../../common/runtime_assets/sharp_preload.ts"; // first: sharp loads its
 import { EXIT_USAGE, parseStageArgs } from "../../common/config/mod.ts";
 import { messageOf, reasonOf } from "../../common/errors/mod.ts";
 import { materialiseRuntimeAssets } from "../../common/runtime_assets/mod.ts";
-import { createStageLogger, withStageServer } from "../../common/stage/mod.ts";
+import { createStageLogger, modeArgument, withStageServer } from "../../common/stage/mod.ts";
 import { shutdownSignal } from "../../common/worker/mod.ts";
 import { InferSettingsSchema } from "./config.ts";
 import { createInferStage } from "./stage.ts";
@@ -61,14 +61,7 @@ async function main(argv: readonly string[]): Promise<number> {
   });
   const log = createStageLogger("infer", config.log);
   for (const w of warnings) log.warn(w);
-  if (positionals.length > 1 || !(MODES as readonly string[]).includes(positionals[0] ?? "run")) {
-    console.error(
-      `sluice-infer: expected one mode of ${MODES.join(", ")}, found ${
-        JSON.stringify(positionals)
-      }\nRun with --help for usage.`,
-    );
-    return EXIT_USAGE;
-  }
+  if (modeArgument<Mode>("sluice-infer", MODES, positionals) === null) return EXIT_USAGE;
   const inputs = flags.input;
   const gt = flags.eval;
   const mode: Mode = inputs.length > 0 || gt !== undefined

@@ -22,6 +22,7 @@ import { z } from "zod";
 import { type LabelConfig, readLabelConfig } from "../../common/annotations/label_config.ts";
 import { YOLO_TASKS } from "../../common/annotations/yolo.ts";
 import type { Logger } from "../../common/log/mod.ts";
+import type { ManifestStore } from "../../common/manifest/mod.ts";
 import type { ObjectStore } from "../../common/objectstore/mod.ts";
 import type { ExportSetImage } from "./annotation_sets.ts";
 import { exportDocument, exportSetFor } from "./annotations_export.ts";
@@ -190,110 +191,135 @@ export async function runAnnotationCommand(
   };
   const stage = createIngestStage(config, deps);
   res.closers.add("ingest stage", () => stage.close());
+  const run: CommandRun = { ctx, o, config, deps, stage, labelConfig };
   try {
-    if (command === "import-annotations") {
-      const ref = ctx.args[0];
-      if (o.format && isDatasetFormat(o.format)) {
-        const dir = resolve(ctx.cwd, ref);
-        const parsed = await readDatasetRecords(o.format, dir, {
-          ...(o["yolo-task"] ? { yoloTask: o["yolo-task"] } : {}),
-          ...(o["voc-origin"] ? { vocOrigin: Number(o["voc-origin"]) as 0 | 1 } : {}),
-          ...(labelConfig ? { labelConfig } : {}),
-        });
-        const summary = await importParsedAnnotations({
-          manifest: deps.manifest,
-          file: dir,
-          parsed,
-          boxPolicy: {
-            outOfBounds: s.boxOutOfBounds,
-            minSize: s.minBoxSize,
-            ...(s.labels ? { labels: s.labels } : {}),
-          },
-          ...(labelConfig ? { labelConfig } : {}),
-          log: ctx.log,
-        });
-        ctx.print(JSON.stringify(summary, null, 2) + "\n");
-        return summary.status === "imported" ? 0 : 1;
-      }
-      const summary = await stage.importAnnotations(
-        ref,
-        (o.format as "labelstudio" | "coco" | undefined) ?? "auto",
-        { preferLocal: true, cwd: ctx.cwd },
-      );
-      ctx.print(JSON.stringify(summary, null, 2) + "\n");
-      return summary.status === "imported" ? 0 : 1;
-    }
-
-    const format = o.format!;
-    const set = await exportSetFor(deps.manifest, {
-      ...(o.source ? { source: o.source } : {}),
-      ...(o["image-url"] ? { imageUrl: o["image-url"] } : {}),
-      ...(o.snapshot ? { snapshot: o.snapshot, datasetStore: deps.objectStore } : {}),
-      ...(labelConfig ? { labelConfig } : {}),
-    });
-    if (isDatasetFormat(format)) {
-      const storeOf = (img: ExportSetImage) =>
-        img.store === "dataset" ? deps.objectStore : deps.source;
-      const summary = await exportDataset(set, {
-        format,
-        dir: resolve(ctx.cwd, o.out!),
-        ...(o["yolo-task"] && o["yolo-task"] !== "auto" ? { task: o["yolo-task"] } : {}),
-        ...(o["yolo-layout"] ? { layout: o["yolo-layout"] } : {}),
-        ...(o["voc-origin"] ? { vocOrigin: Number(o["voc-origin"]) as 0 | 1 } : {}),
-        ...(labelConfig ? { labelConfig } : {}),
-        readImage: (img) => bytesOf(storeOf(img), img.uri),
-      });
-      ctx.log.info("export written", { ...summary, problems: summary.problems.length });
-      ctx.print(
-        JSON.stringify(
-          {
-            ...summary,
-            problems: summary.problems.length,
-            problemExamples: summary.problems.slice(0, 50),
-          },
-          null,
-          2,
-        ) + "\n",
-      );
-      return 0;
-    }
-    const urlFor = format === "labelstudio"
-      ? imageUrlResolver({
-        mode: s.labelStudioImageUrl,
-        ...(s.imageUrlPrefix ? { prefix: s.imageUrlPrefix } : {}),
-        expirySeconds: s.imageUrlExpirySeconds,
-        localFilesRoot: s.localFilesRoot,
-        stores: [deps.source.url, deps.objectStore.url],
-        s3: {
-          ...(config.s3.endpoint ? { endpoint: config.s3.endpoint } : {}),
-          region: config.s3.region,
-          ...(config.s3.forcePathStyle !== undefined
-            ? { forcePathStyle: config.s3.forcePathStyle }
-            : {}),
-          ...(config.s3.accessKeyId ? { accessKeyId: config.s3.accessKeyId } : {}),
-          ...(config.s3.secretAccessKey ? { secretAccessKey: config.s3.secretAccessKey } : {}),
-          ...(config.s3.sessionToken ? { sessionToken: config.s3.sessionToken } : {}),
-        },
-      })
-      : undefined;
-    const out = await exportDocument(set, {
-      format,
-      ...(o.polygons ? { polygons: o.polygons } : {}),
-      ...(labelConfig ? { labelConfig } : {}),
-      ...(urlFor ? { urlFor } : {}),
-    });
-    const text = JSON.stringify(out.document, null, 2) + "\n";
-    if (o.out === "-") ctx.print(text);
-    else await Deno.writeTextFile(resolve(ctx.cwd, o.out!), text);
-    ctx.log.info("export written", {
-      format,
-      out: o.out,
-      images: out.images,
-      annotations: out.annotations,
-      ...(set.snapshotId ? { snapshot: set.snapshotId } : {}),
-    });
-    return 0;
+    return command === "import-annotations" ? await runImport(run) : await runExport(run);
   } finally {
     await res.close();
   }
+}
+
+/** What `import-annotations` and `export` work with once the resources are open. */
+interface CommandRun {
+  ctx: AnnotationCommandContext;
+  o: z.output<typeof OptionsSchema>;
+  config: IngestConfig;
+  deps: {
+    manifest: ManifestStore;
+    source: ObjectStore;
+    objectStore: ObjectStore;
+  };
+  stage: ReturnType<typeof createIngestStage>;
+  labelConfig: LabelConfig | undefined;
+}
+
+/** `import-annotations`: a dataset folder (YOLO, VOC, ...) or a COCO / Label Studio file. */
+async function runImport(
+  { ctx, o, config, deps, stage, labelConfig }: CommandRun,
+): Promise<number> {
+  const s = config.stage;
+  const ref = ctx.args[0];
+  if (o.format && isDatasetFormat(o.format)) {
+    const dir = resolve(ctx.cwd, ref);
+    const parsed = await readDatasetRecords(o.format, dir, {
+      ...(o["yolo-task"] ? { yoloTask: o["yolo-task"] } : {}),
+      ...(o["voc-origin"] ? { vocOrigin: Number(o["voc-origin"]) as 0 | 1 } : {}),
+      ...(labelConfig ? { labelConfig } : {}),
+    });
+    const summary = await importParsedAnnotations({
+      manifest: deps.manifest,
+      file: dir,
+      parsed,
+      boxPolicy: {
+        outOfBounds: s.boxOutOfBounds,
+        minSize: s.minBoxSize,
+        ...(s.labels ? { labels: s.labels } : {}),
+      },
+      ...(labelConfig ? { labelConfig } : {}),
+      log: ctx.log,
+    });
+    ctx.print(JSON.stringify(summary, null, 2) + "\n");
+    return summary.status === "imported" ? 0 : 1;
+  }
+  const summary = await stage.importAnnotations(
+    ref,
+    (o.format as "labelstudio" | "coco" | undefined) ?? "auto",
+    { preferLocal: true, cwd: ctx.cwd },
+  );
+  ctx.print(JSON.stringify(summary, null, 2) + "\n");
+  return summary.status === "imported" ? 0 : 1;
+}
+
+/** `export`: a dataset folder, or a COCO / Label Studio document. */
+async function runExport({ ctx, o, config, deps, labelConfig }: CommandRun): Promise<number> {
+  const s = config.stage;
+  const format = o.format!;
+  const set = await exportSetFor(deps.manifest, {
+    ...(o.source ? { source: o.source } : {}),
+    ...(o["image-url"] ? { imageUrl: o["image-url"] } : {}),
+    ...(o.snapshot ? { snapshot: o.snapshot, datasetStore: deps.objectStore } : {}),
+    ...(labelConfig ? { labelConfig } : {}),
+  });
+  if (isDatasetFormat(format)) {
+    const storeOf = (img: ExportSetImage) =>
+      img.store === "dataset" ? deps.objectStore : deps.source;
+    const summary = await exportDataset(set, {
+      format,
+      dir: resolve(ctx.cwd, o.out!),
+      ...(o["yolo-task"] && o["yolo-task"] !== "auto" ? { task: o["yolo-task"] } : {}),
+      ...(o["yolo-layout"] ? { layout: o["yolo-layout"] } : {}),
+      ...(o["voc-origin"] ? { vocOrigin: Number(o["voc-origin"]) as 0 | 1 } : {}),
+      ...(labelConfig ? { labelConfig } : {}),
+      readImage: (img) => bytesOf(storeOf(img), img.uri),
+    });
+    ctx.log.info("export written", { ...summary, problems: summary.problems.length });
+    ctx.print(
+      JSON.stringify(
+        {
+          ...summary,
+          problems: summary.problems.length,
+          problemExamples: summary.problems.slice(0, 50),
+        },
+        null,
+        2,
+      ) + "\n",
+    );
+    return 0;
+  }
+  const urlFor = format === "labelstudio"
+    ? imageUrlResolver({
+      mode: s.labelStudioImageUrl,
+      ...(s.imageUrlPrefix ? { prefix: s.imageUrlPrefix } : {}),
+      expirySeconds: s.imageUrlExpirySeconds,
+      localFilesRoot: s.localFilesRoot,
+      stores: [deps.source.url, deps.objectStore.url],
+      s3: {
+        ...(config.s3.endpoint ? { endpoint: config.s3.endpoint } : {}),
+        region: config.s3.region,
+        ...(config.s3.forcePathStyle !== undefined
+          ? { forcePathStyle: config.s3.forcePathStyle }
+          : {}),
+        ...(config.s3.accessKeyId ? { accessKeyId: config.s3.accessKeyId } : {}),
+        ...(config.s3.secretAccessKey ? { secretAccessKey: config.s3.secretAccessKey } : {}),
+        ...(config.s3.sessionToken ? { sessionToken: config.s3.sessionToken } : {}),
+      },
+    })
+    : undefined;
+  const out = await exportDocument(set, {
+    format,
+    ...(o.polygons ? { polygons: o.polygons } : {}),
+    ...(labelConfig ? { labelConfig } : {}),
+    ...(urlFor ? { urlFor } : {}),
+  });
+  const text = JSON.stringify(out.document, null, 2) + "\n";
+  if (o.out === "-") ctx.print(text);
+  else await Deno.writeTextFile(resolve(ctx.cwd, o.out!), text);
+  ctx.log.info("export written", {
+    format,
+    out: o.out,
+    images: out.images,
+    annotations: out.annotations,
+    ...(set.snapshotId ? { snapshot: set.snapshotId } : {}),
+  });
+  return 0;
 }

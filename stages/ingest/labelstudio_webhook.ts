@@ -16,11 +16,11 @@
  * ```
  * @module
  */
-import { timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 import { messageOf, reasonOf } from "../../common/errors/mod.ts";
 import type { RouteHandler } from "../../common/http/mod.ts";
 import type { Logger } from "../../common/log/mod.ts";
+import { jsonReply, sameToken } from "./_webhook_reply.ts";
 import type { ManifestStore } from "../../common/manifest/mod.ts";
 import {
   LabelStudioAnnotationSchema,
@@ -65,23 +65,7 @@ const HANDLED = new Set([
   "TASKS_DELETED",
 ]);
 
-function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
-  return new Response(JSON.stringify(body) + "\n", {
-    status,
-    headers: { "content-type": "application/json; charset=utf-8", ...headers },
-  });
-}
-
 const encoder = new TextEncoder();
-function sameToken(given: string, expected: string): boolean {
-  const a = encoder.encode(given);
-  const b = encoder.encode(expected);
-  if (a.length !== b.length) {
-    timingSafeEqual(b, b);
-    return false;
-  }
-  return timingSafeEqual(a, b);
-}
 
 /**
  * Builds the Label Studio webhook route.
@@ -102,7 +86,7 @@ export function createLabelStudioWebhookRoute(opts: LabelStudioWebhookOptions): 
       log?.warn("label studio webhook refused: missing or wrong bearer token", {
         hasAuthorization: auth !== "",
       });
-      return json(401, {
+      return jsonReply(401, {
         error: "unauthorized",
         message: "expected Authorization: Bearer <token> with the configured review webhook token",
       }, { "www-authenticate": 'Bearer realm="sluice-review"' });
@@ -111,13 +95,13 @@ export function createLabelStudioWebhookRoute(opts: LabelStudioWebhookOptions): 
     if (Number.isFinite(declared) && declared > opts.maxBodyBytes) await req.body?.cancel();
     const text = Number.isFinite(declared) && declared > opts.maxBodyBytes ? "" : await req.text();
     if (text === "" && declared > opts.maxBodyBytes) {
-      return json(413, {
+      return jsonReply(413, {
         error: "too_large",
         message: `expected a webhook body of at most ${opts.maxBodyBytes} bytes`,
       });
     }
     if (encoder.encode(text).byteLength > opts.maxBodyBytes) {
-      return json(413, {
+      return jsonReply(413, {
         error: "too_large",
         message: `expected a webhook body of at most ${opts.maxBodyBytes} bytes`,
       });
@@ -126,20 +110,23 @@ export function createLabelStudioWebhookRoute(opts: LabelStudioWebhookOptions): 
     try {
       doc = JSON.parse(text);
     } catch {
-      return json(400, {
+      return jsonReply(400, {
         error: "bad_event",
         message: "expected a JSON body, found unparseable text",
       });
     }
     const action = doc && typeof doc === "object" && "action" in doc ? doc.action : undefined;
     if (typeof action !== "string") {
-      return json(400, { error: "bad_event", message: "expected a string `action`, found none" });
+      return jsonReply(400, {
+        error: "bad_event",
+        message: "expected a string `action`, found none",
+      });
     }
-    if (!HANDLED.has(action)) return json(200, { action, ignored: true });
+    if (!HANDLED.has(action)) return jsonReply(200, { action, ignored: true });
     const parsed = PayloadSchema.safeParse(doc);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      return json(400, {
+      return jsonReply(400, {
         error: "bad_event",
         message: `${action}: ${issue.path.join(".") || "payload"}: ${issue.message}`,
       });
@@ -151,7 +138,7 @@ export function createLabelStudioWebhookRoute(opts: LabelStudioWebhookOptions): 
           ? await manifest.deleteReviews({ annotationIds: p.annotations.map((a) => a.id) })
           : await manifest.deleteReviews({ taskIds: p.tasks.map((t) => t.id) });
         opts.onResult?.({ outcome: "deleted_ids", count });
-        return json(200, { action, deleted: count });
+        return jsonReply(200, { action, deleted: count });
       }
       const anns = Array.isArray(p.annotation) ? p.annotation : [p.annotation];
       const results: ReviewRecordResult[] = [];
@@ -161,10 +148,12 @@ export function createLabelStudioWebhookRoute(opts: LabelStudioWebhookOptions): 
         opts.onResult?.(r);
         results.push(r);
       }
-      return json(200, { action, results });
+      return jsonReply(200, { action, results });
     } catch (err) {
       log?.error("review could not be recorded", { reason: reasonOf(err), error: messageOf(err) });
-      return json(503, { error: reasonOf(err), message: messageOf(err) }, { "retry-after": "5" });
+      return jsonReply(503, { error: reasonOf(err), message: messageOf(err) }, {
+        "retry-after": "5",
+      });
     }
   };
 }

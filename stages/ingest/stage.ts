@@ -352,6 +352,31 @@ function workIngestQueue(
 }
 
 /**
+ * With a Label Studio review project configured, the loop that reconciles its reviews every
+ * `reviewReconcileIntervalMs` until `signal` aborts; otherwise `null`.
+ */
+function reviewReconcileLoop(
+  s: IngestConfig["stage"],
+  manifest: IngestDeps["manifest"],
+  log: Logger,
+  signal: AbortSignal,
+): Promise<unknown> | null {
+  const { reviewLabelStudioUrl: url, reviewApiToken: apiToken, reviewProjectId } = s;
+  if (!url || !apiToken || !reviewProjectId) return null;
+  return every(log, "review reconcile", s.reviewReconcileIntervalMs, signal, async () => {
+    const r = await reconcileLabelStudioReviews({
+      manifest,
+      url,
+      apiToken,
+      projectId: reviewProjectId,
+      dataKey: s.reviewDataKey,
+      signal,
+    });
+    log.info("label studio reviews reconciled", { ...r });
+  });
+}
+
+/**
  * Builds the stage.
  *
  * @example
@@ -459,20 +484,8 @@ export function createIngestStage(config: IngestConfig, deps: IngestDeps): Inges
         }),
       ];
       if (s.sqsQueueUrl) tasks.push(runSqsConsumer({ ...sqsOptions(), signal }));
-      const { reviewLabelStudioUrl: url, reviewApiToken: apiToken, reviewProjectId } = s;
-      if (url && apiToken && reviewProjectId) {
-        tasks.push(every(log, "review reconcile", s.reviewReconcileIntervalMs, signal, async () => {
-          const r = await reconcileLabelStudioReviews({
-            manifest,
-            url,
-            apiToken,
-            projectId: reviewProjectId,
-            dataKey: s.reviewDataKey,
-            signal,
-          });
-          log.info("label studio reviews reconciled", { ...r });
-        }));
-      }
+      const reviews = reviewReconcileLoop(s, manifest, log, signal);
+      if (reviews) tasks.push(reviews);
       await Promise.all(tasks);
     },
     async runOnce(opts = {}) {

@@ -16,10 +16,10 @@
  * ```
  * @module
  */
-import { timingSafeEqual } from "node:crypto";
 import { messageOf, reasonOf } from "../../common/errors/mod.ts";
 import type { RouteHandler } from "../../common/http/mod.ts";
 import type { Logger } from "../../common/log/mod.ts";
+import { jsonReply, sameToken } from "./_webhook_reply.ts";
 import type { ApplySummary } from "./apply_events.ts";
 import type { IngestMetrics } from "./metrics.ts";
 import { EventFormatError, type ParsedNotification, parseS3Notification } from "./s3_event.ts";
@@ -38,26 +38,6 @@ export interface WebhookOptions {
   record(parsed: ParsedNotification): Promise<ApplySummary>;
   metrics?: IngestMetrics;
   log?: Logger;
-}
-
-function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
-  return new Response(JSON.stringify(body) + "\n", {
-    status,
-    headers: { "content-type": "application/json; charset=utf-8", ...headers },
-  });
-}
-
-const encoder = new TextEncoder();
-
-/** Constant-time comparison, so response timing does not reveal how much of a token matched. */
-function sameToken(given: string, expected: string): boolean {
-  const a = encoder.encode(given);
-  const b = encoder.encode(expected);
-  if (a.length !== b.length) {
-    timingSafeEqual(b, b);
-    return false;
-  }
-  return timingSafeEqual(a, b);
 }
 
 /** Reads at most `max` bytes of a body; null when it is longer. */
@@ -99,7 +79,7 @@ export function createWebhookRoute(opts: WebhookOptions): RouteHandler {
     if (opts.token === undefined && opts.publicBind) {
       await req.body?.cancel();
       metrics?.events.inc({ source: "webhook", result: "unauthorized" });
-      return json(403, {
+      return jsonReply(403, {
         error: "no_webhook_token",
         message: "the HTTP server binds a non-loopback address: expected a webhook token to be " +
           "configured (SLUICE_INGEST_WEBHOOK_TOKEN), found none; events are refused",
@@ -114,7 +94,7 @@ export function createWebhookRoute(opts: WebhookOptions): RouteHandler {
         log?.warn("webhook request refused: missing or wrong bearer token", {
           hasAuthorization: auth !== "",
         });
-        return json(401, {
+        return jsonReply(401, {
           error: "unauthorized",
           message: "expected Authorization: Bearer <token> with the configured webhook token",
         }, { "www-authenticate": 'Bearer realm="sluice-ingest"' });
@@ -123,7 +103,7 @@ export function createWebhookRoute(opts: WebhookOptions): RouteHandler {
     const body = await readBody(req, opts.maxBodyBytes);
     if (body === null) {
       metrics?.events.inc({ source: "webhook", result: "too_large" });
-      return json(413, {
+      return jsonReply(413, {
         error: "too_large",
         message: `expected a notification body of at most ${opts.maxBodyBytes} bytes`,
       });
@@ -140,7 +120,7 @@ export function createWebhookRoute(opts: WebhookOptions): RouteHandler {
     } catch (err) {
       metrics?.events.inc({ source: "webhook", result: "bad_event" });
       log?.warn("webhook body refused", { reason: reasonOf(err), error: messageOf(err) });
-      return json(400, { error: reasonOf(err), message: messageOf(err) });
+      return jsonReply(400, { error: reasonOf(err), message: messageOf(err) });
     }
     for (const i of parsed.ignored) {
       metrics?.events.inc({ source: "webhook", result: i.reason });
@@ -154,9 +134,11 @@ export function createWebhookRoute(opts: WebhookOptions): RouteHandler {
         reason: reasonOf(err),
         error: messageOf(err),
       });
-      return json(503, { error: reasonOf(err), message: messageOf(err) }, { "retry-after": "5" });
+      return jsonReply(503, { error: reasonOf(err), message: messageOf(err) }, {
+        "retry-after": "5",
+      });
     }
-    return json(200, {
+    return jsonReply(200, {
       accepted: summary.accepted,
       results: summary.results,
       ignored: parsed.ignored.length,

@@ -14,6 +14,7 @@ import { createLogger, type Logger } from "../../common/log/mod.ts";
 import type { BBox, ManifestStore } from "../../common/manifest/mod.ts";
 import type { ObjectStore } from "../../common/objectstore/mod.ts";
 import type { VariantSpecInput } from "../../common/images/variant_spec.ts";
+import { findColouredBox } from "../../common/images/_test_images.ts";
 import { type NormalizeConfig, NormalizeSettingsSchema } from "./config.ts";
 
 /** Interleaved 8-bit RGB. */
@@ -78,37 +79,7 @@ export function pixelAt(img: Rgb, x: number, y: number): [number, number, number
  * the plateau row/column sums (width, height) give the box. Resampling blur keeps both.
  */
 export function measureRedBox(img: Rgb): BBox | null {
-  const { width, height, data } = img;
-  const cov = new Float64Array(width * height);
-  let peak = 0;
-  for (let i = 0, p = 0; p < width * height; i += 3, p++) {
-    cov[p] = Math.max(0, data[i] - (data[i + 1] + data[i + 2]) / 2);
-    peak = Math.max(peak, cov[p]);
-  }
-  if (peak < 60) return null;
-  const level = median(Array.from(cov).filter((v) => v > peak / 2));
-  const cols = new Float64Array(width), rows = new Float64Array(height);
-  let mass = 0, mx = 0, my = 0;
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const c = cov[y * width + x] / level;
-      const v = c < 0.1 ? 0 : Math.min(1, c);
-      cols[x] += v;
-      rows[y] += v;
-      mass += v;
-      mx += v * (x + 0.5);
-      my += v * (y + 0.5);
-    }
-  }
-  const h = median(Array.from(cols).filter((v) => v > Math.max(...cols) / 2));
-  const w = median(Array.from(rows).filter((v) => v > Math.max(...rows) / 2));
-  const cx = mx / mass, cy = my / mass;
-  return [cx - w / 2, cy - h / 2, w, h];
-}
-
-function median(values: number[]): number {
-  const s = values.sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  return findColouredBox(img, "red");
 }
 
 /** Largest absolute difference between two boxes' coordinates. */

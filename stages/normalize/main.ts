@@ -17,7 +17,7 @@ import "../../common/runtime_assets/sharp_preload.ts"; // first: sharp loads its
 import { EXIT_USAGE, parseStageArgs } from "../../common/config/mod.ts";
 import { messageOf, reasonOf } from "../../common/errors/mod.ts";
 import { materialiseRuntimeAssets } from "../../common/runtime_assets/mod.ts";
-import { createStageLogger, withStageServer } from "../../common/stage/mod.ts";
+import { createStageLogger, modeArgument, withStageServer } from "../../common/stage/mod.ts";
 import { shutdownSignal } from "../../common/worker/mod.ts";
 import { effectiveConcurrency, NormalizeSettingsSchema } from "./config.ts";
 import { createNormalizeStage } from "./stage.ts";
@@ -46,15 +46,8 @@ async function main(argv: readonly string[]): Promise<number> {
   });
   const log = createStageLogger("normalize", config.log);
   for (const w of warnings) log.warn(w);
-  if (positionals.length > 1 || !(MODES as readonly string[]).includes(positionals[0] ?? "run")) {
-    console.error(
-      `sluice-normalize: expected one mode of ${MODES.join(", ")}, found ${
-        JSON.stringify(positionals)
-      }\nRun with --help for usage.`,
-    );
-    return EXIT_USAGE;
-  }
-  const mode = (positionals[0] ?? "run") as Mode;
+  const mode = modeArgument<Mode>("sluice-normalize", MODES, positionals);
+  if (mode === null) return EXIT_USAGE;
 
   const shutdown = shutdownSignal();
   try {

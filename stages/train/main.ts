@@ -17,7 +17,7 @@
  */
 import { EXIT_USAGE, parseStageArgs } from "../../common/config/mod.ts";
 import { messageOf, reasonOf } from "../../common/errors/mod.ts";
-import { createStageLogger, withStageServer } from "../../common/stage/mod.ts";
+import { createStageLogger, modeArgument, withStageServer } from "../../common/stage/mod.ts";
 import { shutdownSignal } from "../../common/worker/mod.ts";
 import { TrainSettingsSchema } from "./config.ts";
 import { modelsMain } from "./models_command.ts";
@@ -69,16 +69,13 @@ async function main(argv: readonly string[]): Promise<number> {
   });
   const log = createStageLogger("train", config.log);
   for (const w of warnings) log.warn(w);
-  const mode = (positionals[0] ?? "run") as Mode;
-  const maxPositionals = mode === "request" ? 2 : 1;
-  if (!(MODES as readonly string[]).includes(mode) || positionals.length > maxPositionals) {
-    console.error(
-      `sluice-train: expected one mode of ${MODES.join(", ")}, found ${
-        JSON.stringify(positionals)
-      }\nRun with --help for usage.`,
-    );
-    return EXIT_USAGE;
-  }
+  const mode = modeArgument<Mode>(
+    "sluice-train",
+    MODES,
+    positionals,
+    (m) => m === "request" ? 2 : 1,
+  );
+  if (mode === null) return EXIT_USAGE;
   let rank = 0;
   if (mode === "node") {
     const raw = flags.rank ?? Deno.env.get("RANK") ?? Deno.env.get("JOB_COMPLETION_INDEX");

@@ -665,6 +665,36 @@ function resultOf(
   };
 }
 
+/** Counts and logs how a run ended; rethrows its error when it failed. */
+function reportRun(
+  metrics: TrainMetrics | undefined,
+  log: Logger,
+  r: {
+    error: unknown;
+    runId: string | null;
+    modelVersion: string | null;
+    summary: SummaryEvent | null;
+    promotion: PromotionDecision | null;
+  },
+): void {
+  const { error, runId, summary, promotion } = r;
+  metrics?.running.set(0);
+  if (error !== undefined) {
+    metrics?.runsTotal.inc({ result: "failed" });
+    metrics?.stage.errorsTotal.inc({ reason: reasonOf(error) });
+    log.error("training failed", { reason: reasonOf(error), err: messageOf(error), runId });
+    throw error;
+  }
+  metrics?.runsTotal.inc({ result: promotion?.promote ? "promoted" : "candidate" });
+  log.info("training finished", {
+    runId,
+    modelVersion: r.modelVersion,
+    map50: summary?.map50 ?? null,
+    map50_95: summary?.map50_95 ?? null,
+    promoted: promotion?.promote ?? false,
+  });
+}
+
 async function executeRun(
   config: TrainConfig,
   deps: TrainDeps,
@@ -772,21 +802,7 @@ async function executeRun(
       promotion,
     }, log);
   }
-  metrics?.running.set(0);
-  if (error !== undefined) {
-    metrics?.runsTotal.inc({ result: "failed" });
-    metrics?.stage.errorsTotal.inc({ reason: reasonOf(error) });
-    log.error("training failed", { reason: reasonOf(error), err: messageOf(error), runId });
-    throw error;
-  }
-  metrics?.runsTotal.inc({ result: promotion?.promote ? "promoted" : "candidate" });
-  log.info("training finished", {
-    runId,
-    modelVersion,
-    map50: summary?.map50 ?? null,
-    map50_95: summary?.map50_95 ?? null,
-    promoted: promotion?.promote ?? false,
-  });
+  reportRun(metrics, log, { error, runId, modelVersion, summary, promotion });
   return {
     ...resultOf(o, { runId, trainingRunId, modelVersion, summary, promotion }),
     shards: observer?.shards ?? [],

@@ -134,6 +134,97 @@ function killGroup(child: Deno.ChildProcess, signal: Deno.Signal): void {
 /** How long pipes may stay open after a rank exited (a grandchild holding them) before we stop reading. */
 const PIPE_DRAIN_MS = 5000;
 
+/** One started rank and what is known of it so far. */
+interface RunningRank {
+  spec: TrainerProcessSpec;
+  child: Deno.ChildProcess;
+  tail: string[];
+  error?: { code: string; message: string };
+  done: boolean;
+  stopped: boolean;
+}
+
+/** Spawns one rank with piped output, in its own process group. */
+function spawnRank(program: string, lead: string[], spec: TrainerProcessSpec): Deno.ChildProcess {
+  return new Deno.Command(program, {
+    args: [...lead, ...spec.args],
+    env: { PYTHONUNBUFFERED: "1", ...spec.env },
+    cwd: spec.cwd,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    // Its own process group, so stopping a rank also stops whatever it started.
+    detached: true,
+  }).spawn();
+}
+
+/**
+ * Reads one rank's events (stdout) and log lines (stderr) until it exits and its pipes close
+ * (or {@link PIPE_DRAIN_MS} after); a failed exit stops the other ranks.
+ */
+async function waitRank(
+  c: RunningRank,
+  opts: RunTrainerOptions,
+  tailLines: number,
+  stopAll: () => void,
+): Promise<TrainerExit> {
+  const rank = c.spec.rank;
+  const out = forEachLine(c.child.stdout, (line) => {
+    const p = parseLine(line);
+    if (p.kind === "event") {
+      if (p.event.type === "error") c.error = { code: p.event.code, message: p.event.message };
+      try {
+        opts.onEvent?.(rank, p.event);
+      } catch (err) {
+        // A failing handler must not stop the reading: a full pipe would stall the trainer.
+        try {
+          opts.onInvalid?.(rank, `${p.event.type} event handler failed: ${err}`);
+        } catch {
+          // Nothing left to tell.
+        }
+      }
+    } else if (p.kind === "invalid") {
+      try {
+        opts.onInvalid?.(rank, p.problem);
+      } catch {
+        // As for logs.
+      }
+    }
+  });
+  const err = forEachLine(c.child.stderr, (line) => {
+    c.tail.push(line);
+    if (c.tail.length > tailLines) c.tail.shift();
+    try {
+      opts.onLog?.(rank, line);
+    } catch {
+      // Logging must not stop the reading either.
+    }
+  });
+  const status = await c.child.status;
+  c.done = true;
+  if (!status.success) stopAll();
+  let drainTimer: ReturnType<typeof setTimeout> | undefined;
+  const drained = await Promise.race([
+    Promise.all([out.done, err.done]).then(() => true),
+    new Promise<boolean>((r) => drainTimer = setTimeout(() => r(false), PIPE_DRAIN_MS)),
+  ]);
+  clearTimeout(drainTimer);
+  if (!drained) {
+    killGroup(c.child, "SIGKILL");
+    out.stop();
+    err.stop();
+    await Promise.all([out.done, err.done]);
+  }
+  return {
+    rank,
+    code: status.code,
+    signal: status.signal,
+    stderrTail: c.tail,
+    ...(c.error ? { error: c.error } : {}),
+    stopped: c.stopped,
+  } satisfies TrainerExit;
+}
+
 /**
  * Starts every rank and waits for all of them. Resolves with each rank's exit (it does not
  * throw for a failed rank: see {@link assertTrainersSucceeded}).
@@ -144,14 +235,7 @@ export async function runTrainerProcesses(
 ): Promise<TrainerExit[]> {
   const grace = opts.killGraceMs ?? 10_000;
   const tailLines = opts.tailLines ?? 40;
-  const children: {
-    spec: TrainerProcessSpec;
-    child: Deno.ChildProcess;
-    tail: string[];
-    error?: { code: string; message: string };
-    done: boolean;
-    stopped: boolean;
-  }[] = [];
+  const children: RunningRank[] = [];
   const timers: ReturnType<typeof setTimeout>[] = [];
   let stopping = false;
 
@@ -181,16 +265,7 @@ export async function runTrainerProcesses(
     }
     let child: Deno.ChildProcess;
     try {
-      child = new Deno.Command(program, {
-        args: [...lead, ...spec.args],
-        env: { PYTHONUNBUFFERED: "1", ...spec.env },
-        cwd: spec.cwd,
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-        // Its own process group, so stopping a rank also stops whatever it started.
-        detached: true,
-      }).spawn();
+      child = spawnRank(program, lead, spec);
     } catch (err) {
       stopAll();
       await Promise.allSettled(children.map((c) => c.child.status));
@@ -210,63 +285,7 @@ export async function runTrainerProcesses(
     timers.push(setTimeout(stopAll, Math.max(0, opts.deadline - Date.now())));
   }
 
-  const waits = children.map(async (c) => {
-    const rank = c.spec.rank;
-    const out = forEachLine(c.child.stdout, (line) => {
-      const p = parseLine(line);
-      if (p.kind === "event") {
-        if (p.event.type === "error") c.error = { code: p.event.code, message: p.event.message };
-        try {
-          opts.onEvent?.(rank, p.event);
-        } catch (err) {
-          // A failing handler must not stop the reading: a full pipe would stall the trainer.
-          try {
-            opts.onInvalid?.(rank, `${p.event.type} event handler failed: ${err}`);
-          } catch {
-            // Nothing left to tell.
-          }
-        }
-      } else if (p.kind === "invalid") {
-        try {
-          opts.onInvalid?.(rank, p.problem);
-        } catch {
-          // As for logs.
-        }
-      }
-    });
-    const err = forEachLine(c.child.stderr, (line) => {
-      c.tail.push(line);
-      if (c.tail.length > tailLines) c.tail.shift();
-      try {
-        opts.onLog?.(rank, line);
-      } catch {
-        // Logging must not stop the reading either.
-      }
-    });
-    const status = await c.child.status;
-    c.done = true;
-    if (!status.success) stopAll();
-    let drainTimer: ReturnType<typeof setTimeout> | undefined;
-    const drained = await Promise.race([
-      Promise.all([out.done, err.done]).then(() => true),
-      new Promise<boolean>((r) => drainTimer = setTimeout(() => r(false), PIPE_DRAIN_MS)),
-    ]);
-    clearTimeout(drainTimer);
-    if (!drained) {
-      killGroup(c.child, "SIGKILL");
-      out.stop();
-      err.stop();
-      await Promise.all([out.done, err.done]);
-    }
-    return {
-      rank,
-      code: status.code,
-      signal: status.signal,
-      stderrTail: c.tail,
-      ...(c.error ? { error: c.error } : {}),
-      stopped: c.stopped,
-    } satisfies TrainerExit;
-  });
+  const waits = children.map((c) => waitRank(c, opts, tailLines, stopAll));
   try {
     return await Promise.all(waits);
   } finally {
