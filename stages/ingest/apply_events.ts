@@ -25,6 +25,7 @@ import { type ObjectStore, validateKey } from "../../common/objectstore/mod.ts";
 import type { IngestMetrics } from "./metrics.ts";
 import { orderEvents, type SourceEvent } from "./s3_event.ts";
 import { type SourceLocation, sourceUriFor } from "./source_location.ts";
+import { recordUnsupportedSuffix } from "./refused_suffix.ts";
 
 /** Where events came from (a metrics label). */
 export type EventOrigin = "webhook" | "sqs";
@@ -95,6 +96,10 @@ export async function applySourceEvents(
       continue;
     }
     if (!location.accepts(key)) {
+      const { etag, versionId, size } = e;
+      if (e.kind === "created") {
+        await recordUnsupportedSuffix({ ...opts, key, etag, versionId, size });
+      }
       count("ignored_suffix");
       continue;
     }

@@ -22,6 +22,7 @@ import type { ManifestStore } from "../../common/manifest/mod.ts";
 import type { ObjectStore } from "../../common/objectstore/mod.ts";
 import type { IngestMetrics } from "./metrics.ts";
 import { type SourceLocation, sourceUriFor } from "./source_location.ts";
+import { recordUnsupportedSuffix } from "./refused_suffix.ts";
 
 export interface DiscoverOptions {
   manifest: ManifestStore;
@@ -45,7 +46,7 @@ export interface DiscoverSummary {
   listed: number;
   /** Keys with an accepted suffix, upserted. */
   seen: number;
-  /** Keys skipped by the suffix filter. */
+  /** Keys refused by the suffix filter (recorded `failed`, `unsupported_suffix`). */
   skipped: number;
   created: number;
   changed: number;
@@ -150,6 +151,8 @@ export async function discoverSource(opts: DiscoverOptions): Promise<DiscoverSum
     summary.listed++;
     if (!location.accepts(obj.key)) {
       summary.skipped++;
+      const { etag, versionId, size } = obj;
+      await recordUnsupportedSuffix({ ...opts, key: obj.key, etag: etag || null, versionId, size });
     } else {
       summary.seen++;
       metrics?.objectsSeen.inc({ via });

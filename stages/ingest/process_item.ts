@@ -217,7 +217,12 @@ export function createItemProcessor(
       height: info.height,
       format: info.format,
       error: null,
+      decodeWarning: info.decodeWarning,
     };
+    if (info.decodeWarning !== null) {
+      metrics?.decodeWarnings.inc();
+      ctx.log.warn("decoded with warnings", { key, warning: info.decodeWarning });
+    }
     await contentLocks?.acquire(sha256, claim.itemId);
     const dup = await manifest.findImageBySha256(sha256);
     if (dup && dup.id !== image.id) {

@@ -71,7 +71,8 @@ async function badInputBatch(server: S3TestServer, manifestUrl?: string): Promis
     assert.equal(summary.discovered.seen, 13);
     assert.equal(summary.worker.done, 5, "good1-3, the duplicate and the rotated image");
     assert.equal(summary.worker.failed, 8);
-    assert.deepEqual(summary.images, { ingested: 4, duplicate: 1, failed: 8 });
+    // The eight bad images, and the annotation file as an object ingest does not take.
+    assert.deepEqual(summary.images, { ingested: 4, duplicate: 1, failed: 9 });
 
     const byKey = new Map(
       (await env.manifest.listImages({ limit: 100 })).map((i) => [i.sourceKey, i]),
@@ -85,6 +86,7 @@ async function badInputBatch(server: S3TestServer, manifestUrl?: string): Promis
     assert.equal(reason("huge.jpg"), "too_large");
     assert.equal(reason("../escape.jpg"), "invalid_key");
     assert.equal(reason("/abs.jpg"), "invalid_key");
+    assert.equal(reason("labels/broken.json"), "unsupported_suffix");
     for (const k of ["corrupt.jpg", "empty.jpg", "../escape.jpg", "bomb.png"]) {
       assert.equal(byKey.get(k)!.status, "failed", k);
     }

@@ -15,11 +15,12 @@ import { toNumber } from "../_columns.ts";
 import type { Migration } from "./migration.ts";
 import { migration as initial } from "./0001_initial.ts";
 import { migration as reviews } from "./1601_reviews.ts";
+import { migration as imageVerdicts } from "./1701_image_verdicts.ts";
 
 export type { Migration } from "./migration.ts";
 
 /** Every migration, in version order. */
-export const MIGRATIONS: readonly Migration[] = [initial, reviews];
+export const MIGRATIONS: readonly Migration[] = [initial, reviews, imageVerdicts];
 
 // Arbitrary constant naming "the sluice manifest migration lock" among advisory locks.
 const PG_MIGRATION_LOCK = 0x51_1c_e0_01;
