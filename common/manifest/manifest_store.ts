@@ -350,6 +350,12 @@ export interface ManifestStore {
    * `failed` row with `reason: message`, nothing queued. An existing row is left as it is.
    */
   recordRefusedSource(obj: SourceObject, reason: string, message: string): Promise<UpsertResult>;
+  /**
+   * Rewrites recorded object URIs that start with `base` (a store's URI base, ending in `/`) to
+   * the key after it: dataset copies, variants, augmentations, predictions. Percent-encoded
+   * remainders are left absolute (readers still resolve them). Returns the rows rewritten.
+   */
+  relativizeObjectUris(base: string): Promise<number>;
 
   // ---- labels & annotations ---------------------------------------------------
   /** Ensures labels exist; returns name → stable category id (1-based, insertion order). */

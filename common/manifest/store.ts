@@ -330,6 +330,31 @@ class SqlManifestStore implements ManifestStore {
     return { image: toImage(rows[0]), created: false, changed: false, stale: false };
   }
 
+  async relativizeObjectUris(base: string): Promise<number> {
+    parse(z.string().regex(/^[a-z][a-z0-9+.-]*:.*\/$/i), base, "relativizeObjectUris base");
+    const columns = [
+      ["images", "dataset_uri"],
+      ["variants", "uri"],
+      ["augmentations", "uri"],
+      ["predictions", "uri"],
+    ] as const;
+    return await this.#db.transaction(async (tx) => {
+      let n = 0;
+      for (const [table, col] of columns) {
+        const rows = await tx.query(
+          `UPDATE ${table} SET ${col} = substr(${col}, length(CAST($1 AS TEXT)) + 1)
+           WHERE substr(${col}, 1, length(CAST($1 AS TEXT))) = CAST($1 AS TEXT)
+             AND length(${col}) > length(CAST($1 AS TEXT))
+             AND ${col} NOT LIKE '%!%%' ESCAPE '!'
+           RETURNING 1 AS one`,
+          [base],
+        );
+        n += rows.length;
+      }
+      return n;
+    });
+  }
+
   async markSourceDeleted(sourceUri: string, sequencer?: string | null): Promise<ImageRow | null> {
     parse(z.string().min(1), sourceUri, "markSourceDeleted sourceUri");
     const id = await imageIdFor(sourceUri);

@@ -228,7 +228,8 @@ export async function runAnnotationCommand(
     const set = await exportSetFor(deps.manifest, {
       ...(o.source ? { source: o.source } : {}),
       ...(o["image-url"] ? { imageUrl: o["image-url"] } : {}),
-      ...(o.snapshot ? { snapshot: o.snapshot, datasetStore: deps.objectStore } : {}),
+      ...(o.snapshot ? { snapshot: o.snapshot } : {}),
+      datasetStore: deps.objectStore,
       ...(labelConfig ? { labelConfig } : {}),
     });
     if (isDatasetFormat(format)) {

@@ -243,7 +243,8 @@ export function createItemProcessor(
         metadata: { "sluice-sha256": sha256 },
       });
     }
-    const datasetUri = objectStore.uriFor(datasetKey);
+    // Recorded relative to the store, so the data works from any mount point (issue 12 item 9).
+    const datasetUri = datasetKey;
     ctx.signal.throwIfAborted();
 
     const augmentations = settings.augmentCopies > 0
@@ -305,7 +306,7 @@ async function makeAugmentations(
       index,
       seed: copy.seed,
       params: copy.params,
-      uri: objectStore.uriFor(key),
+      uri: key,
       sha256: sha256Hex(copy.bytes),
       width: copy.width,
       height: copy.height,
