@@ -20,6 +20,7 @@ import {
 } from "../stages/normalize/_test_fixtures.ts";
 import { runNormalizeOnce } from "../stages/normalize/stage.ts";
 import { selectSnapshot } from "../stages/train/snapshot.ts";
+import { s3Availability, startS3Server } from "./harness/s3.ts";
 
 const V1 = [{ name: "v1", width: 64, height: 64, mode: "letterbox" as const }];
 const V2 = [...V1, { name: "v2", width: 32, height: 32, mode: "fit" as const }];
@@ -112,4 +113,74 @@ Deno.test("relocation: .sluice/ copied elsewhere normalizes and snapshots with n
     await Deno.remove(a, { recursive: true }).catch(() => {});
     await Deno.remove(b, { recursive: true });
   }
+});
+
+const s3 = await s3Availability();
+
+Deno.test({
+  name: "relocation: the same manifest works from S3 after the objects are synced there",
+  ignore: !s3.ok && Deno.env.get("CI") !== "true",
+  fn: async () => {
+    const a = await Deno.makeTempDir({ prefix: "sluice-sync-a-" });
+    const server = await startS3Server();
+    try {
+      await Deno.mkdir(join(a, "corpus"), { recursive: true });
+      for (let i = 0; i < 3; i++) {
+        await Deno.writeFile(
+          join(a, "corpus", `img${i}.jpg`),
+          await makeImage({ rgb: [30, 70 * i, 90] }),
+        );
+      }
+      assert.equal(
+        (await runIngestOnce(await ingestConfig(a), { progress: false })).worker.done,
+        3,
+      );
+      await runNormalizeOnce(await testConfig(join(a, ".sluice"), V1));
+
+      // "aws s3 sync .sluice/objects s3://synced/data": every object, same key.
+      await server.createBucket("synced");
+      const s3Settings = {
+        endpoint: server.endpoint,
+        region: server.region,
+        forcePathStyle: true,
+        accessKeyId: server.accessKeyId,
+        secretAccessKey: server.secretAccessKey,
+      };
+      const local = await openObjectStore(join(a, ".sluice", "objects"));
+      const remote = await openObjectStore("s3://synced/data", { s3: s3Settings });
+      let synced = 0;
+      for await (const o of local.list({ prefix: "" })) {
+        await remote.put(o.key, await local.getBytes(o.key));
+        synced++;
+      }
+      await local.close();
+      await Deno.remove(join(a, ".sluice", "objects"), { recursive: true });
+
+      const moved = await runNormalizeOnce(
+        await testConfig(join(a, ".sluice"), V2, {
+          SLUICE_OBJECT_STORE_URL: "s3://synced/data",
+          SLUICE_S3_ENDPOINT: server.endpoint,
+          SLUICE_S3_REGION: server.region,
+          SLUICE_S3_FORCE_PATH_STYLE: "true",
+          SLUICE_S3_ACCESS_KEY_ID: server.accessKeyId,
+          SLUICE_S3_SECRET_ACCESS_KEY: server.secretAccessKey,
+        }),
+      );
+      assert.equal(moved.failed, 0, "no item fails (foreign_uri) from S3");
+      assert.equal(moved.done, 3);
+      const manifest = await openManifest(`sqlite://${join(a, ".sluice", "manifest.db")}`);
+      try {
+        const v2 = await manifest.listVariants({ name: "v2" });
+        assert.equal(v2.length, 3);
+        for (const v of v2) assert.ok(await remote.head(v.uri), `${v.uri} written to S3`);
+      } finally {
+        await manifest.close();
+        await remote.close();
+      }
+      console.log(`relocation to S3: ${synced} objects synced, ${moved.done} images normalized`);
+    } finally {
+      await server.stop();
+      await Deno.remove(a, { recursive: true });
+    }
+  },
 });
