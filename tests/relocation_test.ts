@@ -54,10 +54,8 @@ Deno.test("relocation: .sluice/ copied elsewhere normalizes and snapshots with n
         await makeImage({ rgb: [60 * i, 90, 30] }),
       );
     }
-    const ingested = await runIngestOnce(await ingestConfig(a), { progress: false });
-    assert.equal(ingested.worker.done, 4);
-
-    // One row written the old way: an absolute file:// URI of the store in `a`.
+    // One row written by an older version: an absolute file:// URI of the store in `a`.
+    await Deno.mkdir(join(a, ".sluice"), { recursive: true });
     {
       const manifest = await openManifest(`sqlite://${join(a, ".sluice", "manifest.db")}`);
       const store = await openObjectStore(join(a, ".sluice", "objects"));
@@ -69,6 +67,9 @@ Deno.test("relocation: .sluice/ copied elsewhere normalizes and snapshots with n
       await store.close();
       await manifest.close();
     }
+
+    const ingested = await runIngestOnce(await ingestConfig(a), { progress: false });
+    assert.equal(ingested.worker.done, 4);
 
     const first = await runNormalizeOnce(await testConfig(join(a, ".sluice"), V1));
     assert.equal(first.done, 5);

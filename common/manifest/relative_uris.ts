@@ -2,8 +2,8 @@
  * The data migration of issue 12 item 9: rows recorded before the manifest kept store-relative
  * keys hold absolute URIs of the dataset store (`file:///srv/.sluice/objects/images/…`). Each
  * stage rewrites those of its configured store to keys when it opens, so that the data then
- * works from any mount point and from S3 after a sync. Idempotent and cheap once done (one
- * indexed-free scan per column, nothing matches). Rows of another store are left as they are.
+ * works from any mount point and from S3 after a sync. Idempotent, and done once per store
+ * (a manifest checkpoint records it). Rows of another store are left as they are.
  *
  * @example
  * ```ts
@@ -23,10 +23,28 @@ import type { ManifestStore } from "./manifest_store.ts";
  * ```
  */
 export async function relativizeRecordedUris(
-  manifest: Pick<ManifestStore, "relativizeObjectUris">,
+  manifest: Pick<ManifestStore, "relativizeObjectUris" | "getCheckpoint" | "setCheckpoint">,
   store: Pick<ObjectStore, "uriFor">,
 ): Promise<number> {
   // uriFor of a one-character key reveals the store's URI base, whatever the adapter.
   const base = store.uriFor("x").slice(0, -1);
-  return await manifest.relativizeObjectUris(base);
+  // Done once per store base: a full scan at every worker start would cost at scale. New rows
+  // are written as keys, so nothing absolute of this store appears after the checkpoint.
+  const name = relativizedCheckpointName(base);
+  if (await manifest.getCheckpoint(name) !== null) return 0;
+  const n = await manifest.relativizeObjectUris(base);
+  await manifest.setCheckpoint(name, JSON.stringify({ rewritten: n, at: Date.now() }));
+  return n;
+}
+
+/**
+ * The manifest checkpoint that says a store's URIs were rewritten to keys.
+ *
+ * @example
+ * ```ts
+ * relativizedCheckpointName("s3://ds/data/"); // "manifest:relative-keys|s3://ds/data/"
+ * ```
+ */
+export function relativizedCheckpointName(base: string): string {
+  return `manifest:relative-keys|${base}`;
 }
