@@ -54,6 +54,11 @@ export interface ImageInfo {
   hasAlpha: boolean;
   /** Size of the encoded object in bytes. */
   size: number;
+  /**
+   * What the decoder warned about when it decoded anyway (libjpeg's "Corrupt JPEG data: …"),
+   * null when the decode was clean or not done.
+   */
+  decodeWarning: string | null;
 }
 
 export const ImageLimitsSchema = z.strictObject({
@@ -174,30 +179,16 @@ export async function inspectImage(
       `${w}×${h} = ${w * h} pixels exceeds the limit of ${maxPixels} (possible decompression bomb)`,
     );
   }
-  if (opts.decode) {
-    try {
-      // All of the compressed data goes through the decoder into an eighth-size output, so
-      // nothing image-sized is kept: PNG and TIFF rows are all read by the box shrink; JPEG and
-      // WebP may decode at a reduced DCT scale, which still entropy-decodes every block (where
-      // truncation and corruption show). Not stats(): with several sharp pipelines running at
-      // once it loses the loader's error for about one in six truncated PNGs and JPEGs, which
-      // then pass (measured with sharp 0.35 / libvips 8.18); it is also 6× slower.
-      await sharp(bytes, { failOn: opts.failOn, limitInputPixels: maxPixels, sequentialRead: true })
-        .resize(Math.max(1, Math.ceil(w / 8)), Math.max(1, Math.ceil(h / 8)), {
-          fit: "fill",
-          fastShrinkOnLoad: false,
-        })
-        .raw()
-        .toBuffer();
-    } catch (err) {
-      throw new ImageError(
-        "corrupt_image",
-        item,
-        `${format} does not decode fully: ${messageOf(err)}`,
-        { cause: err },
-      );
-    }
-  }
+  const decodeWarning = opts.decode
+    ? await decodeFully(bytes, {
+      item,
+      format,
+      width: w,
+      height: h,
+      maxPixels,
+      failOn: opts.failOn,
+    })
+    : null;
   const orientation = meta.orientation && meta.orientation >= 1 && meta.orientation <= 8
     ? meta.orientation
     : 1;
@@ -209,6 +200,7 @@ export async function inspectImage(
     orientation,
     hasAlpha: meta.hasAlpha === true,
     size,
+    decodeWarning,
   };
 }
 
@@ -310,4 +302,64 @@ function describeMagic(head: Uint8Array): string {
   for (const [re, name] of known) if (re.test(text)) return name;
   const hex = Array.from(head.subarray(0, 8), (x) => x.toString(16).padStart(2, "0")).join(" ");
   return hex ? `bytes ${hex}` : "nothing";
+}
+
+/**
+ * Decodes every byte of the image; throws `corrupt_image` when it fails at `failOn`. Decodes
+ * strictly first (`warning`): a clean image costs one decode, and one that only the lenient
+ * level accepts is decoded again at `failOn` and returns the strict decoder's complaint.
+ */
+async function decodeFully(
+  bytes: Uint8Array,
+  o: {
+    item: string;
+    format: ImageFormat;
+    width: number;
+    height: number;
+    maxPixels: number;
+    failOn: "truncated" | "error" | "warning";
+  },
+): Promise<string | null> {
+  // All of the compressed data goes through the decoder into an eighth-size output, so
+  // nothing image-sized is kept: PNG and TIFF rows are all read by the box shrink; JPEG and
+  // WebP may decode at a reduced DCT scale, which still entropy-decodes every block (where
+  // truncation and corruption show). Not stats(): with several sharp pipelines running at
+  // once it loses the loader's error for about one in six truncated PNGs and JPEGs, which
+  // then pass (measured with sharp 0.35 / libvips 8.18); it is also 6× slower.
+  const notes: string[] = [];
+  const decode = (failOn: "truncated" | "error" | "warning") =>
+    sharp(bytes, { failOn, limitInputPixels: o.maxPixels, sequentialRead: true })
+      .on("warning", (w: string) => notes.push(w))
+      .resize(Math.max(1, Math.ceil(o.width / 8)), Math.max(1, Math.ceil(o.height / 8)), {
+        fit: "fill",
+        fastShrinkOnLoad: false,
+      })
+      .raw()
+      .toBuffer();
+  let warning: string;
+  try {
+    await decode("warning");
+    return null;
+  } catch (err) {
+    warning = [messageOf(err), ...notes].join("; ");
+    if (o.failOn === "warning") {
+      throw new ImageError(
+        "corrupt_image",
+        o.item,
+        `${o.format} does not decode fully: ${warning}`,
+        { cause: err },
+      );
+    }
+  }
+  try {
+    await decode(o.failOn);
+  } catch (err) {
+    throw new ImageError(
+      "corrupt_image",
+      o.item,
+      `${o.format} does not decode fully: ${messageOf(err)}`,
+      { cause: err },
+    );
+  }
+  return warning;
 }

@@ -110,6 +110,7 @@ Deno.test("inspectImage", async (t) => {
           orientation: 1,
           hasAlpha: false,
           size: 0,
+          decodeWarning: null,
         });
       }
       const rgba = await inspectImage(await solid(10, 10, "png", true), LIMITS);

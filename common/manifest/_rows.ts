@@ -25,7 +25,7 @@ import { fromJson, fromJsonOrNull, toNumber, toNumberOrNull, toStringOrNull } fr
 
 export const IMAGE_COLUMNS = "id, source_uri, source_key, source_etag, source_version, " +
   "source_sequencer, sha256, size, width, height, format, dataset_uri, status, error, " +
-  "duplicate_of, created_at, updated_at";
+  "duplicate_of, created_at, updated_at, decode_warning";
 
 export function toImage(r: SqlRow): ImageRow {
   return {
@@ -46,6 +46,7 @@ export function toImage(r: SqlRow): ImageRow {
     duplicateOf: toStringOrNull(r.duplicate_of),
     createdAt: toNumber(r.created_at),
     updatedAt: toNumber(r.updated_at),
+    decodeWarning: toStringOrNull(r.decode_warning),
   };
 }
 

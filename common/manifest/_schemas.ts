@@ -100,6 +100,7 @@ export const effectsSchema = z.object({
     datasetUri: z.string().nullish(),
     duplicateOf: z.string().nullish(),
     error: z.string().nullish(),
+    decodeWarning: z.string().nullish(),
   }).optional(),
   variants: z.array(variantSchema).optional(),
   annotations: z.array(z.object({

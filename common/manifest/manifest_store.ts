@@ -44,6 +44,8 @@ export interface ImageRow {
   duplicateOf: string | null;
   createdAt: number;
   updatedAt: number;
+  /** The warning the source decoded with ("Corrupt JPEG data: …"), null when it was clean. */
+  decodeWarning?: string | null;
 }
 
 /** `[x, y, w, h]` in original-image pixels, top-left origin (COCO convention). */
@@ -244,6 +246,7 @@ export interface Effects {
     datasetUri?: string | null;
     duplicateOf?: string | null;
     error?: string | null;
+    decodeWarning?: string | null;
   };
   variants?: VariantInput[];
   annotations?: { imageId: string; source: string; items: AnnotationInput[] }[];
@@ -348,6 +351,17 @@ export interface ManifestStore {
   ): Promise<ImageRow[]>;
   /** Directly records a failure on an image (outside a claim, e.g. a refused key). */
   recordImageFailure(id: string, reason: string, message: string): Promise<void>;
+  /**
+   * Records an object that ingest refuses without fetching it (e.g. `unsupported_suffix`): a
+   * `failed` row with `reason: message`, nothing queued. An existing row is left as it is.
+   */
+  recordRefusedSource(obj: SourceObject, reason: string, message: string): Promise<UpsertResult>;
+  /**
+   * Rewrites recorded object URIs that start with `base` (a store's URI base, ending in `/`) to
+   * the key after it: dataset copies, variants, augmentations, predictions. Percent-encoded
+   * remainders are left absolute (readers still resolve them). Returns the rows rewritten.
+   */
+  relativizeObjectUris(base: string): Promise<number>;
 
   // ---- labels & annotations ---------------------------------------------------
   /** Ensures labels exist; returns name → stable category id (1-based, insertion order). */

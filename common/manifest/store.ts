@@ -289,12 +289,69 @@ class SqlManifestStore implements ManifestStore {
         `UPDATE images SET source_key = $2, source_etag = $3, source_version = $4,
            source_sequencer = COALESCE($5, source_sequencer), size = $6, sha256 = NULL,
            width = NULL, height = NULL, format = NULL, dataset_uri = NULL, status = 'pending',
-           error = NULL, duplicate_of = NULL, updated_at = $7
+           error = NULL, duplicate_of = NULL, decode_warning = NULL, updated_at = $7
          WHERE id = $1 RETURNING ${IMAGE_COLUMNS}`,
         [id, obj.sourceKey, obj.etag, obj.versionId, obj.sequencer, obj.size, now],
       );
       await this.#enqueueRows(tx, INGEST, [id], "reset", now);
       return { image: toImage(rows[0]), created: false, changed: true, stale: false };
+    });
+  }
+
+  async recordRefusedSource(
+    input: SourceObject,
+    reason: string,
+    message: string,
+  ): Promise<UpsertResult> {
+    const obj = parse(sourceObjectSchema, input, "recordRefusedSource");
+    const id = await imageIdFor(obj.sourceUri);
+    const now = this.#now();
+    const inserted = await this.#db.query(
+      `INSERT INTO images (id, source_uri, source_key, source_etag, source_version,
+         source_sequencer, size, status, error, created_at, updated_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, 'failed', $8, $9, $9)
+       ON CONFLICT (id) DO NOTHING RETURNING ${IMAGE_COLUMNS}`,
+      [
+        id,
+        obj.sourceUri,
+        obj.sourceKey,
+        obj.etag,
+        obj.versionId,
+        obj.sequencer,
+        obj.size,
+        `${reason}: ${message}`,
+        now,
+      ],
+    );
+    if (inserted.length > 0) {
+      return { image: toImage(inserted[0]), created: true, changed: false, stale: false };
+    }
+    const rows = await this.#db.query(`SELECT ${IMAGE_COLUMNS} FROM images WHERE id = $1`, [id]);
+    return { image: toImage(rows[0]), created: false, changed: false, stale: false };
+  }
+
+  async relativizeObjectUris(base: string): Promise<number> {
+    parse(z.string().regex(/^[a-z][a-z0-9+.-]*:.*\/$/i), base, "relativizeObjectUris base");
+    const columns = [
+      ["images", "dataset_uri"],
+      ["variants", "uri"],
+      ["augmentations", "uri"],
+      ["predictions", "uri"],
+    ] as const;
+    return await this.#db.transaction(async (tx) => {
+      let n = 0;
+      for (const [table, col] of columns) {
+        const rows = await tx.query(
+          `UPDATE ${table} SET ${col} = substr(${col}, length(CAST($1 AS TEXT)) + 1)
+           WHERE substr(${col}, 1, length(CAST($1 AS TEXT))) = CAST($1 AS TEXT)
+             AND length(${col}) > length(CAST($1 AS TEXT))
+             AND ${col} NOT LIKE '%!%%' ESCAPE '!'
+           RETURNING 1 AS one`,
+          [base],
+        );
+        n += rows.length;
+      }
+      return n;
     });
   }
 
@@ -1080,6 +1137,7 @@ class SqlManifestStore implements ManifestStore {
       ["datasetUri", "dataset_uri"],
       ["duplicateOf", "duplicate_of"],
       ["error", "error"],
+      ["decodeWarning", "decode_warning"],
     ];
     const params: SqlValue[] = [id, now];
     const sets = ["updated_at = $2"];

@@ -22,6 +22,7 @@ import type { Logger } from "../log/mod.ts";
 import { type ManifestStore, openManifest } from "../manifest/mod.ts";
 import { openTracker, type Tracker } from "../mlflow/mod.ts";
 import { type ObjectStore, openObjectStore } from "../objectstore/mod.ts";
+import { relativizeRecordedUris } from "../manifest/relative_uris.ts";
 import { openStaging, type Staging } from "../staging/mod.ts";
 import { Closers } from "./closers.ts";
 
@@ -102,6 +103,8 @@ export async function openResources<O extends OpenResourcesOptions>(
       closers.own("manifest", await openManifest(config.manifest.url));
     const store = given.store ??
       closers.own("object store", await openObjectStore(config.objectStore.url, s3));
+    const relativized = await relativizeRecordedUris(manifest, store);
+    if (relativized > 0) log.info("recorded object URIs now store-relative", { relativized });
     const out: StageResources & { source?: ObjectStore; tracker?: Tracker } = {
       manifest,
       store,

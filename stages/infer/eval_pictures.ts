@@ -9,6 +9,7 @@
  * ```
  * @module
  */
+import { keyOfRecorded } from "../../common/objectstore/recorded_key.ts";
 import { writeEvalPictures } from "../../common/eval/pictures.ts";
 import type { ObjectStore } from "../../common/objectstore/mod.ts";
 import type { ScoredSet } from "./evaluate.ts";
@@ -22,11 +23,12 @@ export async function publishEvalPictures(
   const root = store.url.replace(/\/+$/, "") + "/";
   const read = async (img: { id: number | string }) => {
     const uris = scored.imageUris.get(img.id) ?? [];
-    const uri = uris.find((u) => u.startsWith(root));
-    if (!uri) {
+    // A store-relative key (what the manifest records) or an absolute URI of this store.
+    const key = uris.map((u) => keyOfRecorded(store, u)).find((k) => k !== null);
+    if (!key) {
       throw new Error(`image ${img.id}: expected a URI in ${root}, found ${uris.join(", ")}`);
     }
-    return await store.getBytes(decodeURIComponent(uri.slice(root.length)));
+    return await store.getBytes(key);
   };
   const tmp = await Deno.makeTempDir({ prefix: "sluice-eval-" });
   try {

@@ -21,6 +21,7 @@ import { basenameOf } from "../../common/annotations/mod.ts";
 import { SluiceError } from "../../common/errors/mod.ts";
 import { imageIdFor } from "../../common/manifest/mod.ts";
 import type { ObjectStore } from "../../common/objectstore/mod.ts";
+import { keyOfRecorded } from "../../common/objectstore/recorded_key.ts";
 
 /** One explicit input image. */
 export interface InputItem {
@@ -53,24 +54,8 @@ export class InputError extends SluiceError {
  * ```
  */
 export function storeKeyOf(store: ObjectStore, uri: string): string | null {
-  const base = store.uriFor("x").slice(0, -1);
-  if (!uri.startsWith(base)) return null;
-  for (const key of [decodeSafe(uri.slice(base.length)), uri.slice(base.length)]) {
-    try {
-      if (store.uriFor(key) === uri) return key;
-    } catch {
-      // Not a valid key in this form.
-    }
-  }
-  return null;
-}
-
-function decodeSafe(s: string): string {
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return s;
-  }
+  // A store-relative key (what the manifest records) or an absolute URI of this store.
+  return keyOfRecorded(store, uri);
 }
 
 async function entry(store: ObjectStore, raw: string): Promise<InputItem> {

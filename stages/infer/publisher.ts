@@ -21,6 +21,7 @@ import type { ObjectStore } from "../../common/objectstore/mod.ts";
 import type { InferSettings } from "./config.ts";
 import type { ImagePrediction, LoadedModel } from "./inference_engine.ts";
 import { storeKeyOf } from "./inputs.ts";
+import { uriOfRecorded } from "../../common/objectstore/recorded_key.ts";
 import { labelStudioPusher } from "./labelstudio_push.ts";
 import type { LabelStudioTarget } from "./labelstudio_names.ts";
 import type { InferMetrics } from "./metrics.ts";
@@ -82,7 +83,7 @@ export class Publisher {
 
   /** {@link imageUrl} of a manifest row (its dataset copy when it has one). */
   rowUrl(row: ImageRow): string {
-    const uri = row.datasetUri ?? row.sourceUri;
+    const uri = row.datasetUri ? uriOfRecorded(this.#o.store, row.datasetUri) : row.sourceUri;
     return this.imageUrl(uri, row.datasetUri ? storeKeyOf(this.#o.store, row.datasetUri) : null);
   }
 

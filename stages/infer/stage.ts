@@ -43,6 +43,7 @@ import { publishEvalPictures } from "./eval_pictures.ts";
 import type { LoadedModel } from "./inference_engine.ts";
 import { predictInputs } from "./input_mode.ts";
 import { storeKeyOf } from "./inputs.ts";
+import { uriOfRecorded } from "../../common/objectstore/recorded_key.ts";
 import { type LabelStudioTarget, loadLabelStudioNames } from "./labelstudio_names.ts";
 import { createInferMetrics, type InferMetrics } from "./metrics.ts";
 import { type KnownModel, ModelSlot, versionKey } from "./model_slot.ts";
@@ -444,9 +445,9 @@ async function processClaim(ctx: Ctx, claim: Claim, item: ItemContext): Promise<
   }
   const tag: ImageTag = {
     id: image.id,
-    url: ctx.publisher.imageUrl(image.datasetUri, key),
+    url: ctx.publisher.imageUrl(uriOfRecorded(store, image.datasetUri), key),
     fileName: basenameOf(image.sourceKey || key),
-    uris: [image.sourceUri, image.datasetUri],
+    uris: [image.sourceUri, uriOfRecorded(store, image.datasetUri)],
   };
   const body = () => store.get(key);
   const pred = await predictStaged(
@@ -467,7 +468,7 @@ async function processClaim(ctx: Ctx, claim: Claim, item: ItemContext): Promise<
       ...(pred.model.registry ? { registry: pred.model.registry } : {}),
       boxes: pred.boxes,
       score: pred.score,
-      uri: tag.partKey ? store.uriFor(tag.partKey) : null,
+      uri: tag.partKey ?? null,
     }],
   };
 }

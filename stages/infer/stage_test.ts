@@ -194,7 +194,7 @@ Deno.test({
             assert.equal(r.score, r.boxes[0].score);
             assert.match(
               r.uri ?? "",
-              /\/predictions\/det\/1\/parts\/[0-9a-f]{20}\.labelstudio\.json$/,
+              /^predictions\/det\/1\/parts\/[0-9a-f]{20}\.labelstudio\.json$/,
             );
           }
           assert.equal(s.labelStudio.pushed, GOOD.length);

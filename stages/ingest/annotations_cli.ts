@@ -257,7 +257,8 @@ async function runExport({ ctx, o, config, deps, labelConfig }: CommandRun): Pro
   const set = await exportSetFor(deps.manifest, {
     ...(o.source ? { source: o.source } : {}),
     ...(o["image-url"] ? { imageUrl: o["image-url"] } : {}),
-    ...(o.snapshot ? { snapshot: o.snapshot, datasetStore: deps.objectStore } : {}),
+    ...(o.snapshot ? { snapshot: o.snapshot } : {}),
+    datasetStore: deps.objectStore,
     ...(labelConfig ? { labelConfig } : {}),
   });
   if (isDatasetFormat(format)) {

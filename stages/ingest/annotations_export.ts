@@ -28,6 +28,7 @@ import {
 import { type LabelStudioTask, toLabelStudioTasks } from "../../common/annotations/labelstudio.ts";
 import type { AnnotationInput, ManifestStore } from "../../common/manifest/mod.ts";
 import type { ObjectStore } from "../../common/objectstore/mod.ts";
+import { uriOfRecorded } from "../../common/objectstore/recorded_key.ts";
 import { type ExportSet, manifestExportSet, snapshotExportSet } from "./annotation_sets.ts";
 import type { AnnotationFormat } from "./config.ts";
 
@@ -78,8 +79,17 @@ export async function exportSetFor(
       ...(opts.imageUrl ? { imageUrl: opts.imageUrl } : {}),
     });
   }
+  if (opts.datasetStore) resolveDatasetKeys(set, opts.datasetStore);
   if (opts.labelConfig) applyLabelConfig(set, opts.labelConfig);
   return set;
+}
+
+/** Dataset objects are recorded as store-relative keys: exports carry their absolute URIs. */
+function resolveDatasetKeys(set: ExportSet, store: Pick<ObjectStore, "uriFor">): void {
+  for (const img of set.images) {
+    if (img.store === "dataset") img.uri = uriOfRecorded(store, img.uri);
+    if (img.datasetUri) img.datasetUri = uriOfRecorded(store, img.datasetUri);
+  }
 }
 
 /**

@@ -26,6 +26,7 @@ import { recordedKey } from "./recorded_key.ts";
 import type { IngestMetrics } from "./metrics.ts";
 import { orderEvents, type SourceEvent } from "./s3_event.ts";
 import { type SourceLocation, sourceUriFor } from "./source_location.ts";
+import { recordUnsupportedSuffix } from "./refused_suffix.ts";
 
 /** Where events came from (a metrics label). */
 export type EventOrigin = "webhook" | "sqs";
@@ -97,6 +98,10 @@ export async function applySourceEvents(
       continue;
     }
     if (!location.accepts(key)) {
+      const { etag, versionId, size } = e;
+      if (e.kind === "created") {
+        await recordUnsupportedSuffix({ ...opts, key, etag, versionId, size });
+      }
       count("ignored_suffix");
       continue;
     }

@@ -23,6 +23,7 @@ import type { ObjectStore } from "../../common/objectstore/mod.ts";
 import type { IngestMetrics } from "./metrics.ts";
 import { type SourceLocation, sourceUriFor } from "./source_location.ts";
 import { recordedKey } from "./recorded_key.ts";
+import { recordUnsupportedSuffix } from "./refused_suffix.ts";
 
 export interface DiscoverOptions {
   manifest: ManifestStore;
@@ -46,7 +47,7 @@ export interface DiscoverSummary {
   listed: number;
   /** Keys with an accepted suffix, upserted. */
   seen: number;
-  /** Keys skipped by the suffix filter. */
+  /** Keys refused by the suffix filter (recorded `failed`, `unsupported_suffix`). */
   skipped: number;
   created: number;
   changed: number;
@@ -151,6 +152,8 @@ export async function discoverSource(opts: DiscoverOptions): Promise<DiscoverSum
     summary.listed++;
     if (!location.accepts(obj.key)) {
       summary.skipped++;
+      const { etag, versionId, size } = obj;
+      await recordUnsupportedSuffix({ ...opts, key: obj.key, etag: etag || null, versionId, size });
     } else {
       summary.seen++;
       metrics?.objectsSeen.inc({ via });

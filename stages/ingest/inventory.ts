@@ -33,6 +33,7 @@ import type { Logger } from "../../common/log/mod.ts";
 import type { ManifestStore } from "../../common/manifest/mod.ts";
 import type { ObjectStore } from "../../common/objectstore/mod.ts";
 import { type SourceLocation, sourceUriFor } from "./source_location.ts";
+import { recordUnsupportedSuffix } from "./refused_suffix.ts";
 
 /** `manifest.json` of an inventory report (the fields used here). */
 export const InventoryManifestSchema = z.object({
@@ -353,6 +354,10 @@ export async function discoverInventory(
       const key = location.relativeKey(o.key);
       if (o.isDeleteMarker || !o.isLatest || key === null || !location.accepts(key)) {
         summary.skipped++;
+        if (key !== null && !o.isDeleteMarker && o.isLatest && location.inPrefix(key)) {
+          const { etag, versionId, size } = o;
+          await recordUnsupportedSuffix({ manifest, source, key, etag, versionId, size });
+        }
         continue;
       }
       summary.seen++;

@@ -25,6 +25,8 @@ export interface IngestMetrics {
   readonly duplicates: Counter<never>;
   /** Items failed for good, by reason (SluiceError code). */
   readonly failures: Counter<"reason">;
+  /** Images ingested although the decoder warned (the warning is on the image row). */
+  readonly decodeWarnings: Counter<never>;
   /** Source bytes of ingested and duplicate images. */
   readonly bytes: Counter<never>;
   /** Augmented copies written. */
@@ -87,6 +89,10 @@ export function createIngestMetrics(stage: StageMetrics): IngestMetrics {
       name: "failures_total",
       help: "Items failed for good, by reason.",
       labelNames: ["reason"],
+    }),
+    decodeWarnings: stage.counter({
+      name: "decode_warnings_total",
+      help: "Images that decoded with warnings (e.g. Corrupt JPEG data), recorded on the row.",
     }),
     bytes: stage.counter({ name: "bytes_total", help: "Source bytes of ingested images." }),
     augmentations: stage.counter({

@@ -221,7 +221,12 @@ export function createItemProcessor(
       height: info.height,
       format: info.format,
       error: null,
+      decodeWarning: info.decodeWarning,
     };
+    if (info.decodeWarning !== null) {
+      metrics?.decodeWarnings.inc();
+      ctx.log.warn("decoded with warnings", { key, warning: info.decodeWarning });
+    }
     await contentLocks?.acquire(sha256, claim.itemId);
     const dup = await manifest.findImageBySha256(sha256);
     if (dup && dup.id !== image.id) {
@@ -242,7 +247,8 @@ export function createItemProcessor(
         metadata: { "sluice-sha256": sha256 },
       });
     }
-    const datasetUri = objectStore.uriFor(datasetKey);
+    // Recorded relative to the store, so the data works from any mount point (issue 12 item 9).
+    const datasetUri = datasetKey;
     ctx.signal.throwIfAborted();
 
     const augmentations = settings.augmentCopies > 0
@@ -304,7 +310,7 @@ async function makeAugmentations(
       index,
       seed: copy.seed,
       params: copy.params,
-      uri: objectStore.uriFor(key),
+      uri: key,
       sha256: sha256Hex(copy.bytes),
       width: copy.width,
       height: copy.height,

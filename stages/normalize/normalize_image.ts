@@ -29,6 +29,7 @@ import type { Slots } from "./_slots.ts";
 import { readSource } from "./_read_source.ts";
 import { type RenderLimits, renderVariants } from "./render_variants.ts";
 import { keyForUri } from "./source_key.ts";
+import { keyOfRecorded } from "../../common/objectstore/recorded_key.ts";
 import type { RegisteredSpec } from "./spec_registry.ts";
 import { variantKey } from "./variant_keys.ts";
 
@@ -107,7 +108,7 @@ export async function normalizeImage(
   const present: string[] = [];
   for (const p of planned) {
     const row = existing.find((r) => r.name === p.spec.name && r.specHash === p.specHash);
-    if (row && row.uri === store.uriFor(p.key) && row.version === p.version) {
+    if (row && keyOfRecorded(store, row.uri) === p.key && row.version === p.version) {
       const info = await store.head(p.key);
       if (info !== null && info.size === row.bytes) {
         present.push(p.spec.name);
@@ -173,7 +174,7 @@ export async function normalizeImage(
       name: p.spec.name,
       specHash: p.specHash,
       version: p.version,
-      uri: store.uriFor(p.key),
+      uri: p.key,
       width: v.width,
       height: v.height,
       bytes: v.bytes.byteLength,

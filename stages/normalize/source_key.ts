@@ -10,6 +10,7 @@
  */
 import { SluiceError } from "../../common/errors/mod.ts";
 import type { ObjectStore } from "../../common/objectstore/mod.ts";
+import { keyOfRecorded } from "../../common/objectstore/recorded_key.ts";
 
 /** The URI does not name an object of the store the stage reads. */
 export class ForeignUriError extends SluiceError {
@@ -34,27 +35,8 @@ export class ForeignUriError extends SluiceError {
  * ```
  */
 export function keyForUri(store: ObjectStore, uri: string): string {
-  // uriFor("x") ends with the key as given; what precedes it is the store's base.
-  const probe = store.uriFor("x");
-  const base = probe.slice(0, -1);
-  if (!uri.startsWith(base) || uri.length === base.length) {
-    throw new ForeignUriError(uri, store.url);
-  }
-  const raw = uri.slice(base.length);
-  const candidates = [raw];
-  if (uri.startsWith("file:")) {
-    try {
-      candidates.unshift(decodeURIComponent(raw));
-    } catch {
-      // Not percent-encoded text: only the raw form can match.
-    }
-  }
-  for (const key of candidates) {
-    try {
-      if (store.uriFor(key) === uri) return key;
-    } catch {
-      // An invalid key is not this object's key; try the next form.
-    }
-  }
-  throw new ForeignUriError(uri, store.url);
+  // A store-relative key (what the manifest records) or an absolute URI of this store.
+  const key = keyOfRecorded(store, uri);
+  if (key === null) throw new ForeignUriError(uri, store.url);
+  return key;
 }

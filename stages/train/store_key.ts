@@ -11,25 +11,11 @@
  * ```
  * @module
  */
-import { type ObjectStore, validateKey } from "../../common/objectstore/mod.ts";
+import type { ObjectStore } from "../../common/objectstore/mod.ts";
+import { keyOfRecorded } from "../../common/objectstore/recorded_key.ts";
 
 /** The key of `uri` in `store`, or null when the URI points elsewhere. */
 export function keyOfUri(store: Pick<ObjectStore, "uriFor">, uri: string): string | null {
-  // uriFor of a one-character key reveals the store's URI prefix, whatever the adapter.
-  const probe = store.uriFor("x");
-  const base = probe.slice(0, -1);
-  if (!uri.startsWith(base)) return null;
-  let key = uri.slice(base.length);
-  if (base.startsWith("file:")) {
-    try {
-      key = decodeURIComponent(key);
-    } catch {
-      return null;
-    }
-  }
-  try {
-    return validateKey(key);
-  } catch {
-    return null;
-  }
+  // A store-relative key (what the manifest records) or an absolute URI of this store.
+  return keyOfRecorded(store, uri);
 }

@@ -15,12 +15,18 @@ import { toNumber } from "../_columns.ts";
 import type { Migration } from "./migration.ts";
 import { migration as initial } from "./0001_initial.ts";
 import { migration as reviews } from "./1601_reviews.ts";
+import { migration as imageVerdicts } from "./1701_image_verdicts.ts";
 import { migration as predictionRegistry } from "./1702_prediction_registry.ts";
 
 export type { Migration } from "./migration.ts";
 
 /** Every migration, in version order. */
-export const MIGRATIONS: readonly Migration[] = [initial, reviews, predictionRegistry];
+export const MIGRATIONS: readonly Migration[] = [
+  initial,
+  reviews,
+  imageVerdicts,
+  predictionRegistry,
+];
 
 // Arbitrary constant naming "the sluice manifest migration lock" among advisory locks.
 const PG_MIGRATION_LOCK = 0x51_1c_e0_01;
