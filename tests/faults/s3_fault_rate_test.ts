@@ -5,6 +5,7 @@
  * exactly once (the proxy counts successful PUTs per key), no orphan objects, nothing left
  * pending, leased or failed, staging empty.
  */
+import { uriOfRecorded } from "../../common/objectstore/recorded_key.ts";
 import assert from "node:assert/strict";
 import { readdir } from "node:fs/promises";
 import { S3ObjectStore } from "../../common/objectstore/s3.ts";
@@ -56,7 +57,10 @@ for (const rate of [0.1, 0.3]) {
         const dataPuts = [...proxy.puts].filter(([k]) => k.startsWith(env.dataBucket + "/"));
         const twice = dataPuts.filter(([, n]) => n !== 1);
         assert.deepEqual(twice, [], "expected every dataset object written exactly once");
-        const referenced = new Set(ingested.map((i) => i.datasetUri));
+        // The manifest records keys relative to the store (or, for older rows, absolute URIs).
+        const referenced = new Set(
+          ingested.map((i) => uriOfRecorded(env.objectStore, i.datasetUri!)),
+        );
         const stored: string[] = [];
         for await (const o of direct.list()) stored.push(direct.uriFor(o.key));
         const orphans = stored.filter((u) => !referenced.has(u));
