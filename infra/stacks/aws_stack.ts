@@ -11,7 +11,8 @@
  * @module
  */
 import type { Construct } from "constructs";
-import { Fn, TerraformLocal, TerraformOutput, TerraformStack, TerraformVariable } from "cdktf";
+import { Fn, TerraformLocal, TerraformOutput, TerraformStack } from "cdktf";
+import { awsBaseVariables } from "./_aws_variables.ts";
 import { AwsProvider } from "@cdktf/provider-aws/lib/provider/index.js";
 import { DataAwsSsmParameter } from "@cdktf/provider-aws/lib/data-aws-ssm-parameter/index.js";
 import { DataAwsCallerIdentity } from "@cdktf/provider-aws/lib/data-aws-caller-identity/index.js";
@@ -62,14 +63,7 @@ export type AwsSettings = z.infer<typeof AwsSettingsSchema>;
 export class AwsStack extends TerraformStack {
   constructor(scope: Construct, id: string, s: AwsSettings) {
     super(scope, id);
-    const v = (name: string, o: ConstructorParameters<typeof TerraformVariable>[2]) =>
-      new TerraformVariable(this, name, o);
-    const region = v("region", { type: "string", default: "us-east-1", description: "AWS region" });
-    const prefix = v("name_prefix", {
-      type: "string",
-      default: "sluice",
-      description: "Prefix of every name (bucket names are global: make it unique)",
-    });
+    const { v, region, prefix } = awsBaseVariables(this);
     v("release", {
       type: "string",
       default: SLUICE_RELEASE,

@@ -13,7 +13,8 @@
  */
 import { Buffer } from "node:buffer";
 import type { Construct } from "constructs";
-import { Fn, TerraformLocal, TerraformOutput, TerraformStack, TerraformVariable } from "cdktf";
+import { Fn, TerraformLocal, TerraformOutput, TerraformStack } from "cdktf";
+import { awsBaseVariables } from "./_aws_variables.ts";
 import { AwsProvider } from "@cdktf/provider-aws/lib/provider/index.js";
 import { DataAwsPartition } from "@cdktf/provider-aws/lib/data-aws-partition/index.js";
 import { IamRole } from "@cdktf/provider-aws/lib/iam-role/index.js";
@@ -63,14 +64,7 @@ const MANAGED = "arn:${data.aws_partition.partition.partition}:iam::aws:policy";
 export class EksStack extends TerraformStack {
   constructor(scope: Construct, id: string, s: EksSettings) {
     super(scope, id);
-    const v = (name: string, o: ConstructorParameters<typeof TerraformVariable>[2]) =>
-      new TerraformVariable(this, name, o);
-    const region = v("region", { type: "string", default: "us-east-1", description: "AWS region" });
-    const prefix = v("name_prefix", {
-      type: "string",
-      default: "sluice",
-      description: "Prefix of every name (bucket names are global: make it unique)",
-    });
+    const { v, region, prefix } = awsBaseVariables(this);
     const subnets = v("subnet_ids", {
       type: "list(string)",
       description: "Subnets of the cluster and its nodes (private subnets with a NAT)",
