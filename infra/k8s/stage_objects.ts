@@ -218,6 +218,13 @@ export function configData(s: K8sSettings): Record<string, string> {
     SLUICE_TRAIN_K8S_NAMESPACE: s.namespace,
     // The image has the binaries on PATH; the Job the launcher writes runs this.
     SLUICE_TRAIN_BIN_PATH: WORKLOAD_COMMANDS.train[0],
+    // The Job the launcher writes at run time stages where the Deployments do.
+    ...(s.staging.kind === "localPV"
+      ? {
+        SLUICE_TRAIN_K8S_STAGING_STORAGE_CLASS: s.staging.storageClass,
+        SLUICE_TRAIN_K8S_STAGING_SIZE: s.staging.size,
+      }
+      : {}),
     ...s.config,
   };
 }

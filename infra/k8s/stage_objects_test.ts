@@ -10,7 +10,11 @@ import type { IConfigMap } from "kubernetes-models/v1/ConfigMap";
 import type { IService } from "kubernetes-models/v1/Service";
 import { launchPlanFixture } from "../../stages/train/testdata/launch_plan.ts";
 import { K8sSettingsSchema } from "./k8s_settings.ts";
-import { type K8sObject, stageObjects } from "./stage_objects.ts";
+import { configData, type K8sObject, stageObjects } from "./stage_objects.ts";
+import { loadConfig } from "../../common/config/mod.ts";
+import { TrainSettingsSchema } from "../../stages/train/config.ts";
+import { k8sObjects } from "../../stages/train/k8s.ts";
+import { launcherK8sOptions } from "../../stages/train/run_training.ts";
 import { trainJobObjects } from "./train_job.ts";
 import { objectProblems, validateObjects } from "./validate_objects.ts";
 
@@ -182,4 +186,28 @@ Deno.test("validation refuses broken objects and names what is wrong", () => {
       .join(),
     /Route r: spec/,
   );
+});
+
+Deno.test("local PV staging: the train Job, validated here and written by the launcher, has no hostPath", async () => {
+  const s = K8sSettingsSchema.parse({ staging: { kind: "localPV", size: "200Gi" } });
+  const plan = launchPlanFixture(2);
+  const [job] = trainJobObjects(plan, s) as unknown as IJob[];
+  validateObjects([job as unknown as K8sObject]);
+  const claimOf = (j: IJob) => {
+    const vols = j.spec!.template.spec!.volumes!;
+    assert.ok(!vols.some((v) => v.hostPath), "restricted SCC refuses hostPath");
+    return vols.find((v) => v.name === "staging")!.ephemeral!.volumeClaimTemplate!.spec;
+  };
+  assert.equal(claimOf(job).storageClassName, "sluice-nvme");
+  assert.equal(claimOf(job).resources!.requests!.storage, "200Gi");
+  // The launcher reads the ConfigMap as environment: the Job it writes at run time must match.
+  const env = configData(s);
+  const config = await loadConfig({
+    stage: "train",
+    stageSchema: TrainSettingsSchema,
+    argv: [],
+    env,
+  });
+  const runtime = k8sObjects(plan, launcherK8sOptions(config.stage)).job as unknown as IJob;
+  assert.deepEqual(claimOf(runtime), claimOf(job));
 });

@@ -35,6 +35,9 @@ export function trainJobObjects(plan: LaunchPlan, s: K8sSettings): K8sObject[] {
     gpusPerNode: s.trainGpusPerNode,
     // The launcher mounts the parent of the staging root and stages under <mount>/sluice.
     ...(hostPath ? { stagingHostPath: hostPath.replace(/\/sluice\/?$/, "") || "/" } : {}),
+    ...(s.staging.kind === "localPV"
+      ? { stagingClaim: { storageClass: s.staging.storageClass, size: s.staging.size } }
+      : {}),
   });
   return [job as K8sObject, service as K8sObject];
 }

@@ -153,6 +153,14 @@ export const TrainSettingsSchema = z.strictObject({
   k8sImage: z.string().min(1).default(DEFAULT_IMAGE).describe(
     "k8s: container image with sluice-train and the trainer (the release's image by default)",
   ),
+  k8sStagingStorageClass: z.string().regex(DNS_LABEL, { error: "expected a DNS label" }).optional()
+    .describe(
+      "k8s: give each rank an ephemeral volume of this StorageClass instead of the node's " +
+        "/mnt/nvme hostPath (OpenShift's restricted SCC refuses hostPath)",
+    ),
+  k8sStagingSize: z.string().regex(/^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$/, {
+    error: "expected a Kubernetes quantity like 100Gi",
+  }).default("100Gi").describe("k8s: size of each rank's ephemeral staging volume"),
   gpusPerNode: z.int().min(0).max(16).default(0).describe(
     "k8s: nvidia.com/gpu per pod (0 = CPU)",
   ),

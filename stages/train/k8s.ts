@@ -26,6 +26,11 @@ export interface K8sOptions {
   gpusPerNode: number;
   /** Host path of the NVMe scratch mount (staging root's parent). */
   stagingHostPath?: string;
+  /**
+   * An ephemeral volume per rank instead of the hostPath: OpenShift's restricted SCC refuses
+   * hostPath volumes, and local PersistentVolumes reach the same NVMe through a StorageClass.
+   */
+  stagingClaim?: { storageClass: string; size: string };
   /** Where the staging root is mounted in the pod (default `/mnt/nvme`). */
   stagingMountPath?: string;
   configMap?: string;
@@ -142,10 +147,7 @@ export function k8sObjects(plan: LaunchPlan, opts: K8sOptions): K8sObjects {
             resources,
             volumeMounts: [{ name: "staging", mountPath }],
           }],
-          volumes: [{
-            name: "staging",
-            hostPath: { path: opts.stagingHostPath ?? "/mnt/nvme", type: "Directory" },
-          }],
+          volumes: [stagingVolume(opts)],
         },
       },
     },
@@ -163,4 +165,26 @@ export function k8sObjects(plan: LaunchPlan, opts: K8sOptions): K8sObjects {
     },
   };
   return { jobName, serviceName, masterAddr, job, service };
+}
+
+function stagingVolume(opts: K8sOptions): YamlValue {
+  if (!opts.stagingClaim) {
+    return {
+      name: "staging",
+      hostPath: { path: opts.stagingHostPath ?? "/mnt/nvme", type: "Directory" },
+    };
+  }
+  return {
+    name: "staging",
+    ephemeral: {
+      volumeClaimTemplate: {
+        metadata: { labels: { "app.kubernetes.io/part-of": "sluice" } },
+        spec: {
+          accessModes: ["ReadWriteOnce"],
+          storageClassName: opts.stagingClaim.storageClass,
+          resources: { requests: { storage: opts.stagingClaim.size } },
+        },
+      },
+    },
+  };
 }

@@ -34,9 +34,9 @@ import type { Tracker } from "../../common/mlflow/tracker.ts";
 import { joinArtifactUri } from "../../common/mlflow/model_uri.ts";
 import type { ObjectStore } from "../../common/objectstore/mod.ts";
 import type { Staging } from "../../common/staging/mod.ts";
-import { CANDIDATE_ALIAS, type Launcher, type TrainConfig } from "./config.ts";
+import { CANDIDATE_ALIAS, type Launcher, type TrainConfig, type TrainSettings } from "./config.ts";
 import { snapshotDatasetInput } from "./dataset_input.ts";
-import { renderK8s } from "./k8s.ts";
+import { type K8sOptions, renderK8s } from "./k8s.ts";
 import { writeMlflowModel } from "./mlflow_model.ts";
 import { MAP50_TAG, promoteIfBetter, type PromotionDecision } from "./promotion.ts";
 import { RunObserver, type ShardReport } from "./run_observer.ts";
@@ -169,6 +169,27 @@ export async function prepareTraining(
 }
 
 /**
+ * The k8s launcher's options from the train settings: what the Job written at run time uses.
+ *
+ * @example
+ * ```ts
+ * launcherK8sOptions(config.stage).namespace; // "default"
+ * ```
+ */
+export function launcherK8sOptions(s: TrainSettings): K8sOptions {
+  return {
+    namespace: s.k8sNamespace,
+    image: s.k8sImage,
+    binPath: s.binPath,
+    masterPort: s.masterPort || 29500,
+    gpusPerNode: s.gpusPerNode,
+    ...(s.k8sStagingStorageClass
+      ? { stagingClaim: { storageClass: s.k8sStagingStorageClass, size: s.k8sStagingSize } }
+      : {}),
+  };
+}
+
+/**
  * Writes the k8s or systemd definitions of `plan` into its training prefix; returns their URIs.
  *
  * @example
@@ -186,13 +207,7 @@ export async function writeDefinitions(
   const enc = new TextEncoder();
   const files: [string, string, string][] = [];
   if (s.launcher === "k8s") {
-    const d = renderK8s(plan, {
-      namespace: s.k8sNamespace,
-      image: s.k8sImage,
-      binPath: s.binPath,
-      masterPort,
-      gpusPerNode: s.gpusPerNode,
-    });
+    const d = renderK8s(plan, launcherK8sOptions(s));
     files.push([`${plan.keys.dir}/k8s/job.yaml`, d.job, "application/yaml"]);
     files.push([`${plan.keys.dir}/k8s/service.yaml`, d.service, "application/yaml"]);
   } else if (s.launcher === "systemd") {
