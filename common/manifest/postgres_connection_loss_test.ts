@@ -151,3 +151,29 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "postgres driver: end() returns once the server has closed the connection it waited on",
+  ignore: !pg.ok,
+  async fn() {
+    const server = await startPostgres();
+    const sql = postgres(server.url, { max: 1, onnotice: () => {}, fetch_types: false });
+    const admin = postgres(server.url, { max: 1, onnotice: () => {} });
+    try {
+      const [{ pid }] = await sql`SELECT pg_backend_pid() AS pid`;
+      const sleeping = sql`SELECT pg_sleep(30)`.catch((err: unknown) => err);
+      await new Promise((r) => setTimeout(r, 200));
+      // end() waits for the query in flight (its timeout would cut that wait at 20 s)...
+      const ended = sql.end({ timeout: 20 }).then(() => "ended");
+      await admin`SELECT pg_terminate_backend(${pid})`;
+      assert.ok(isConnectionLoss(await settleWithin(sleeping, 5000)));
+      // ...and the server ending that query's connection ends the wait (3.4.9: porsager/postgres#1097).
+      assert.equal(await settleWithin(ended, 3000), "ended", "end() still waiting after the close");
+      await ended;
+    } finally {
+      await sql.end({ timeout: 1 });
+      await admin.end({ timeout: 1 });
+      await server.stop();
+    }
+  },
+});

@@ -6,7 +6,8 @@
  * after SIGTERM: a claim waited on a connection that kept reconnecting under a 20 s backoff, and
  * a reconnect fired after `sql.end()` kept the process alive. Now: no worker exits, the queue
  * drains with every item done exactly once and nothing stuck, and each worker stops within
- * 20 s of SIGTERM (its grace period is 2 s, plus `close()`'s 5 s timeout).
+ * 7 s of SIGTERM (its grace period is 2 s, plus `close()`'s 5 s timeout; a wedged worker is
+ * given up on at 20 s).
  *
  * The workers run with `--node-modules-dir=manual`: Deno re-copies the linked driver into
  * `node_modules` at the start of every command, and two processes starting at once could load
@@ -18,6 +19,8 @@ import { postgresAvailability, startPostgres } from "../harness/postgres.ts";
 
 const ITEMS = 200;
 const RESTARTS = 6;
+/** The child's graceMs (2 s) plus the manifest's close() timeout (5 s). */
+const STOP_BUDGET_S = 7;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 /** Reads a stream line by line: `next()` one line, `rest()` everything after. */
 function readLines(stream: ReadableStream<Uint8Array>) {
@@ -121,6 +124,12 @@ Deno.test({
       for (const [i, { status }] of stopped.entries()) {
         assert.ok(status, `worker ${i + 1}: expected it to stop within 20 s of SIGTERM`);
         assert.equal(status.code, 0, `worker ${i + 1}: expected exit 0 after SIGTERM`);
+        // Its budget: the 2 s grace period for items in flight, then close()'s 5 s timeout.
+        assert.ok(
+          stopped[i].s <= STOP_BUDGET_S,
+          `worker ${i + 1}: expected it to stop within ${STOP_BUDGET_S} s of SIGTERM ` +
+            `(grace 2 s + close 5 s), took ${stopped[i].s.toFixed(1)} s`,
+        );
         summaries.push(JSON.parse((await stdouts[i].rest()).trim().split("\n").at(-1)!).summary);
       }
       kids.length = 0;
