@@ -500,11 +500,12 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     closedTime = performance.now()
     hadError && options.shared.retries++
     delay = (typeof backoff === 'function' ? backoff(options.shared.retries) : backoff) * 1000
-    onclose(connection, Errors.connection('CONNECTION_CLOSED', options, socket))
     // sluice patch (porsager/postgres#1097, #1130): end() was waiting for this connection's
     // queries, which have failed with its socket: it is done. Without this, sql.end() waited
-    // for its timeout (or forever without one) after the server went away.
+    // for its timeout (or forever without one) after the server went away. Before onclose,
+    // which may hand the connection a queued query (connect() clears `terminated`).
     ending && terminate()
+    onclose(connection, Errors.connection('CONNECTION_CLOSED', options, socket))
   }
 
   /* Handlers */

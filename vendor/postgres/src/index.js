@@ -435,6 +435,13 @@ function Postgres(a, b) {
     c.reserved = null
     c.onclose && (c.onclose(e), c.onclose = null)
     options.onclose && options.onclose(c.id)
+    // sluice patch (see connection.js closed()): no reconnect once sql.end() has begun; the
+    // queries still waiting for a connection fail now rather than at end's timeout.
+    if (ending) {
+      while (queries.length)
+        queries.shift().reject(Errors.connection('CONNECTION_ENDED', options, options))
+      return
+    }
     queries.length && connect(c, queries.shift())
   }
 }
