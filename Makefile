@@ -69,10 +69,7 @@ test-faults: deps ## run the fault-injection suite (tests/faults) and print its 
 	@start=$$(date +%s); rc=0; $(DENO) task test-faults || rc=$$?; \
 	echo "== fault suite wall time: $$(( $$(date +%s) - start )) s"; exit $$rc
 
-# Known open defect (issue 12, item 1): after repeated `pg_ctl restart -m fast` the workers survive
-# and the queue drains, but about one run in four a worker does not stop within 20 s of SIGTERM.
-# The case stays a real test with its full audit; it is run here, not gated in .ci/run, until fixed.
-test-faults-pg-restart: deps ## the PostgreSQL-restart fault case alone (known open defect, see above)
+test-faults-pg-restart: deps ## the PostgreSQL-restart fault case alone (also part of test-faults; ~20 s)
 	CI=true $(DENO) task test-faults-pg-restart
 
 test-containers: deps ## build the stage images with podman and run them (root; tests/containers/)

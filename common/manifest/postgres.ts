@@ -25,6 +25,12 @@ export const postgresOptionsSchema = storeOptionsSchema.extend({
   connectTimeoutS: z.number().positive().default(30),
   /** Attempts for a transaction that hits a deadlock or serialisation failure. */
   transactionRetries: z.number().int().positive().default(8),
+  /**
+   * Longest wait, in seconds, before reconnecting after the server went away (the delay
+   * doubles from 0.1 s per failed try). The driver's own default grows to 20 s, so a worker
+   * stood idle long after a restart it had ridden through.
+   */
+  maxReconnectDelayS: z.number().positive().default(2),
 });
 
 export type PostgresOptions = z.input<typeof postgresOptionsSchema>;
@@ -52,6 +58,7 @@ export async function openPostgresManifest(
     // No array parameters are used; the type fetch after each (re)connect is an unawaited
     // promise inside the driver that rejects when the server goes away mid-connect.
     fetch_types: false,
+    backoff: (retries: number) => reconnectDelayS(retries, opts.maxReconnectDelayS),
     // "relation already exists, skipping" and friends are expected during migrations.
     onnotice: () => {},
   });
@@ -63,6 +70,20 @@ export async function openPostgresManifest(
     throw err;
   }
   return createSqlManifestStore(driver, opts);
+}
+
+/**
+ * Seconds before reconnect try `retries` (0, 1, ...): 0.1 s doubling up to `maxS`, with the
+ * upper half jittered so that many workers do not knock at once.
+ *
+ * @example
+ * ```ts
+ * reconnectDelayS(0, 2); // 0.05–0.1
+ * reconnectDelayS(9, 2); // 1–2
+ * ```
+ */
+export function reconnectDelayS(retries: number, maxS: number): number {
+  return Math.min(0.1 * 2 ** retries, maxS) * (0.5 + Math.random() / 2);
 }
 
 type Sql = postgres.Sql | postgres.TransactionSql;

@@ -95,6 +95,7 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     , rows = 0
     , serverSignature = null
     , nextWriteTimer = null
+    , reconnectTimer = null
     , terminated = false
     , incomings = null
     , results = null
@@ -156,6 +157,12 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
   function execute(q) {
     if (terminated)
       return queryError(q, Errors.connection('CONNECTION_DESTROYED', options))
+
+    // sluice patch (porsager/postgres#1154, #1216): only a transaction or reserved handler
+    // that outlived its connection gets here with no socket. Its bytes could never be sent,
+    // and the query would wait for an answer that never comes (or take the next session's).
+    if (!socket)
+      return queryError(q, Errors.connection('CONNECTION_CLOSED', options))
 
     if (stream)
       return queryError(q, Errors.generic('COPY_IN_PROGRESS', 'You cannot execute queries during copy'))
@@ -372,7 +379,14 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
   }
 
   function reconnect() {
-    setTimeout(connect, closedTime ? Math.max(0, closedTime + delay - performance.now()) : 0)
+    // sluice patch: keep the timer, so that terminate() (sql.end's timeout) can cancel it;
+    // otherwise it fired after the pool had ended and opened a connection nobody closes,
+    // which kept the process alive (a worker that never exits after SIGTERM).
+    clearTimeout(reconnectTimer)
+    reconnectTimer = setTimeout(
+      () => (reconnectTimer = null, connect()),
+      closedTime ? Math.max(0, closedTime + delay - performance.now()) : 0
+    )
   }
 
   function connected() {
@@ -434,6 +448,8 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
 
   function terminate() {
     terminated = true
+    clearTimeout(reconnectTimer) // sluice patch, see reconnect()
+    reconnectTimer = null
     if (stream || query || initial || sent.length)
       error(Errors.connection('CONNECTION_DESTROYED', options))
 
@@ -463,13 +479,32 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     socket.removeAllListeners()
     socket = null
 
+    // sluice patch (porsager/postgres#1216, upstream PR #1215): fail whatever was sent on this
+    // socket and forget its half-read state, whatever the close path. error() rejects `query`
+    // but left it set, and then the old backend's FATAL (or the next startup's "the database
+    // system is shutting down") was parked in `errorResponse` for that dead query instead of
+    // failing `initial`, which reconnected again and again under the growing backoff (up to
+    // 20 s a try): a claim that waited through the whole restart and beyond.
+    const lost = Errors.connection('CONNECTION_CLOSED', options, socket)
+    stream && (stream.destroy(lost), stream = null)
+    query && queryError(query, lost)
+    while (sent.length)
+      queryError(sent.shift(), lost)
+    query = results = errorResponse = null
+    result = new Result()
+    rows = 0
+
     if (initial)
       return reconnect()
 
-    !hadError && (query || sent.length) && error(Errors.connection('CONNECTION_CLOSED', options, socket))
     closedTime = performance.now()
     hadError && options.shared.retries++
     delay = (typeof backoff === 'function' ? backoff(options.shared.retries) : backoff) * 1000
+    // sluice patch (porsager/postgres#1097, #1130): end() was waiting for this connection's
+    // queries, which have failed with its socket: it is done. Without this, sql.end() waited
+    // for its timeout (or forever without one) after the server went away. Before onclose,
+    // which may hand the connection a queued query (connect() clears `terminated`).
+    ending && terminate()
     onclose(connection, Errors.connection('CONNECTION_CLOSED', options, socket))
   }
 

@@ -237,12 +237,22 @@ function Postgres(a, b) {
     let savepoints = 0
       , connection
       , prepare = null
+      , closedError = null
 
     try {
       await sql.unsafe('begin ' + options.replace(/[^a-z ]/ig, ''), [], { onexecute }).execute()
       return await Promise.race([
         scope(connection, fn),
-        new Promise((_, reject) => connection.onclose = reject)
+        new Promise((_, reject) => connection.onclose = (err) => {
+          // sluice patch (porsager/postgres#1186, #1216; upstream PR #1215): begin() rejects,
+          // but the callback runs on. Fail its queued queries and every later one (its
+          // rollback/commit included): on the closed connection they waited forever, and once
+          // the pool had reconnected they ran on another session, outside this transaction.
+          closedError = err
+          while (queries.length)
+            queries.shift().reject(err)
+          reject(err)
+        })
       ])
     } catch (error) {
       throw error
@@ -290,6 +300,8 @@ function Postgres(a, b) {
 
       function handler(q) {
         q.catch(e => uncaughtError || (uncaughtError = e))
+        if (closedError) // sluice patch, see begin()
+          return q.reject(closedError)
         c.queue === full
           ? queries.push(q)
           : c.execute(q) || move(c, full)
@@ -423,6 +435,13 @@ function Postgres(a, b) {
     c.reserved = null
     c.onclose && (c.onclose(e), c.onclose = null)
     options.onclose && options.onclose(c.id)
+    // sluice patch (see connection.js closed()): no reconnect once sql.end() has begun; the
+    // queries still waiting for a connection fail now rather than at end's timeout.
+    if (ending) {
+      while (queries.length)
+        queries.shift().reject(Errors.connection('CONNECTION_ENDED', options, options))
+      return
+    }
     queries.length && connect(c, queries.shift())
   }
 }
