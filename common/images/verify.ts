@@ -80,6 +80,13 @@ export const InspectOptionsSchema = z.strictObject({
   failOn: z.enum(["truncated", "error", "warning"]).default("error"),
   /** Skip the full decode (header checks only), e.g. when the caller decodes right after. */
   decode: z.boolean().default(true),
+  /**
+   * Scale of the verifying decode: `reduced` (default) decodes JPEG at 1/8 DCT scale and WebP at
+   * a reduced scale, which still entropy-decodes every block of the stream (where truncation and
+   * corruption show), PNG and TIFF row by row; `full` decodes every pixel at full resolution. Both
+   * give the same verdicts (`verify_reduced_scale_test.ts`); `full` is for that comparison.
+   */
+  decodeScale: z.enum(["reduced", "full"]).default("reduced"),
 });
 export type InspectOptions = z.input<typeof InspectOptionsSchema>;
 
@@ -187,6 +194,7 @@ export async function inspectImage(
       height: h,
       maxPixels,
       failOn: opts.failOn,
+      scale: opts.decodeScale,
     })
     : null;
   const orientation = meta.orientation && meta.orientation >= 1 && meta.orientation <= 8
@@ -318,24 +326,29 @@ async function decodeFully(
     height: number;
     maxPixels: number;
     failOn: "truncated" | "error" | "warning";
+    scale: "reduced" | "full";
   },
 ): Promise<string | null> {
-  // All of the compressed data goes through the decoder into an eighth-size output, so
-  // nothing image-sized is kept: PNG and TIFF rows are all read by the box shrink; JPEG and
-  // WebP may decode at a reduced DCT scale, which still entropy-decodes every block (where
-  // truncation and corruption show). Not stats(): with several sharp pipelines running at
-  // once it loses the loader's error for about one in six truncated PNGs and JPEGs, which
-  // then pass (measured with sharp 0.35 / libvips 8.18); it is also 6× slower.
+  // All of the compressed data goes through the decoder into a 1/16-size output, so nothing
+  // image-sized is kept: PNG and TIFF rows are all read by the box shrink; JPEG decodes at 1/8
+  // DCT scale (sharp's shrink-on-load picks 8 for a shrink of 16; libjpeg still entropy-decodes
+  // every coefficient of every scan, where truncation and corruption show, and skips only the
+  // full inverse DCT, upsampling and colour conversion); WebP decodes scaled (the whole VP8
+  // bitstream is still parsed). Not stats(): with several sharp pipelines running at once it
+  // loses the loader's error for about one in six truncated PNGs and JPEGs, which then pass
+  // (measured with sharp 0.35 / libvips 8.18); it is also 6× slower.
   const notes: string[] = [];
-  const decode = (failOn: "truncated" | "error" | "warning") =>
-    sharp(bytes, { failOn, limitInputPixels: o.maxPixels, sequentialRead: true })
-      .on("warning", (w: string) => notes.push(w))
-      .resize(Math.max(1, Math.ceil(o.width / 8)), Math.max(1, Math.ceil(o.height / 8)), {
+  const decode = (failOn: "truncated" | "error" | "warning") => {
+    const img = sharp(bytes, { failOn, limitInputPixels: o.maxPixels, sequentialRead: true })
+      .on("warning", (w: string) => notes.push(w));
+    if (o.scale === "full") return img.raw().toBuffer();
+    return img
+      .resize(Math.max(1, Math.ceil(o.width / 16)), Math.max(1, Math.ceil(o.height / 16)), {
         fit: "fill",
-        fastShrinkOnLoad: false,
       })
       .raw()
       .toBuffer();
+  };
   let warning: string;
   try {
     await decode("warning");
