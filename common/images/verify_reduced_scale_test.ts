@@ -1,13 +1,16 @@
 // Issue 15: ingest verifies with a reduced-scale decode (JPEG at 1/8 DCT scale, WebP scaled, PNG
-// row by row into a 1/16 output). This proves it is as strict as a full-resolution decode: every
-// damaged file below (truncated baseline and progressive JPEGs, a corrupted entropy segment in the
-// middle, a corrupt tail, stray markers, bit flips; truncated and corrupted PNG and WebP) gets the
-// SAME verdict from both scales, at every `failOn` level: refused or accepted, the same reason
-// code, and a decode warning recorded or not.
+// row by row into a 1/16 output), and lets a full-resolution decode decide whatever the reduced
+// one flags. This proves the result is as strict as a full-resolution decode: every damaged file
+// below (truncated baseline and progressive JPEGs, a corrupted entropy segment in the middle, a
+// corrupt tail, stray markers, bit flips; truncated and corrupted PNG and WebP) gets the SAME
+// verdict from both, at every `failOn` level: refused or accepted, the same reason code, and a
+// decode warning recorded or not. libvips's operation cache is off, as in ingest: a cached decode
+// replays no decoder warnings.
 import assert from "node:assert/strict";
 import sharp, { type Sharp } from "sharp";
 import { ImageError, inspectImage } from "./verify.ts";
 
+sharp.cache(false);
 const LIMITS = { maxBytes: 64 << 20, maxPixels: 100_000_000 };
 const LEVELS = ["truncated", "error", "warning"] as const;
 
