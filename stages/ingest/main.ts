@@ -26,6 +26,7 @@ import { shutdownSignal } from "../../common/worker/mod.ts";
 import { ANNOTATION_FLAGS, runAnnotationCommand } from "./annotations_cli.ts";
 import { IngestSettingsSchema } from "./config.ts";
 import { createIngestLogger, openIngestStage } from "./stage.ts";
+import { effectiveIngestConcurrency } from "./ingest_concurrency.ts";
 
 const USAGE = `sluice-ingest <command> [options]
 
@@ -105,6 +106,7 @@ export async function main(argv: readonly string[], opts: MainOptions = {}): Pro
   });
   if (parsed === null) return exitCode ?? 0;
   const { config, flags, positionals } = parsed;
+  config.worker.concurrency = effectiveIngestConcurrency(config.worker.concurrency, parsed.sources);
   const usageError = (msg: string) => {
     printError(`sluice-ingest: ${msg}\nRun with --help for usage.\n`);
     return EXIT_USAGE;

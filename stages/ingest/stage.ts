@@ -57,6 +57,8 @@ import { ContentLocks } from "./_content_locks.ts";
 import { createAnnotationImporter } from "./annotation_importer.ts";
 import { sleep } from "../../common/timing/mod.ts";
 import { isLoopback } from "../../common/http/serve_entry_guard.ts";
+import { Slots } from "../../common/worker/slots.ts";
+import { ingestDecodeSlots } from "./ingest_concurrency.ts";
 
 /** What the stage runs against. */
 export interface IngestDeps {
@@ -399,7 +401,8 @@ export function createIngestStage(config: IngestConfig, deps: IngestDeps): Inges
     suffixes: config.source.suffixes,
     ...(s.eventBucket ? { eventBucket: s.eventBucket } : {}),
   });
-  const processDeps = { manifest, source, objectStore, staging, settings: s, metrics };
+  const cpu = new Slots(ingestDecodeSlots());
+  const processDeps = { manifest, source, objectStore, staging, settings: s, metrics, cpu };
   const process = createItemProcessor(processDeps);
   // The worker's own processor holds a content lock per item until its outcome is recorded.
   const contentLocks = new ContentLocks();

@@ -13,8 +13,9 @@
  * - `vipsthumbnail best`: one invocation per variant over half the corpus, 2 workers.
  * - `imagemagick` (when `magick` or `convert` is on PATH): one process per image writing all three
  *   variants from one read, 2 workers.
- * - `sluice-normalize once (local)`: the stage's CLI on the embedded defaults (SQLite manifest,
- *   file object store), the corpus already ingested by the row below in the same round.
+ * - `sluice-normalize once (local)`: the stage's CLI (SQLite manifest, file object store) given the
+ *   baselines' three variants (`SLUICE_NORMALIZE_VARIANTS`, so every row renders the same outputs),
+ *   the corpus already ingested by the row below in the same round.
  * - `sluice-ingest once (local)` and `ingest + normalize (local)` (sum of the two).
  * - The same three stage rows over S3 (the loopback emulator of `tests/harness/s3.ts`, run inside
  *   this process: its CPU is reported separately, not in the rows).
@@ -45,6 +46,7 @@ import { SluiceError } from "../../common/errors/mod.ts";
 import { openObjectStore } from "../../common/objectstore/mod.ts";
 import { type S3TestServer, startS3Server } from "../harness/s3.ts";
 import { type CorpusImage, DEFAULT_CORPUS_DIR, prepareCorpus } from "./_corpus.ts";
+import { BENCH_VARIANTS } from "./_normalize_child.ts";
 
 const TARGET_RSS_MB = 600;
 const ROWS = ["bare", "render", "vips", "magick", "local", "s3"] as const;
@@ -248,7 +250,8 @@ async function stageRound(
     what: `sluice-ingest once (${where})`,
   });
   const normalize = await measured(work, [Deno.execPath(), ...stage("normalize"), ...args], {
-    env,
+    // The baselines' three variants, so every row renders the same outputs.
+    env: { ...env, SLUICE_NORMALIZE_VARIANTS: JSON.stringify(BENCH_VARIANTS) },
     cwd: dir,
     what: `sluice-normalize once (${where})`,
   });
@@ -279,8 +282,8 @@ export async function run(args: string[]): Promise<void> {
       } MP`,
   );
   console.log(
-    `cores: ${navigator.hardwareConcurrency}; rounds: ${o.rounds}; stage rows use the embedded ` +
-      `default variants, baselines 1280 fit / 640 letterbox / 320 cover, JPEG q85`,
+    `cores: ${navigator.hardwareConcurrency}; rounds: ${o.rounds}; every row renders the same ` +
+      `three variants: 1280 fit / 640 letterbox / 320 cover, JPEG q85 (stages: --normalize-variants)`,
   );
   for (const i of images) await Deno.readFile(i.path); // warm the page cache
 
