@@ -68,7 +68,8 @@ export interface LoopPipeline {
   /** Discovers and ingests the raw bucket, importing `annotationsKey` when given. */
   ingest(annotationsKey?: string): Promise<void>;
   normalize(): Promise<void>;
-  train(o: { seed: number; initFrom?: string }): Promise<LoopModel>;
+  /** Trains on a new snapshot (`epochs` overrides the round budget's). */
+  train(o: { seed: number; initFrom?: string; epochs?: number }): Promise<LoopModel>;
   /** Predicts every unannotated image with `version`, then scores the held-out images. */
   inferAndEvaluate(version: string, truth: CocoGroundTruth): Promise<number>;
   /** The Label Studio tasks infer wrote for a model version (`labelstudio.json`). */
@@ -122,7 +123,7 @@ export function loopPipeline(dir: string, modelName: string, training: LoopTrain
     async train(o) {
       const args = ["--augment", "shapes", ...(o.initFrom ? ["--init-weights", o.initFrom] : [])];
       const config = await p.config("train", TrainSettingsSchema, {
-        SLUICE_TRAIN_EPOCHS: String(training.epochs),
+        SLUICE_TRAIN_EPOCHS: String(o.epochs ?? training.epochs),
         SLUICE_TRAIN_IMAGES_PER_NODE: String(training.imagesPerEpoch),
         SLUICE_TRAIN_BATCH_SIZE: String(training.batchSize),
         SLUICE_TRAIN_MAX_MINUTES: String(training.maxMinutes),

@@ -48,6 +48,7 @@ export const LoopOptionsSchema = z.strictObject({
   pool: z.int().min(1).max(20_000),
   heldOut: z.int().min(1).max(5000),
   epochs: z.int().min(1).max(1000),
+  seedEpochs: z.int().min(1).max(1000),
   imagesPerEpoch: z.int().min(1).max(100_000),
   batchSize: z.int().min(1).max(256),
   maxMinutes: z.number().positive().max(600),
@@ -68,6 +69,7 @@ export const DEFAULTS: Omit<LoopOptions, "keep"> = {
   pool: 240,
   heldOut: 100,
   epochs: 8,
+  seedEpochs: 24,
   imagesPerEpoch: 128,
   batchSize: 16,
   maxMinutes: 2,
@@ -82,6 +84,7 @@ export const QUICK: Omit<LoopOptions, "keep"> = {
   pool: 6,
   heldOut: 4,
   epochs: 1,
+  seedEpochs: 1,
   imagesPerEpoch: 8,
   batchSize: 4,
   maxMinutes: 1,
@@ -127,7 +130,9 @@ const HELP = `deno task bench loop [options]: uncertainty vs random review selec
   --pool N         unlabelled images to select from (default ${DEFAULTS.pool})
   --held-out N     fixed held-out images scored each round (default ${DEFAULTS.heldOut})
   --epochs N, --images-per-epoch N, --batch-size N
-                   training budget per round (default ${DEFAULTS.epochs} × ${DEFAULTS.imagesPerEpoch}, batch ${DEFAULTS.batchSize})
+                   training budget per round (default ${DEFAULTS.epochs} × ${DEFAULTS.imagesPerEpoch}, batch ${DEFAULTS.batchSize}),
+                   warm-started from the previous round's weights
+  --seed-epochs N  epochs of the round-0 training from scratch on the seed set (default ${DEFAULTS.seedEpochs})
   --max-minutes M  wall-time cap per training (default ${DEFAULTS.maxMinutes})
   --quick          a tiny loop end to end (1 seed, 1 round, K = 3): a smoke run, not a measurement
   --dir DIR        work directory (default: a temp directory, removed unless --keep)
@@ -153,6 +158,7 @@ export function parseLoopArgs(args: string[]): LoopOptions | null {
       pool: { type: "string" },
       "held-out": { type: "string" },
       epochs: { type: "string" },
+      "seed-epochs": { type: "string" },
       "images-per-epoch": { type: "string" },
       "batch-size": { type: "string" },
       "max-minutes": { type: "string" },
@@ -174,6 +180,7 @@ export function parseLoopArgs(args: string[]): LoopOptions | null {
     pool: num(values.pool, base.pool),
     heldOut: num(values["held-out"], base.heldOut),
     epochs: num(values.epochs, base.epochs),
+    seedEpochs: num(values["seed-epochs"], base.seedEpochs),
     imagesPerEpoch: num(values["images-per-epoch"], base.imagesPerEpoch),
     batchSize: num(values["batch-size"], base.batchSize),
     maxMinutes: num(values["max-minutes"], base.maxMinutes),
@@ -281,7 +288,7 @@ export async function runLoop(o: LoopOptions): Promise<LoopReport> {
       const data = await seedRaw(rawUrl, seed, o, heldOutSet.images);
       await shared.ingest(data.annotationsKey);
       await shared.normalize();
-      const base = await shared.train({ seed });
+      const base = await shared.train({ seed, epochs: o.seedEpochs });
       const map0 = await shared.inferAndEvaluate(base.version, truth);
       log(`seed ${seed}: round 0 (${o.seedSize} labelled) mAP@0.5 ${map0.toFixed(3)}`, t0);
       for (const arm of ARMS) {
@@ -370,6 +377,7 @@ export async function runLoop(o: LoopOptions): Promise<LoopReport> {
       pool: o.pool,
       heldOut: o.heldOut,
       epochs: o.epochs,
+      seedEpochs: o.seedEpochs,
       imagesPerEpoch: o.imagesPerEpoch,
       batchSize: o.batchSize,
       maxMinutes: o.maxMinutes,
