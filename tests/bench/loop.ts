@@ -139,6 +139,25 @@ const HELP = `deno task bench loop [options]: uncertainty vs random review selec
   --json FILE      also write the report as JSON
 `;
 
+const LOOP_FLAGS = {
+  seeds: { type: "string" },
+  rounds: { type: "string" },
+  k: { type: "string" },
+  "seed-size": { type: "string" },
+  pool: { type: "string" },
+  "held-out": { type: "string" },
+  epochs: { type: "string" },
+  "seed-epochs": { type: "string" },
+  "images-per-epoch": { type: "string" },
+  "batch-size": { type: "string" },
+  "max-minutes": { type: "string" },
+  quick: { type: "boolean", default: false },
+  dir: { type: "string" },
+  keep: { type: "boolean", default: false },
+  json: { type: "string" },
+  help: { type: "boolean", default: false },
+} as const;
+
 /**
  * Parses the benchmark's arguments (`--quick` picks the tiny defaults; explicit flags win).
  *
@@ -148,27 +167,13 @@ const HELP = `deno task bench loop [options]: uncertainty vs random review selec
  * ```
  */
 export function parseLoopArgs(args: string[]): LoopOptions | null {
-  const { values } = parseArgs({
-    args,
-    options: {
-      seeds: { type: "string" },
-      rounds: { type: "string" },
-      k: { type: "string" },
-      "seed-size": { type: "string" },
-      pool: { type: "string" },
-      "held-out": { type: "string" },
-      epochs: { type: "string" },
-      "seed-epochs": { type: "string" },
-      "images-per-epoch": { type: "string" },
-      "batch-size": { type: "string" },
-      "max-minutes": { type: "string" },
-      quick: { type: "boolean", default: false },
-      dir: { type: "string" },
-      keep: { type: "boolean", default: false },
-      json: { type: "string" },
-      help: { type: "boolean", default: false },
-    },
-  });
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options: LOOP_FLAGS });
+  } catch (err) {
+    throw new SluiceError("invalid_options", `bench loop: ${(err as Error).message}`);
+  }
+  const { values } = parsed;
   if (values.help) return null;
   const base = values.quick ? QUICK : DEFAULTS;
   const num = (v: string | undefined, d: number) => v === undefined ? d : Number(v);

@@ -67,6 +67,7 @@ Deno.test("loop bench: selection arms and the reviews-to-reach figure", async (t
     assert.equal(parseLoopArgs([])!.seeds, 3);
     assert.throws(() => parseLoopArgs(["--rounds", "0"]), /rounds/);
     assert.throws(() => parseLoopArgs(["--k", "500", "--pool", "100"]), /at most --pool/);
+    assert.throws(() => parseLoopArgs(["--frobnicate"]), /bench loop: .*frobnicate/);
   });
 });
 
