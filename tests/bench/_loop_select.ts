@@ -4,6 +4,9 @@
  * - `uncertainty`: the K tasks with the highest `data.sluice_review_priority`, the review
  *   priority infer writes into every Label Studio task (`common/review/review_priority.ts`);
  *   ties by image id.
+ * - `least-confident`: (opt-in, a diagnostic) the K tasks whose highest box score is lowest,
+ *   image-level least confidence `1 - max score`, which does not assume scores centred on 0.5;
+ *   ties by image id.
  * - `random`: K tasks drawn uniformly by a seeded PRNG (mulberry32), from the same candidates.
  *
  * `reviewsToReach` reads a mean learning curve (reviewed images → mAP) as piecewise linear and
@@ -19,8 +22,8 @@
 import type { LabelStudioTask } from "../../common/annotations/labelstudio.ts";
 import { SluiceError } from "../../common/errors/mod.ts";
 
-/** The selection strategies compared. */
-export const ARMS = ["uncertainty", "random"] as const;
+/** The selection strategies the benchmark knows. */
+export const ARMS = ["uncertainty", "least-confident", "random"] as const;
 export type Arm = typeof ARMS[number];
 
 /** mulberry32: a small seeded PRNG in [0, 1). */
@@ -61,7 +64,7 @@ export function selectTasks(
     }
     return candidates.slice(0, o.k);
   }
-  const priority = (t: LabelStudioTask) => {
+  const priority = arm === "least-confident" ? leastConfidence : (t: LabelStudioTask) => {
     const p = Number(t.data.sluice_review_priority);
     if (!Number.isFinite(p)) {
       throw new SluiceError(
@@ -76,6 +79,13 @@ export function selectTasks(
   return candidates.map((t) => ({ t, p: priority(t) }))
     .sort((a, b) => b.p - a.p || idOf(a.t).localeCompare(idOf(b.t)))
     .slice(0, o.k).map((x) => x.t);
+}
+
+/** `1 - max box score` of a task's first prediction (1 for an image without boxes). */
+function leastConfidence(t: LabelStudioTask): number {
+  const scores = (t.predictions?.[0]?.result ?? []).map((r) => (r as { score?: unknown }).score)
+    .filter((s): s is number => typeof s === "number");
+  return 1 - Math.max(0, ...scores);
 }
 
 /**

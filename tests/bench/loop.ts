@@ -52,6 +52,12 @@ export const LoopOptionsSchema = z.strictObject({
   imagesPerEpoch: z.int().min(1).max(100_000),
   batchSize: z.int().min(1).max(256),
   maxMinutes: z.number().positive().max(600),
+  arms: z.array(z.enum(ARMS)).min(2).refine(
+    (a) => a.includes("random") && new Set(a).size === a.length,
+    {
+      error: 'expected distinct arms including "random" (the baseline)',
+    },
+  ),
   dir: z.string().min(1).optional(),
   keep: z.boolean(),
   json: z.string().min(1).optional(),
@@ -62,6 +68,7 @@ export type LoopOptions = z.output<typeof LoopOptionsSchema>;
 
 /** The default run: the demo's budget class on 2 cores. */
 export const DEFAULTS: Omit<LoopOptions, "keep"> = {
+  arms: ["uncertainty", "random"],
   seeds: 3,
   rounds: 4,
   k: 24,
@@ -77,6 +84,7 @@ export const DEFAULTS: Omit<LoopOptions, "keep"> = {
 
 /** `--quick`: a tiny loop end to end (the smoke test's size); its mAP means nothing. */
 export const QUICK: Omit<LoopOptions, "keep"> = {
+  arms: ["uncertainty", "random"],
   seeds: 1,
   rounds: 1,
   k: 3,
@@ -110,12 +118,12 @@ export interface LoopReport {
   options: Omit<LoopOptions, "dir" | "keep" | "json">;
   points: LoopPoint[];
   /** Mean mAP@0.5 over seeds per arm and round (index = round). */
-  mean: Record<Arm, number[]>;
+  mean: Partial<Record<Arm, number[]>>;
   /** Reviewed images per round (index = round). */
   reviewed: number[];
-  /** Random's final mean mAP and the reviewed images uncertainty needs to reach it. */
+  /** Random's final mean mAP, and the reviewed images each other arm needs to reach it. */
   target: number;
-  uncertaintyReviewsToTarget: number | null;
+  reviewsToTarget: Partial<Record<Arm, number | null>>;
   /** Active reviews recorded through the webhook, per seed and arm (provenance rows). */
   reviews: { seed: number; arm: Arm; rows: number; withPrediction: number }[];
   seconds: number;
@@ -134,6 +142,8 @@ const HELP = `deno task bench loop [options]: uncertainty vs random review selec
                    warm-started from the previous round's weights
   --seed-epochs N  epochs of the round-0 training from scratch on the seed set (default ${DEFAULTS.seedEpochs})
   --max-minutes M  wall-time cap per training (default ${DEFAULTS.maxMinutes})
+  --arms A,B       arms compared (default uncertainty,random; also least-confident: 1 - top
+                   box score, a diagnostic); random is the baseline
   --quick          a tiny loop end to end (1 seed, 1 round, K = 3): a smoke run, not a measurement
   --dir DIR        work directory (default: a temp directory, removed unless --keep)
   --json FILE      also write the report as JSON
@@ -155,6 +165,7 @@ const LOOP_FLAGS = {
   dir: { type: "string" },
   keep: { type: "boolean", default: false },
   json: { type: "string" },
+  arms: { type: "string" },
   help: { type: "boolean", default: false },
 } as const;
 
@@ -189,6 +200,7 @@ export function parseLoopArgs(args: string[]): LoopOptions | null {
     imagesPerEpoch: num(values["images-per-epoch"], base.imagesPerEpoch),
     batchSize: num(values["batch-size"], base.batchSize),
     maxMinutes: num(values["max-minutes"], base.maxMinutes),
+    arms: values.arms === undefined ? base.arms : values.arms.split(","),
     dir: values.dir,
     keep: values.keep,
     json: values.json,
@@ -296,7 +308,7 @@ export async function runLoop(o: LoopOptions): Promise<LoopReport> {
       const base = await shared.train({ seed, epochs: o.seedEpochs });
       const map0 = await shared.inferAndEvaluate(base.version, truth);
       log(`seed ${seed}: round 0 (${o.seedSize} labelled) mAP@0.5 ${map0.toFixed(3)}`, t0);
-      for (const arm of ARMS) {
+      for (const arm of o.arms) {
         points.push({
           seed,
           arm,
@@ -306,7 +318,7 @@ export async function runLoop(o: LoopOptions): Promise<LoopReport> {
           model: `loop/${base.version}`,
         });
       }
-      for (const arm of ARMS) {
+      for (const arm of o.arms) {
         const home = loopPipeline(join(work, `seed-${seed}`, arm), `loop-${arm}`, training);
         await copyHome(shared.dir, home.dir);
         const reviewer = await startReviewer(home, data.pool);
@@ -365,14 +377,14 @@ export async function runLoop(o: LoopOptions): Promise<LoopReport> {
     else console.log(`work directory kept: ${work}`);
   }
   const reviewedAt = Array.from({ length: o.rounds + 1 }, (_, r) => r * o.k);
-  const mean = Object.fromEntries(ARMS.map((arm) => [
+  const mean = Object.fromEntries(o.arms.map((arm) => [
     arm,
     reviewedAt.map((_, round) => {
       const xs = points.filter((p) => p.arm === arm && p.round === round).map((p) => p.map50);
       return xs.reduce((a, b) => a + b, 0) / xs.length;
     }),
-  ])) as Record<Arm, number[]>;
-  const target = mean.random[o.rounds];
+  ])) as Partial<Record<Arm, number[]>>;
+  const target = mean.random![o.rounds];
   const report: LoopReport = {
     options: {
       seeds: o.seeds,
@@ -386,14 +398,17 @@ export async function runLoop(o: LoopOptions): Promise<LoopReport> {
       imagesPerEpoch: o.imagesPerEpoch,
       batchSize: o.batchSize,
       maxMinutes: o.maxMinutes,
+      arms: o.arms,
     },
     points,
     mean,
     reviewed: reviewedAt,
     target,
-    uncertaintyReviewsToTarget: reviewsToReach(
-      reviewedAt.map((x, i) => [x, mean.uncertainty[i]] as const),
-      target,
+    reviewsToTarget: Object.fromEntries(
+      o.arms.filter((a) => a !== "random").map((a) => [
+        a,
+        reviewsToReach(reviewedAt.map((x, i) => [x, mean[a]![i]] as const), target),
+      ]),
     ),
     reviews,
     seconds: (performance.now() - t0) / 1000,
@@ -411,33 +426,37 @@ export async function runLoop(o: LoopOptions): Promise<LoopReport> {
  */
 export function formatLoopReport(r: LoopReport): string {
   const seeds = [...new Set(r.points.map((p) => p.seed))];
+  const arms = r.options.arms;
   const cell = (arm: Arm, round: number) => {
     const per = seeds.map((s) =>
       r.points.find((p) => p.seed === s && p.arm === arm && p.round === round)!.map50.toFixed(3)
     );
-    return `${r.mean[arm][round].toFixed(3)} (${per.join(", ")})`;
+    return `${r.mean[arm]![round].toFixed(3)} (${per.join(", ")})`;
   };
   const lines = [
     `mAP@0.5 on ${r.options.heldOut} held-out images; mean over seeds ${seeds.join(", ")} ` +
     `(per seed in brackets); ${r.options.seedSize} labelled to start, K = ${r.options.k} per round`,
     "",
-    "| round | reviewed | uncertainty | random |",
-    "| ----- | -------- | ----------- | ------ |",
+    `| round | reviewed | ${arms.join(" | ")} |`,
+    `| ----- | -------- | ${arms.map(() => "---").join(" | ")} |`,
     ...r.reviewed.map((x, round) =>
-      `| ${round} | ${x} | ${cell("uncertainty", round)} | ${cell("random", round)} |`
+      `| ${round} | ${x} | ${arms.map((a) => cell(a, round)).join(" | ")} |`
     ),
     "",
   ];
   const budget = r.reviewed.at(-1)!;
-  const n = r.uncertaintyReviewsToTarget;
+  for (const arm of arms.filter((a) => a !== "random")) {
+    const n = r.reviewsToTarget[arm] ?? null;
+    lines.push(
+      n === null
+        ? `${arm} does NOT reach random's final mean mAP@0.5 ${r.target.toFixed(3)} within ` +
+          `${budget} reviewed images (its final: ${r.mean[arm]!.at(-1)!.toFixed(3)})`
+        : `${arm} reaches random's final mean mAP@0.5 ${r.target.toFixed(3)} (at ${budget} ` +
+          `reviewed) after ${n.toFixed(1)} reviewed images (linear between rounds): ` +
+          `${(100 * n / budget).toFixed(0)}% of random's budget`,
+    );
+  }
   lines.push(
-    n === null
-      ? `uncertainty does NOT reach random's final mean mAP@0.5 ${
-        r.target.toFixed(3)
-      } within ${budget} reviewed images (its final: ${r.mean.uncertainty.at(-1)!.toFixed(3)})`
-      : `uncertainty reaches random's final mean mAP@0.5 ${r.target.toFixed(3)} (at ${budget} ` +
-        `reviewed) after ${n.toFixed(1)} reviewed images (linear between rounds): ` +
-        `${(100 * n / budget).toFixed(0)}% of random's budget`,
     `reviews recorded through the webhook: ${
       r.reviews.map((x) =>
         `seed ${x.seed} ${x.arm} ${x.rows} (${x.withPrediction} with provenance)`

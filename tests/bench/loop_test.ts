@@ -33,6 +33,20 @@ Deno.test("loop bench: selection arms and the reviews-to-reach figure", async (t
     assert.deepEqual(pick(() => true), ["b", "d"]);
     assert.deepEqual(pick((id) => id !== "b"), ["d", "c"]);
   });
+  await t.step("least-confident: the lowest top box score first", () => {
+    const scored = (id: string, scores: number[]): LabelStudioTask => ({
+      data: { sluice_image_id: id },
+      predictions: [{
+        model_version: "1",
+        score: Math.max(0, ...scores),
+        result: scores.map((score) => ({ score }) as never),
+      }],
+    });
+    const pool = [scored("a", [0.9, 0.2]), scored("b", [0.3]), scored("c", []), scored("d", [0.6])];
+    const ids = selectTasks("least-confident", pool, { k: 3, seed: 1, eligible: () => true })
+      .map((x) => x.data.sluice_image_id);
+    assert.deepEqual(ids, ["c", "b", "d"]);
+  });
   await t.step("random: K distinct eligible tasks, the same for the same seed", () => {
     const ids = (seed: number) =>
       selectTasks("random", tasks, { k: 3, seed, eligible: (id) => id !== "a" })
@@ -68,6 +82,15 @@ Deno.test("loop bench: selection arms and the reviews-to-reach figure", async (t
     assert.throws(() => parseLoopArgs(["--rounds", "0"]), /rounds/);
     assert.throws(() => parseLoopArgs(["--k", "500", "--pool", "100"]), /at most --pool/);
     assert.throws(() => parseLoopArgs(["--frobnicate"]), /bench loop: .*frobnicate/);
+    assert.deepEqual(parseLoopArgs(["--arms", "least-confident,random"])!.arms, [
+      "least-confident",
+      "random",
+    ]);
+    assert.throws(
+      () => parseLoopArgs(["--arms", "uncertainty,least-confident"]),
+      /including "random"/,
+    );
+    assert.throws(() => parseLoopArgs(["--arms", "greedy,random"]), /arms/);
   });
 });
 
