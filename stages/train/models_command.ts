@@ -4,7 +4,8 @@
  *
  * ```
  * sluice-train models list                         versions, aliases, mAP@0.5, approval
- * sluice-train models show VERSION|@ALIAS          one version, its run's params and metrics
+ * sluice-train models show VERSION|@ALIAS          one version, its run's params and metrics, and
+ *                                                  its live review quality (manifest reviews)
  * sluice-train models promote VERSION [--alias A]  point alias A (default: the approved alias) at it
  * sluice-train models approve VERSION [--tag k=v]  tag it approved (default approved=true)
  * sluice-train models rollback [--alias A]         move A back to the version it replaced
@@ -23,6 +24,9 @@ import { messageOf, reasonOf } from "../../common/errors/mod.ts";
 import { openTracker } from "../../common/mlflow/mod.ts";
 import type { Tracker } from "../../common/mlflow/tracker.ts";
 import { TrainSettingsSchema } from "./config.ts";
+import { openManifest } from "../../common/manifest/mod.ts";
+import type { ManifestStore } from "../../common/manifest/mod.ts";
+import { formatReviewQuality, reviewQualityOf } from "./models_review.ts";
 import {
   approveVersion,
   compareVersions,
@@ -49,7 +53,9 @@ Manages the registered model (mlflow.modelName) on the configured tracker: the M
 named by MLFLOW_TRACKING_URI, else the embedded file store in mlflow.localDir.
 
   list                        every version: aliases, status, mAP@0.5, approval, run
-  show VERSION|@ALIAS         one version with its run's params and latest metrics
+  show VERSION|@ALIAS         one version with its run's params and latest metrics, and its
+                              live review quality from the manifest: acceptance, boxes by edit,
+                              precision / recall of its pre-annotations per class (IoU 0.5)
   promote VERSION [--alias A] point alias A at VERSION (default A: the approved alias, champion)
   approve VERSION [--tag k=v] tag VERSION approved (default approved=true, what infer looks for
                               when the alias is unset)
@@ -82,6 +88,8 @@ export async function runModelsAction(
     args: string[];
     alias: string;
     tag: { key: string; value: string };
+    /** `show`: the manifest whose reviews give the version's live review quality. */
+    manifest?: ManifestStore;
   },
 ): Promise<{ text: string; json: unknown }> {
   const name = o.modelName;
@@ -122,7 +130,10 @@ export async function runModelsAction(
         }
         for (const [k, v] of Object.entries(run.params).sort()) lines.push(`  param ${k} = ${v}`);
       }
-      return { text: lines.join("\n"), json: { version, run } };
+      if (!o.manifest) return { text: lines.join("\n"), json: { version, run } };
+      const review = await reviewQualityOf(o.manifest, name, version.version);
+      lines.push(...formatReviewQuality(review));
+      return { text: lines.join("\n"), json: { version, run, review } };
     }
     case "promote": {
       const r = await promoteVersion(tracker, name, o.args[0], o.alias);
@@ -197,8 +208,12 @@ export async function modelsMain(argv: readonly string[]): Promise<number> {
     password: config.mlflow.password,
     retryBudgetSeconds: config.mlflow.retryBudgetSeconds,
   });
+  let manifest: ManifestStore | undefined;
   try {
+    // `show` adds the version's live review quality from the manifest's reviews.
+    if (action === "show") manifest = await openManifest(config.manifest.url);
     const out = await runModelsAction(tracker, {
+      manifest,
       modelName: config.mlflow.modelName,
       action,
       args,
@@ -212,5 +227,6 @@ export async function modelsMain(argv: readonly string[]): Promise<number> {
     return 1;
   } finally {
     await tracker.close();
+    await manifest?.close();
   }
 }

@@ -10,6 +10,10 @@ import { FileTracker, MlflowRestTracker } from "../../common/mlflow/mod.ts";
 import type { Tracker } from "../../common/mlflow/tracker.ts";
 import { runModelsAction } from "./models_command.ts";
 import { promoteIfBetter } from "./promotion.ts";
+import { type ManifestStore, openManifest } from "../../common/manifest/mod.ts";
+import { diffReview, type LabelledBox } from "../../common/review/review_diff.ts";
+import type { ReviewQuality } from "../../common/review/review_metrics.ts";
+import { postgresAvailability, startPostgres } from "../../tests/harness/postgres.ts";
 
 const NAME = "det";
 const TAG = { key: "approved", value: "true" };
@@ -165,4 +169,127 @@ Deno.test("sluice-train models list (the command line, embedded store)", async (
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+/** Reviews of v2's pre-annotations: one accepted as is, one with a car deleted and a person added. */
+async function recordReviews(manifest: ManifestStore): Promise<void> {
+  const box = (label: string, x: number): LabelledBox => ({ label, bbox: [x, 0, 100, 100] });
+  const reviews: [LabelledBox[], LabelledBox[]][] = [
+    [[box("car", 0)], [box("car", 0)]],
+    [[box("car", 0), box("car", 300)], [box("car", 0), box("person", 600)]],
+  ];
+  for (const [i, [predicted, kept]] of reviews.entries()) {
+    const { image } = await manifest.upsertSourceObject({
+      sourceUri: `s3://raw/r${i}.jpg`,
+      sourceKey: `r${i}.jpg`,
+    });
+    const { counts, perClass } = diffReview(predicted, kept);
+    await manifest.applyReview({
+      annotationId: String(i + 1),
+      taskId: String(i + 1),
+      imageId: image.id,
+      reviewer: "7",
+      reviewedAt: 1000 + i,
+      modelName: NAME,
+      modelVersion: "2",
+      counts,
+      perClass,
+      boxes: kept,
+    });
+  }
+}
+
+async function reviewScenario(t: Deno.TestContext, manifestUrl: string, dir: string) {
+  const tracker = new FileTracker({ root: join(dir, "mlruns") });
+  const manifest = await openManifest(manifestUrl);
+  try {
+    await seed(tracker, dir);
+    await recordReviews(manifest);
+    const show = (v: string) =>
+      runModelsAction(tracker, {
+        modelName: NAME,
+        action: "show",
+        args: [v],
+        alias: "champion",
+        tag: TAG,
+        manifest,
+      });
+    await t.step("show 2: acceptance, boxes by edit, precision and recall per class", async () => {
+      const { text, json } = await show("2");
+      const review = (json as { review: ReviewQuality }).review;
+      // 3 predicted boxes: 2 kept unchanged, 1 deleted; 1 added.
+      assert.equal(review.images, 2);
+      assert.equal(review.imagesUnchanged, 1);
+      assert.deepEqual(review.boxes, {
+        unchanged: 2,
+        moved: 0,
+        relabelled: 0,
+        deleted: 1,
+        added: 1,
+      });
+      assert.equal(review.acceptance, 2 / 3);
+      assert.deepEqual(review.perClass, {
+        _all: { precision: 2 / 3, recall: 2 / 3 },
+        car: { precision: 2 / 3, recall: 1 },
+        person: { precision: null, recall: 0 },
+      });
+      assert.match(text, /review: 2 images \(1 unchanged\), acceptance 0\.6667/);
+      assert.match(text, /review boxes: unchanged 2, moved 0, relabelled 0, deleted 1, added 1/);
+      assert.match(text, /review car\s+0\.6667\s+1\.0000/);
+      assert.match(text, /review person\s+-\s+0\.0000/);
+    });
+    await t.step("show 1: a version nobody reviewed says so", async () => {
+      const { text, json } = await show("1");
+      assert.equal((json as { review: unknown }).review, null);
+      assert.match(text, /review: no reviewed images/);
+    });
+  } finally {
+    await manifest.close();
+    await tracker.close();
+  }
+}
+
+Deno.test("models show: live review quality from the manifest, SQLite and the command line", async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "sluice-models-review-" });
+  try {
+    const manifestUrl = `sqlite://${join(dir, "manifest.db")}`;
+    await reviewScenario(t, manifestUrl, dir);
+    await t.step("sluice-train models show 2 reads the configured manifest", async () => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", new URL("./main.ts", import.meta.url).pathname, "models", "show", "2"],
+        env: {
+          SLUICE_MLFLOW_LOCAL_DIR: join(dir, "mlruns"),
+          SLUICE_MLFLOW_MODEL_NAME: NAME,
+          SLUICE_MANIFEST_URL: manifestUrl,
+          SLUICE_HOME: dir,
+        },
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+      const text = new TextDecoder().decode(out.stdout);
+      assert.match(text, /^model det version 2/);
+      assert.match(text, /review: 2 images \(1 unchanged\), acceptance 0\.6667/);
+      assert.match(text, /review _all\s+0\.6667\s+0\.6667/);
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+const pg = postgresAvailability();
+
+Deno.test({
+  name: "models show: live review quality from a PostgreSQL manifest",
+  ignore: !pg.ok,
+  async fn(t) {
+    const dir = await Deno.makeTempDir({ prefix: "sluice-models-review-pg-" });
+    const server = await startPostgres();
+    try {
+      await reviewScenario(t, server.url, dir);
+    } finally {
+      await server.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });

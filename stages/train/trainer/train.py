@@ -63,6 +63,8 @@ def parse_args(argv):
                    help="... until this fraction of training, then on full images")
     p.add_argument("--ema-decay", type=float, default=0.998, help="EMA of weights used for eval/export")
     p.add_argument("--width", type=float, default=1.0, help="channel width multiplier")
+    p.add_argument("--init-weights", default=None,
+                   help="start from this model.pt (a state dict of the same architecture) instead of random weights")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: cores / local ranks)")
     p.add_argument("--eval-every", type=int, default=0, help="also evaluate every N epochs (0: only at the end)")
     p.add_argument("--log-every", type=int, default=10, help="steps between metric events")
@@ -125,6 +127,16 @@ class Dist:
     def close(self):
         if self.enabled:
             dist.destroy_process_group()
+
+
+def init_weights(model, path):
+    """Loads a previous model.pt (warm start); a file for another architecture or class count is bad input."""
+    try:
+        state = torch.load(path, map_location="cpu")
+        model.load_state_dict(state)
+    except (OSError, RuntimeError, KeyError) as err:
+        raise DataError(f"--init-weights {path}: expected a state dict of this model ({err})") from err
+    log(f"initialised from {path}")
 
 
 class EMA:
@@ -251,6 +263,8 @@ def train(args):
 
     torch.manual_seed(args.seed)
     model = CenterNet(len(cats), args.width).to(device)
+    if args.init_weights:
+        init_weights(model, args.init_weights)
     ema = EMA(model, args.ema_decay)
     params = {
         "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "weight_decay": args.weight_decay,
@@ -258,7 +272,7 @@ def train(args):
         "world_size": dd.world, "device": device.type, "threads": threads, "augment": args.augment,
         "augment_transforms": ",".join(args.augment_transforms) or "none",
         "crop": args.crop, "crop_until": args.crop_until, "ema_decay": args.ema_decay, "model": "centernet-dw", "num_params": count_parameters(model), "num_classes": len(cats),
-        "torch": torch.__version__,
+        "torch": torch.__version__, "init_weights": args.init_weights or "none",
     }
     for k, v in params.items():
         emit({"type": "param", "key": k, "value": str(v)})
