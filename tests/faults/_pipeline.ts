@@ -232,21 +232,26 @@ async function killMidBatch(
   total: number,
 ): Promise<PipelineRun["kills"][number]> {
   const stage = victim.stage;
+  const held = async () =>
+    (await env.manifest.listWork(stage, "leased", total)).filter((r) => r.leaseOwner === victim.id)
+      .length;
+  // Mid-batch: a quarter of the stage done, and the victim holding leases.
+  let leased = 0;
   await waitFor(
-    async () => ((await counts(env.manifest, stage)).done ?? 0) >= Math.ceil(total / 4),
+    async () =>
+      ((await counts(env.manifest, stage)).done ?? 0) >= Math.ceil(total / 4) &&
+      (leased = await held()) > 0,
     90_000,
-    `${stage}: a quarter of the items done before the kill`,
+    `${stage}: a quarter of the items done and ${victim.id} holding a lease`,
     workers,
   );
-  const c = await counts(env.manifest, stage);
-  const held = (await env.manifest.listWork(stage, "leased", total))
-    .filter((r) => r.leaseOwner === victim.id).length;
   victim.child.kill("SIGKILL");
+  const c = await counts(env.manifest, stage);
   const { status } = await victim.done;
   if (status.signal !== "SIGKILL") {
     throw new Error(`${victim.id}: expected death by SIGKILL, found ${JSON.stringify(status)}`);
   }
-  return { id: victim.id, doneAtKill: c.done ?? 0, leasedAtKill: held };
+  return { id: victim.id, doneAtKill: c.done ?? 0, leasedAtKill: leased };
 }
 
 /**

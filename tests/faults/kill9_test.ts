@@ -34,6 +34,7 @@ Deno.test({
     assert.equal(run.kills.length, 2);
     for (const k of run.kills) {
       assert.ok(k.doneAtKill < IMAGES, `${k.id}: expected the kill mid-batch, found all done`);
+      assert.ok(k.leasedAtKill > 0, `${k.id}: expected it killed holding leases`);
     }
     for (const stage of ["ingest", "normalize"]) {
       const q = a.queues[stage];

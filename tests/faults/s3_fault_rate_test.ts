@@ -37,6 +37,12 @@ for (const rate of [0.1, 0.3]) {
       assert.deepEqual(a.problems, []);
       assert.equal(a.variants, IMAGES * a.specs.length);
       assert.ok(faults > 0, "expected the proxy to inject faults");
+      if (rate >= 0.3) {
+        // ~80 GETs at 30 %: every kind is injected (each kind on a GET ~6 times on average).
+        for (const [kind, n] of Object.entries(env.proxy.faults)) {
+          assert.ok(n > 0, `expected ${kind} injected at ${rate * 100} %, found none`);
+        }
+      }
     },
   });
 }
