@@ -104,6 +104,99 @@ function sample(xs: Iterable<string>, n = 5): string {
   return all.slice(0, n).join(", ") + (all.length > n ? `, … (${all.length} in all)` : "");
 }
 
+type Image = Awaited<ReturnType<typeof allImages>>[number];
+
+/** Every image has exactly one variant row per spec name at its latest version. */
+async function checkVariants(manifest: ManifestStore, ingested: Image[], problems: string[]) {
+  const latest = new Map<string, { specHash: string; version: number }>();
+  for (const s of await manifest.listVariantSpecs()) {
+    const cur = latest.get(s.name);
+    if (!cur || s.version > cur.version) latest.set(s.name, s);
+  }
+  if (latest.size === 0) problems.push("expected registered variant specs, found none");
+  const variants: VariantRow[] = [];
+  for (let i = 0; i < ingested.length; i += PAGE) {
+    const ids = ingested.slice(i, i + PAGE).map((r) => r.id);
+    variants.push(...await manifest.listVariants({ imageIds: ids }));
+  }
+  const perImageSpec = new Map<string, number>();
+  for (const v of variants) {
+    if (latest.get(v.name)?.specHash !== v.specHash) continue;
+    const k = `${v.imageId} ${v.name}`;
+    perImageSpec.set(k, (perImageSpec.get(k) ?? 0) + 1);
+  }
+  const bad: string[] = [];
+  for (const img of ingested) {
+    for (const name of latest.keys()) {
+      const n = perImageSpec.get(`${img.id} ${name}`) ?? 0;
+      if (n !== 1) bad.push(`${img.sourceKey}/${name}: ${n}`);
+    }
+  }
+  if (bad.length) problems.push(`expected one variant per image and spec, found ${sample(bad)}`);
+  return { variants, specs: [...latest].map(([name, s]) => `${name}@v${s.version}`) };
+}
+
+/** Both queues hold only `done` items, as many as expected. */
+async function checkQueues(
+  manifest: ManifestStore,
+  expected: Record<"ingest" | "normalize", number>,
+  problems: string[],
+): Promise<PipelineAudit["queues"]> {
+  const queues: PipelineAudit["queues"] = {};
+  for (const stage of ["ingest", "normalize"] as const) {
+    const counts: Record<string, number> = (await manifest.workCounts(stage))[stage] ?? {};
+    const rows = await manifest.listWork(stage, undefined, expected[stage] + PAGE);
+    const attempts = rows.reduce((n, r) => n + r.attempts, 0);
+    const maxAttempts = rows.reduce((n, r) => Math.max(n, r.attempts), 0);
+    queues[stage] = { counts, attempts, maxAttempts };
+    const stuck = (counts.pending ?? 0) + (counts.leased ?? 0) + (counts.failed ?? 0);
+    if (stuck > 0) {
+      const which = rows.filter((r) => r.state !== "done");
+      problems.push(
+        `${stage}: expected nothing pending, leased or failed, found ${JSON.stringify(counts)}: ${
+          sample(which.map((r) => `${r.itemId} ${r.state} (${r.lastError ?? "-"})`))
+        }`,
+      );
+    }
+    if ((counts.done ?? 0) !== expected[stage]) {
+      problems.push(`${stage}: expected ${expected[stage]} items done, found ${counts.done ?? 0}`);
+    }
+  }
+  return queues;
+}
+
+/** Recorded vs stored objects, and with the proxy's counts, each recorded object PUT once. */
+async function checkObjects(
+  store: ObjectStore,
+  recorded: Set<string>,
+  putCounts: ReadonlyMap<string, number> | undefined,
+  problems: string[],
+) {
+  const stored = new Set<string>();
+  for await (const o of store.list()) stored.add(store.uriFor(o.key));
+  const orphans = [...stored].filter((u) => !recorded.has(u));
+  const missing = [...recorded].filter((u) => !stored.has(u));
+  if (orphans.length) problems.push(`expected no orphan objects, found ${sample(orphans)}`);
+  if (missing.length) problems.push(`recorded objects missing from the store: ${sample(missing)}`);
+  let puts: number | null = null;
+  const wrong: string[] = [];
+  if (putCounts) {
+    const base = proxyKey(store.url.replace(/\/?$/, "/"));
+    if (base === null) problems.push(`PUT counts given for a store that is not S3: ${store.url}`);
+    const counted = new Map([...putCounts].filter(([k]) => base !== null && k.startsWith(base)));
+    puts = [...counted.values()].reduce((a, b) => a + b, 0);
+    for (const uri of recorded) {
+      const n = counted.get(proxyKey(uri) ?? "") ?? 0;
+      if (n !== 1) wrong.push(`${uri}: ${n} PUTs`);
+    }
+    for (const [k, n] of counted) {
+      if (!recorded.has(`s3://${k}`)) wrong.push(`s3://${k}: PUT ${n}× but not recorded`);
+    }
+    if (wrong.length) problems.push(`expected every object PUT exactly once: ${sample(wrong)}`);
+  }
+  return { objects: stored.size, orphans: orphans.length, missing: missing.length, puts, wrong };
+}
+
 /**
  * Runs the audit; see the module documentation.
  *
@@ -130,89 +223,16 @@ export async function auditPipeline(input: PipelineAuditInput): Promise<Pipeline
       }`,
     );
   }
-
-  // Latest version of each spec name.
-  const latest = new Map<string, { specHash: string; version: number }>();
-  for (const s of await manifest.listVariantSpecs()) {
-    const cur = latest.get(s.name);
-    if (!cur || s.version > cur.version) latest.set(s.name, s);
-  }
-  if (latest.size === 0) problems.push("expected registered variant specs, found none");
-  const variants: VariantRow[] = [];
-  for (let i = 0; i < ingested.length; i += PAGE) {
-    const ids = ingested.slice(i, i + PAGE).map((r) => r.id);
-    variants.push(...await manifest.listVariants({ imageIds: ids }));
-  }
-  const perImageSpec = new Map<string, number>();
-  for (const v of variants) {
-    const spec = latest.get(v.name);
-    if (!spec || spec.specHash !== v.specHash) continue;
-    const k = `${v.imageId} ${v.name}`;
-    perImageSpec.set(k, (perImageSpec.get(k) ?? 0) + 1);
-  }
-  const badVariants: string[] = [];
-  for (const img of ingested) {
-    for (const name of latest.keys()) {
-      const n = perImageSpec.get(`${img.id} ${name}`) ?? 0;
-      if (n !== 1) badVariants.push(`${img.sourceKey}/${name}: ${n}`);
-    }
-  }
-  if (badVariants.length > 0) {
-    problems.push(`expected one variant per image and spec, found ${sample(badVariants)}`);
-  }
-
-  const queues: PipelineAudit["queues"] = {};
-  for (const stage of ["ingest", "normalize"] as const) {
-    const counts: Record<string, number> = (await manifest.workCounts(stage))[stage] ?? {};
-    const rows = await manifest.listWork(stage, undefined, images.length + PAGE);
-    const attempts = rows.reduce((n, r) => n + r.attempts, 0);
-    const maxAttempts = rows.reduce((n, r) => Math.max(n, r.attempts), 0);
-    queues[stage] = { counts, attempts, maxAttempts };
-    const stuck = (counts.pending ?? 0) + (counts.leased ?? 0) + (counts.failed ?? 0);
-    if (stuck > 0) {
-      const which = rows.filter((r) => r.state !== "done");
-      problems.push(
-        `${stage}: expected nothing pending, leased or failed, found ${JSON.stringify(counts)}: ${
-          sample(which.map((r) => `${r.itemId} ${r.state} (${r.lastError ?? "-"})`))
-        }`,
-      );
-    }
-    const expected = stage === "ingest" ? input.sources : ingested.length;
-    if ((counts.done ?? 0) !== expected) {
-      problems.push(`${stage}: expected ${expected} items done, found ${counts.done ?? 0}`);
-    }
-  }
-
-  // Objects: recorded vs stored vs PUT.
+  const { variants, specs } = await checkVariants(manifest, ingested, problems);
+  const queues = await checkQueues(
+    manifest,
+    { ingest: input.sources, normalize: ingested.length },
+    problems,
+  );
   const recorded = new Set<string>();
   for (const i of ingested) if (i.datasetUri) recorded.add(uriOfRecorded(store, i.datasetUri));
   for (const v of variants) recorded.add(uriOfRecorded(store, v.uri));
-  const stored = new Set<string>();
-  for await (const o of store.list()) stored.add(store.uriFor(o.key));
-  const orphans = [...stored].filter((u) => !recorded.has(u));
-  const missing = [...recorded].filter((u) => !stored.has(u));
-  if (orphans.length) problems.push(`expected no orphan objects, found ${sample(orphans)}`);
-  if (missing.length) problems.push(`recorded objects missing from the store: ${sample(missing)}`);
-
-  let puts: number | null = null;
-  let notWrittenOnce = 0;
-  if (input.puts) {
-    const base = proxyKey(store.url.replace(/\/?$/, "/"));
-    if (base === null) problems.push(`PUT counts given for a store that is not S3: ${store.url}`);
-    const counted = new Map(
-      [...input.puts].filter(([k]) => base !== null && k.startsWith(base)),
-    );
-    puts = [...counted.values()].reduce((a, b) => a + b, 0);
-    const wrong: string[] = [];
-    for (const uri of recorded) {
-      const n = counted.get(proxyKey(uri) ?? "") ?? 0;
-      if (n !== 1) wrong.push(`${uri}: ${n} PUTs`);
-    }
-    const unrecorded = [...counted.keys()].filter((k) => !recorded.has(`s3://${k}`));
-    for (const k of unrecorded) wrong.push(`s3://${k}: PUT ${counted.get(k)}× but not recorded`);
-    notWrittenOnce = wrong.length;
-    if (wrong.length) problems.push(`expected every object PUT exactly once: ${sample(wrong)}`);
-  }
+  const objects = await checkObjects(store, recorded, input.puts, problems);
 
   const left: string[] = [];
   for (const root of input.stagingRoots ?? []) left.push(...await filesUnder(root));
@@ -221,13 +241,13 @@ export async function auditPipeline(input: PipelineAuditInput): Promise<Pipeline
   return {
     sources: input.sources,
     images: ingested.length,
-    specs: [...latest].map(([name, s]) => `${name}@v${s.version}`),
+    specs,
     variants: variants.length,
-    objects: stored.size,
-    orphans: orphans.length,
-    missing: missing.length,
-    puts,
-    notWrittenOnce,
+    objects: objects.objects,
+    orphans: objects.orphans,
+    missing: objects.missing,
+    puts: objects.puts,
+    notWrittenOnce: objects.wrong.length,
     queues,
     stagingFiles: left.length,
     problems,
