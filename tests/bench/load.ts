@@ -100,6 +100,8 @@ function stageArgs(w: Work, stage: "ingest" | "normalize", mode: string, id: str
     Deno.execPath(),
     "run",
     "-A",
+    // Workers start at once: none re-copies the linked vendor/postgres under another's feet.
+    "--node-modules-dir=manual",
     join(REPO, `stages/${stage}/main.ts`),
     mode,
     "--manifest-url",

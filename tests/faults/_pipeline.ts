@@ -122,9 +122,12 @@ export function spawnStageWorker(
   id: string,
   opts: { leaseMs?: number; maxAttempts?: number } = {},
 ): StageWorker {
+  // `manual`: Deno re-copies the linked driver (vendor/postgres) into node_modules at the start
+  // of every command, and workers starting at once could load it half copied.
   const args = [
     "run",
     "-A",
+    "--node-modules-dir=manual",
     join(REPO, `stages/${stage}/main.ts`),
     stage === "ingest" ? "once" : "run",
     "--manifest-url",
