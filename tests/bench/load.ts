@@ -199,24 +199,30 @@ async function runStages(
   manifest: ManifestStore,
 ): Promise<{ ingest: StageFigures; normalize: StageFigures; endToEnd: number }> {
   const ids = Array.from({ length: o.workers }, (_, i) => i + 1);
+  const started: Worker[] = [];
+  const start = (stage: "ingest" | "normalize", mode: string) =>
+    ids.map((i) => {
+      const wk = startWorker(w, stage, mode, `${stage}-${i}`);
+      started.push(wk);
+      return wk;
+    });
   const all = async (ws: Worker[]) =>
     await Promise.all(ws.map(async (x) => [x.name, await x.usage] as [string, Usage]));
   const t0 = performance.now();
-  const ingest = ids.map((i) => startWorker(w, "ingest", "once", `ingest-${i}`));
-  if (o.mode === "sequential") {
-    const iu = await all(ingest);
-    const t1 = performance.now();
-    const normalize = ids.map((i) => startWorker(w, "normalize", "once", `normalize-${i}`));
-    const nu = await all(normalize);
-    const t2 = performance.now();
-    return {
-      ingest: stageFigures(o.images, (t1 - t0) / 1000, iu),
-      normalize: stageFigures(o.images, (t2 - t1) / 1000, nu),
-      endToEnd: (t2 - t0) / 1000,
-    };
-  }
-  const normalize = ids.map((i) => startWorker(w, "normalize", "run", `normalize-${i}`));
   try {
+    const ingest = start("ingest", "once");
+    if (o.mode === "sequential") {
+      const iu = await all(ingest);
+      const t1 = performance.now();
+      const nu = await all(start("normalize", "once"));
+      const t2 = performance.now();
+      return {
+        ingest: stageFigures(o.images, (t1 - t0) / 1000, iu),
+        normalize: stageFigures(o.images, (t2 - t1) / 1000, nu),
+        endToEnd: (t2 - t0) / 1000,
+      };
+    }
+    const normalize = start("normalize", "run");
     const iu = await all(ingest);
     const t1 = performance.now();
     for (;;) {
@@ -236,7 +242,9 @@ async function runStages(
       endToEnd: (t2 - t0) / 1000,
     };
   } finally {
-    for (const n of normalize) await stopWorker(n);
+    // A failed worker fails the run: stop the others before the database goes away.
+    for (const wk of started) await stopWorker(wk);
+    await Promise.allSettled(started.map((wk) => wk.usage));
   }
 }
 
