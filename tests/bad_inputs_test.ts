@@ -1,6 +1,7 @@
 // Issue 12: the bad-input corpus, generated here. One ingest batch mixes good images with every
-// kind of bad object (corrupt, truncated, 0-byte, pixel bomb, non-image named .jpg, SVG, keys
-// with "../", absolute and percent-encoded dot segments, a broken annotation file) and must end
+// kind of bad object (corrupt, truncated, 0-byte, pixel bombs (over the limit, and a PNG header
+// claiming 10^10 pixels), non-image named .jpg, SVG, keys with "../", absolute, a NUL byte (via
+// an S3 event) and percent-encoded dot segments, a broken annotation file) and must end
 // with every object recorded with a named verdict, no crash, and the good items done; invalid
 // configuration values are refused at load time, each named. Prints the counts.
 import assert from "node:assert/strict";
@@ -10,7 +11,9 @@ import { loadConfig } from "../common/config/mod.ts";
 import { ConfigError } from "../common/config/errors.ts";
 import { IngestSettingsSchema } from "../stages/ingest/config.ts";
 import { runIngestOnce } from "../stages/ingest/run_once.ts";
+import { createIngestStage } from "../stages/ingest/stage.ts";
 import { makeImage, openTestEnv } from "../stages/ingest/_test_env.ts";
+import { pngBombHeader } from "../stages/normalize/_test_fixtures.ts";
 import { s3Availability, startS3Server } from "./harness/s3.ts";
 
 const s3 = await s3Availability();
@@ -37,7 +40,13 @@ Deno.test({
   fn: async () => {
     const server = await startS3Server();
     const env = await openTestEnv(server, {
-      settings: { maxPixels: 20_000, maxBytes: 40_000, annotations: ["labels/broken.json"] },
+      settings: {
+        maxPixels: 20_000,
+        maxBytes: 40_000,
+        annotations: ["labels/broken.json"],
+        // The NUL key arrives as an S3 event (listings cannot carry it), on loopback.
+        insecureWebhook: true,
+      },
     });
     try {
       const enc = (s: string) => new TextEncoder().encode(s);
@@ -79,6 +88,7 @@ Deno.test({
           "too_many_pixels",
         ),
       );
+      await put("bad/header-bomb.png", pngBombHeader(100_000, 100_000), failed("too_many_pixels"));
       await put("bad/huge.jpg", await noisy("jpeg", 500, 500), failed("too_large"));
       await put("bad/html.jpg", enc("<html>surprise</html>"), failed("unsupported_format"));
       await put("bad/pdf.png", enc("%PDF-1.4\n%âãÏÓ\n"), failed("unsupported_format"));
@@ -105,6 +115,30 @@ Deno.test({
         ),
       );
 
+      // A key with a NUL byte, named by an S3 event; the object before the NUL exists.
+      await put("nul/x.jpg", await makeImage({ rgb: [33, 66, 99] }), { status: "ingested" });
+      const nulKey = "nul/x.jpg\u0000evil.jpg";
+      const stage = createIngestStage(env.config, { ...env });
+      try {
+        const event = {
+          Records: [{
+            eventVersion: "2.1",
+            eventSource: "aws:s3",
+            eventName: "s3:ObjectCreated:Put",
+            s3: {
+              bucket: { name: env.rawBucket },
+              object: { key: encodeURIComponent(nulKey), size: 10, eTag: "e", sequencer: "01" },
+            },
+          }],
+        };
+        const res = await stage.handler.fetch(
+          new Request("http://x/events", { method: "POST", body: JSON.stringify(event) }),
+        );
+        assert.equal(res.status, 200, await res.text());
+      } finally {
+        await stage.close();
+      }
+
       const summary = await runIngestOnce(env.config, { ...env, progress: false });
 
       const rows = await env.manifest.listImages({ limit: 1000 });
@@ -120,7 +154,15 @@ Deno.test({
           assert.equal(row.error?.split(":")[0], want.reason, `${key}: ${row.error}`);
         }
       }
-      assert.equal(rows.length, expected.size, "one row per object, no more");
+      // The NUL key: its own row (not cut at the NUL), refused, nothing read.
+      const extra = rows.filter((r) => !expected.has(r.sourceKey));
+      assert.equal(extra.length, 1, `expected one row for the NUL key, found ${extra.length}`);
+      assert.match(extra[0].sourceKey, /^nul\/x\.jpg.+evil\.jpg$/);
+      assert.equal(extra[0].status, "failed");
+      assert.match(extra[0].error ?? "", /^invalid_key/);
+      assert.equal(extra[0].sha256, null, "expected no object read for the NUL key");
+      counts["failed:invalid_key"]++;
+      assert.equal(rows.length, expected.size + 1, "one row per object, no more");
       // Nothing left half-done: no item pending or leased on the ingest queue.
       const ingest = (await env.manifest.workCounts("ingest")).ingest;
       assert.equal((ingest.pending ?? 0) + (ingest.leased ?? 0), 0);
@@ -128,7 +170,7 @@ Deno.test({
       assert.equal(ann.status, "failed");
       assert.equal(ann.reason, "bad_annotation_file");
       console.log(
-        `bad-input corpus: ${expected.size} objects, ${
+        `bad-input corpus: ${expected.size + 1} objects, ${
           Object.values(counts).reduce((a, b) => a + b, 0)
         } recorded (100%), 0 crashes; verdicts ${JSON.stringify(counts)}; ` +
           `annotation file: ${ann.reason}`,

@@ -236,11 +236,13 @@ class SqlManifestStore implements ManifestStore {
     const id = await imageIdFor(obj.sourceUri);
     return this.#db.transaction(async (tx) => {
       const now = this.#now();
+      // No conflict target: a concurrent insert of the same source can collide on the
+      // source_uri index first, which `ON CONFLICT (id)` left as an error on PostgreSQL.
       const inserted = await tx.query(
         `INSERT INTO images (id, source_uri, source_key, source_etag, source_version,
            source_sequencer, size, status, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $8)
-         ON CONFLICT (id) DO NOTHING RETURNING ${IMAGE_COLUMNS}`,
+         ON CONFLICT DO NOTHING RETURNING ${IMAGE_COLUMNS}`,
         [
           id,
           obj.sourceUri,

@@ -53,6 +53,11 @@ export interface NormalizeImageDeps {
   cpu?: Pick<Slots, "run">;
   signal?: AbortSignal;
   log?: Logger;
+  /**
+   * The item was claimed before (a worker died or gave up after uploading, before recording):
+   * an unrecorded variant already at its key with the same size and sha256 is not PUT again.
+   */
+  retry?: boolean;
 }
 
 /** What {@link normalizeImage} did for one image. */
@@ -162,13 +167,19 @@ export async function normalizeImage(
   signal?.throwIfAborted();
 
   // Uploads of one image run together, and outside the CPU slot: other items render meanwhile.
+  let reused = 0;
   const variants = await Promise.all(rendered.map(async (v, i): Promise<VariantInput> => {
     const p = todo[i];
-    // Straight from memory: the store's own put is atomic (and durable, where it is a file).
-    await store.put(p.key, v.bytes, {
-      contentType: CONTENT_TYPES[v.format],
-      metadata: { "sha256": v.sha256, "source-sha256": sha256, "spec-hash": p.specHash },
-    });
+    const there = deps.retry ? await store.head(p.key) : null;
+    if (there?.size === v.bytes.byteLength && there.metadata?.sha256 === v.sha256) {
+      reused += v.bytes.byteLength;
+    } else {
+      // Straight from memory: the store's own put is atomic (and durable, where it is a file).
+      await store.put(p.key, v.bytes, {
+        contentType: CONTENT_TYPES[v.format],
+        metadata: { "sha256": v.sha256, "source-sha256": sha256, "spec-hash": p.specHash },
+      });
+    }
     return {
       imageId: image.id,
       name: p.spec.name,
@@ -186,7 +197,7 @@ export async function normalizeImage(
   return {
     variants,
     present,
-    bytesWritten: variants.reduce((n, v) => n + v.bytes, 0),
+    bytesWritten: variants.reduce((n, v) => n + v.bytes, 0) - reused,
     renderMs,
   };
 }

@@ -288,6 +288,7 @@ function assemble(p: Parts): NormalizeStage {
       cpu,
       signal: ctx.signal,
       log: ctx.log,
+      retry: claim.attempts > 1,
     });
     if (r.variants.length > 0) metrics.renderSeconds.observe(r.renderMs / 1000);
     results.set(claim.itemId, r);

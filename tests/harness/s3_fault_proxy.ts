@@ -5,8 +5,9 @@
  *
  * Faults, chosen per request by `rate` (0..1, seeded PRNG) among `kinds`:
  * - `slowdown`: answers 503 `SlowDown` without forwarding;
- * - `reset`: forwards nothing and drops the connection (the client sees a reset/EOF);
- * - `cut_body`: forwards, then ends a GET's body after half of it (the rest never comes);
+ * - `reset`: forwards nothing and destroys the connection before any response byte (the client
+ *   sees the socket closed, as on a TCP reset; not an HTTP error status);
+ * - `cut_body`: forwards, then destroys the connection after half of a GET's body;
  * - `slow_body`: forwards, delivering the body in small chunks with pauses.
  * `cutNextGet(bytes)` cuts the next GET body after exactly `bytes`, whatever the rate.
  *
@@ -17,8 +18,13 @@
  * proxy.puts.get("b/key"); // successful PUTs per key
  * await proxy.stop();
  * ```
+ * The server side is `node:http` because `Deno.serve` cannot drop a connection: a handler that
+ * throws there is answered `500 Internal Server Error`.
+ *
  * @module
  */
+import http from "node:http";
+import { once } from "node:events";
 
 /** A fault the proxy can inject. */
 export type FaultKind = "slowdown" | "reset" | "cut_body" | "slow_body";
@@ -64,7 +70,7 @@ const SLOWDOWN_XML = `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDow
   `<Message>Please reduce your request rate.</Message></Error>`;
 
 /** Starts the proxy in front of `upstream` (`http://127.0.0.1:<port>`). */
-export function startS3FaultProxy(
+export async function startS3FaultProxy(
   upstream: string,
   opts: FaultProxyOptions = {},
 ): Promise<S3FaultProxy> {
@@ -84,108 +90,127 @@ export function startS3FaultProxy(
     return kinds[Math.floor(random() * kinds.length)];
   };
 
-  /** Wraps a body: counts it open until done, optionally cut or slowed. */
-  const wrap = (
+  /** Streams `body` to the client: counted open until done or gone, optionally cut or slowed. */
+  const stream = async (
     body: ReadableStream<Uint8Array>,
+    res: http.ServerResponse,
     cutAt: number | null,
     slow: boolean,
-  ): ReadableStream<Uint8Array> => {
+  ): Promise<void> => {
     const reader = body.getReader();
     let sent = 0;
-    let closed = false;
+    let gone = false;
     openBodies++;
-    const done = () => {
-      if (!closed) {
-        closed = true;
-        openBodies--;
-      }
+    const onClose = () => gone = true;
+    res.on("close", onClose);
+    const write = async (chunk: Uint8Array) => {
+      if (res.write(chunk) || gone) return;
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          res.off("drain", done);
+          res.off("close", done);
+          resolve();
+        };
+        res.on("drain", done);
+        res.on("close", done);
+      });
     };
-    return new ReadableStream<Uint8Array>({
-      async pull(ctrl) {
-        const { value, done: end } = await reader.read();
-        if (end) {
-          done();
-          ctrl.close();
-          return;
-        }
-        let chunk = value;
-        if (cutAt !== null && sent + chunk.byteLength >= cutAt) {
-          chunk = chunk.subarray(0, Math.max(0, cutAt - sent));
-          if (chunk.byteLength) ctrl.enqueue(chunk);
-          await reader.cancel().catch(() => {});
-          done();
-          ctrl.error(new Error("fault proxy: body cut"));
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done || gone) break;
+        if (cutAt !== null && sent + value.byteLength >= cutAt) {
+          const part = value.subarray(0, Math.max(0, cutAt - sent));
+          if (part.byteLength) await write(part);
+          res.destroy();
           return;
         }
         if (slow) {
-          for (let off = 0; off < chunk.byteLength; off += 4096) {
-            ctrl.enqueue(chunk.subarray(off, off + 4096));
+          for (let off = 0; off < value.byteLength && !gone; off += 4096) {
+            await write(value.subarray(off, off + 4096));
             await new Promise((r) => setTimeout(r, 2));
           }
-        } else ctrl.enqueue(chunk);
-        sent += chunk.byteLength;
-      },
-      async cancel(reason) {
-        done();
-        await reader.cancel(reason).catch(() => {});
-      },
-    });
+        } else await write(value);
+        sent += value.byteLength;
+      }
+      if (!gone) res.end();
+    } finally {
+      openBodies--;
+      res.off("close", onClose);
+      await reader.cancel().catch(() => {});
+    }
   };
 
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
-    requests[req.method] = (requests[req.method] ?? 0) + 1;
-    const url = new URL(req.url);
+  const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const method = req.method ?? "GET";
+    requests[method] = (requests[method] ?? 0) + 1;
+    const url = new URL(req.url ?? "/", "http://proxy");
     const fault = pick();
-    if (fault === "slowdown") {
-      faults.slowdown++;
-      await req.body?.cancel().catch(() => {});
-      return new Response(SLOWDOWN_XML, {
-        status: 503,
-        headers: { "content-type": "application/xml", "retry-after": "0" },
-      });
-    }
     if (fault === "reset") {
       faults.reset++;
-      await req.body?.cancel().catch(() => {});
-      // Deno.serve drops the connection when the handler throws.
-      throw new Error("fault proxy: connection reset");
+      req.socket.destroy();
+      return;
+    }
+    const chunks: Uint8Array[] = [];
+    for await (const c of req) chunks.push(c as Uint8Array);
+    if (fault === "slowdown") {
+      faults.slowdown++;
+      res.writeHead(503, { "content-type": "application/xml", "retry-after": "0" });
+      res.end(SLOWDOWN_XML);
+      return;
     }
     const target = new URL(url.pathname + url.search, up);
-    const headers = new Headers(req.headers);
+    const headers = new Headers();
+    for (const [k, v] of Object.entries(req.headers)) {
+      if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(", ") : v);
+    }
     headers.set("host", up.host);
-    if (req.method === "GET" && headers.has("range")) ranges.push(headers.get("range")!);
-    const body = req.body ? new Uint8Array(await req.arrayBuffer()) : undefined;
-    const res = await fetch(target, {
-      method: req.method,
+    if (method === "GET" && headers.has("range")) ranges.push(headers.get("range")!);
+    const body = chunks.length ? new Uint8Array(Buffer.concat(chunks)) : undefined;
+    const upRes = await fetch(target, {
+      method,
       headers,
-      body: body && body.byteLength ? body : (req.method === "PUT" ? body : undefined),
+      body: body ?? (method === "PUT" ? new Uint8Array() : undefined),
       redirect: "manual",
     });
     const isPart = url.searchParams.has("partNumber");
-    const isCompletion = req.method === "POST" && url.searchParams.has("uploadId");
-    if (res.ok && ((req.method === "PUT" && !isPart) || isCompletion)) {
-      const copy = req.headers.has("x-amz-copy-source");
+    const isCompletion = method === "POST" && url.searchParams.has("uploadId");
+    if (upRes.ok && ((method === "PUT" && !isPart) || isCompletion)) {
+      const copy = headers.has("x-amz-copy-source");
       const key = decodeURIComponent(url.pathname.slice(1)) + (copy ? " (copy)" : "");
       puts.set(key, (puts.get(key) ?? 0) + 1);
     }
-    let out: ReadableStream<Uint8Array> | null = res.body;
-    if (out && req.method === "GET") {
-      const len = Number(res.headers.get("content-length") ?? "0");
-      let cutAt: number | null = null;
-      if (cutNext !== null) {
-        cutAt = cutNext;
-        cutNext = null;
-      } else if (fault === "cut_body" && len > 1) {
-        cutAt = Math.floor(len / 2);
-      }
-      if (cutAt !== null) faults.cut_body++;
-      if (fault === "slow_body") faults.slow_body++;
-      out = wrap(out, cutAt, fault === "slow_body");
+    const outHeaders: Record<string, string> = {};
+    upRes.headers.forEach((v, k) => outHeaders[k] = v);
+    res.writeHead(upRes.status, outHeaders);
+    if (!upRes.body) {
+      res.end();
+      return;
     }
-    return new Response(out, { status: res.status, headers: res.headers });
+    if (method !== "GET") {
+      res.end(new Uint8Array(await upRes.arrayBuffer()));
+      return;
+    }
+    const len = Number(upRes.headers.get("content-length") ?? "0");
+    let cutAt: number | null = null;
+    if (cutNext !== null) {
+      cutAt = cutNext;
+      cutNext = null;
+    } else if (fault === "cut_body" && len > 1) {
+      cutAt = Math.floor(len / 2);
+    }
+    if (cutAt !== null) faults.cut_body++;
+    if (fault === "slow_body") faults.slow_body++;
+    await stream(upRes.body, res, cutAt, fault === "slow_body");
+  };
+
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch(() => res.destroy());
   });
-  const addr = server.addr as Deno.NetAddr;
-  return Promise.resolve({
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const addr = server.address() as { port: number };
+  return {
     endpoint: `http://127.0.0.1:${addr.port}`,
     requests,
     puts,
@@ -201,7 +226,10 @@ export function startS3FaultProxy(
       rate = r;
     },
     async stop() {
-      await server.shutdown();
+      const closed = once(server, "close");
+      server.close();
+      server.closeAllConnections();
+      await closed;
     },
-  });
+  };
 }
