@@ -60,6 +60,7 @@ import {
   type CompletionOutcome,
   type CompletionRequest,
 } from "./queue/complete_batch.ts";
+import { claimPostgres } from "./queue/claim_postgres.ts";
 import { compareSequencers, isStaleSequencer } from "./sequencer.ts";
 import {
   ANNOTATION_COLUMNS,
@@ -923,6 +924,11 @@ class SqlManifestStore implements ManifestStore {
     const opts = parse(claimOptionsSchema, options, "claim options");
     return await this.#db.transaction(async (tx) => {
       const now = this.#now();
+      if (this.kind === "postgres") {
+        return await claimPostgres(tx, stage, opts, now, async (id, error) => {
+          if (stage === INGEST) await this.#failImage(tx, id, error, now);
+        });
+      }
       const ready = `stage = $1 AND ((state = 'pending' AND not_before <= $2)
         OR (state = 'leased' AND lease_until < $2))`;
       // Poison pills: items that keep getting claimed and never finish (a worker crashing on

@@ -176,19 +176,8 @@ async function completeHops(
   for (const part of chunks(sorted, ROWS)) {
     // Fence first: on PostgreSQL this also locks the rows, so no claim can take them meanwhile.
     const rows = await tx.query<{ stage: string; item_id: string }>(
-      `UPDATE work SET updated_at = $1
-       WHERE state = 'leased' AND (stage, item_id, lease_owner, lease_token) IN
-         (VALUES ${tuples(part.length, 4, 2)})
-       RETURNING stage, item_id`,
-      [
-        now,
-        ...part.flatMap((h): SqlValue[] => [
-          h.claim.stage,
-          h.claim.itemId,
-          h.claim.owner,
-          h.claim.token,
-        ]),
-      ],
+      fenceSql(tx.dialect, part.length),
+      [now, ...batchParams(tx.dialect, part.map((h) => h.claim), true)],
     );
     for (const r of rows) held.add(keyOf({ stage: String(r.stage), itemId: String(r.item_id) }));
   }
@@ -221,12 +210,58 @@ async function completeHops(
 
   const done = sorted.filter((h) => held.has(keyOf(h.claim)));
   for (const part of chunks(done, ROWS)) {
-    await tx.query(
-      `UPDATE work SET state = 'done', lease_token = NULL, lease_until = NULL,
-         last_error = NULL, updated_at = $1
-       WHERE (stage, item_id) IN (VALUES ${tuples(part.length, 2, 2)})`,
-      [now, ...part.flatMap((h): SqlValue[] => [h.claim.stage, h.claim.itemId])],
-    );
+    await tx.query(doneSql(tx.dialect, part.length), [
+      now,
+      ...batchParams(tx.dialect, part.map((h) => h.claim), false),
+    ]);
   }
   return held;
+}
+
+/**
+ * The batch's keys as parameters. PostgreSQL: ONE json parameter read by `json_to_recordset`,
+ * so the planner probes the primary key per item (a `(...) IN (VALUES ...)` list was planned as
+ * a hash semi-join over every leased row of the table: the 16-worker collapse of issue 17).
+ * SQLite: one placeholder per value, for `IN (VALUES ...)`.
+ */
+function batchParams(dialect: string, claims: readonly Claim[], withLease: boolean): SqlValue[] {
+  if (dialect === "postgres") {
+    return [
+      JSON.stringify(
+        claims.map((c) =>
+          withLease
+            ? { stage: c.stage, item_id: c.itemId, owner: c.owner, token: c.token }
+            : { stage: c.stage, item_id: c.itemId }
+        ),
+      ),
+    ];
+  }
+  return claims.flatMap((c): SqlValue[] =>
+    withLease ? [c.stage, c.itemId, c.owner, c.token] : [c.stage, c.itemId]
+  );
+}
+
+function fenceSql(dialect: string, rows: number): string {
+  if (dialect === "postgres") {
+    return `UPDATE work AS w SET updated_at = $1
+      FROM json_to_recordset(CAST($2 AS TEXT)::json) AS v(stage text, item_id text, owner text, token text)
+      WHERE w.stage = v.stage AND w.item_id = v.item_id AND w.lease_owner = v.owner
+        AND w.lease_token = v.token AND w.state = 'leased'
+      RETURNING w.stage, w.item_id`;
+  }
+  return `UPDATE work SET updated_at = $1
+    WHERE state = 'leased' AND (stage, item_id, lease_owner, lease_token) IN
+      (VALUES ${tuples(rows, 4, 2)})
+    RETURNING stage, item_id`;
+}
+
+function doneSql(dialect: string, rows: number): string {
+  const set = `state = 'done', lease_token = NULL, lease_until = NULL, last_error = NULL,
+    updated_at = $1`;
+  if (dialect === "postgres") {
+    return `UPDATE work AS w SET ${set}
+      FROM json_to_recordset(CAST($2 AS TEXT)::json) AS v(stage text, item_id text)
+      WHERE w.stage = v.stage AND w.item_id = v.item_id`;
+  }
+  return `UPDATE work SET ${set} WHERE (stage, item_id) IN (VALUES ${tuples(rows, 2, 2)})`;
 }
