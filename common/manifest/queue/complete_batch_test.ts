@@ -19,7 +19,13 @@ function tally(map: Map<string, number>, key: string) {
   map.set(key, (map.get(key) ?? 0) + 1);
 }
 
-async function contract(t: Deno.TestContext, open: Open, workers: number, items: number) {
+async function contract(
+  t: Deno.TestContext,
+  open: Open,
+  workers: number,
+  items: number,
+  claimMax = 50,
+) {
   let clock = 1_000_000;
   const now = () => clock;
   const a = await open(now);
@@ -150,7 +156,7 @@ async function contract(t: Deno.TestContext, open: Open, workers: number, items:
     });
 
     await t.step(
-      `${workers} workers drain ${items} items with batched claims and completions, exactly once`,
+      `${workers} workers drain ${items} items in batches of ${claimMax}, exactly once`,
       async () => {
         clock = Date.now();
         const stores = [a, b];
@@ -164,7 +170,7 @@ async function contract(t: Deno.TestContext, open: Open, workers: number, items:
           await Promise.all(stores.map(async (s, w) => {
             while (true) {
               const batch: Claim[] = await s.claim("drain", {
-                max: 50,
+                max: claimMax,
                 owner: `w${w}`,
                 leaseMs: 600_000,
               });
@@ -217,14 +223,29 @@ Deno.test("completeMany: sqlite file, 4 stores", async (t) => {
 
 const pg = postgresAvailability();
 
-for (const [workers, items] of [[4, 4000], [16, 20_000]] as const) {
+/** Opt-in (≈ 1m45s on the shared 2-core machine): `SLUICE_QUEUE_100K=1`, `make test-queue-100k`. */
+const HUGE = Deno.env.get("SLUICE_QUEUE_100K") === "1";
+
+for (
+  const [workers, items, batch] of [
+    [4, 4000, 50],
+    [16, 20_000, 50],
+    ...(HUGE ? [[16, 100_000, 500] as const] : []),
+  ] as const
+) {
   Deno.test({
-    name: `completeMany: postgres, ${workers} stores on separate connections`,
+    name: `completeMany: postgres, ${workers} stores on separate connections, ${items} items`,
     ignore: !pg.ok,
     async fn(t) {
       const server = await startPostgres();
       try {
-        await contract(t, (now) => openPostgresManifest(server.url, { now }), workers, items);
+        await contract(
+          t,
+          (now) => openPostgresManifest(server.url, { now }),
+          workers,
+          items,
+          batch,
+        );
       } finally {
         await server.stop();
       }
