@@ -61,6 +61,7 @@ import {
   type CompletionRequest,
 } from "./queue/complete_batch.ts";
 import { claimPostgres } from "./queue/claim_postgres.ts";
+import { upsertSourceBatch } from "./upsert_source_batch.ts";
 import { compareSequencers, isStaleSequencer } from "./sequencer.ts";
 import {
   ANNOTATION_COLUMNS,
@@ -232,10 +233,21 @@ class SqlManifestStore implements ManifestStore {
 
   // ---- images ---------------------------------------------------------------------------
 
-  async upsertSourceObject(input: SourceObject): Promise<UpsertResult> {
+  upsertSourceObjects(inputs: SourceObject[]): Promise<UpsertResult[]> {
+    return upsertSourceBatch(
+      this.#db,
+      this.#now,
+      inputs,
+      (o, tx) => this.upsertSourceObject(o, tx),
+      (tx, ids, now) => this.#enqueueRows(tx, INGEST, ids, "reset", now),
+    );
+  }
+
+  /** `within`: an open transaction to run in (upsertSourceObjects' batch); default a new one. */
+  async upsertSourceObject(input: SourceObject, within?: SqlDriver): Promise<UpsertResult> {
     const obj = parse(sourceObjectSchema, input, "upsertSourceObject");
     const id = await imageIdFor(obj.sourceUri);
-    return this.#db.transaction(async (tx) => {
+    return (within ?? this.#db).transaction(async (tx) => {
       const now = this.#now();
       const inserted = await tx.query(
         `INSERT INTO images (id, source_uri, source_key, source_etag, source_version,
