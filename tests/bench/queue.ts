@@ -233,16 +233,17 @@ async function growth(
     await store.migrate();
     const before = await sizeOf();
     const t0 = performance.now();
-    for (let i = 0; i < n; i += 1000) {
-      await Promise.all(
-        Array.from({ length: Math.min(1000, n - i) }, (_, j) => {
+    // As discovery records them: 500 keys per upsertSourceObjects transaction.
+    for (let i = 0; i < n; i += 500) {
+      await store.upsertSourceObjects(
+        Array.from({ length: Math.min(500, n - i) }, (_, j) => {
           const key = `growth/${String(i + j).padStart(9, "0")}.jpg`;
-          return store.upsertSourceObject({
+          return {
             sourceUri: `s3://bench/${key}`,
             sourceKey: key,
             etag: `"${(i + j).toString(16).padStart(32, "0")}"`,
             size: 250_000,
-          });
+          };
         }),
       );
     }
