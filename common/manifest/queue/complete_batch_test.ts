@@ -155,6 +155,22 @@ async function contract(
       assert.equal((await a.workCounts("twice")).twice.done, 1);
     });
 
+    await t.step("an item that enqueues itself stays done, as with complete", async () => {
+      await a.enqueue("self", ["s0", "s1"]);
+      const mine = await a.claim("self", { max: 2, owner: "a", leaseMs: 60_000 });
+      const out = await a.completeMany(mine.map((claim) => ({
+        claim,
+        effects: { enqueue: [{ stage: "self", itemId: claim.itemId }] },
+      })));
+      assert.deepEqual(out.map((o) => o.ok), [true, true]);
+      assert.deepEqual((await a.workCounts("self")).self, {
+        pending: 0,
+        leased: 0,
+        done: 2,
+        failed: 0,
+      });
+    });
+
     await t.step(
       `${workers} workers drain ${items} items in batches of ${claimMax}, exactly once`,
       async () => {
