@@ -196,8 +196,11 @@ function json(v: unknown): string {
 type EnqueueMode = "absent" | "reset" | "reopen";
 
 function fence(from: number): string {
+  // `COALESCE(state, '')`, not `state`: keeps the planner on the primary key. With `state =
+  // 'leased'` it may probe work_lease_idx (stage, state) and filter every leased row of the
+  // stage for each item, when its statistics say few rows are leased (issue 17).
   return `stage = $${from} AND item_id = $${from + 1} AND lease_owner = $${from + 2} ` +
-    `AND lease_token = $${from + 3} AND state = 'leased'`;
+    `AND lease_token = $${from + 3} AND COALESCE(state, '') = 'leased'`;
 }
 
 function fenceParams(c: Claim): SqlValue[] {

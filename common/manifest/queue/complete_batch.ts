@@ -233,7 +233,13 @@ function batchParams(dialect: string, claims: readonly Claim[]): SqlValue[] {
   return claims.flatMap((c): SqlValue[] => [c.stage, c.itemId, c.owner, c.token]);
 }
 
-/** Marks done the items whose lease is still held (owner, token, leased); returns them. */
+/**
+ * Marks done the items whose lease is still held (owner, token, leased); returns them.
+ * PostgreSQL: `COALESCE(w.state, '')` keeps the planner on primary-key probes; with `w.state =
+ * 'leased'` it chose work_lease_idx (stage, state) whenever its statistics showed few leased rows,
+ * and read every leased row of the stage for each item (measured: 1.1–1.6 s per group of 500 with
+ * 16 workers, 5,792 rows filtered per probe).
+ */
 function fenceDoneSql(dialect: string, rows: number): string {
   const set = `state = 'done', lease_token = NULL, lease_until = NULL, last_error = NULL,
     updated_at = $1`;
@@ -242,7 +248,7 @@ function fenceDoneSql(dialect: string, rows: number): string {
       FROM json_to_recordset(CAST($2 AS TEXT)::json)
         AS v(stage text, item_id text, owner text, token text)
       WHERE w.stage = v.stage AND w.item_id = v.item_id AND w.lease_owner = v.owner
-        AND w.lease_token = v.token AND w.state = 'leased'
+        AND w.lease_token = v.token AND COALESCE(w.state, '') = 'leased'
       RETURNING w.stage, w.item_id`;
   }
   return `UPDATE work SET ${set}
