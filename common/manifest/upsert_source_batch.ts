@@ -3,7 +3,8 @@
  * for discovery and reconcile, where one transaction per key capped a pass at a few hundred
  * keys per second). Each key keeps `upsertSourceObject`'s result and rules:
  *
- * - new keys: one multi-row `INSERT ... ON CONFLICT (id) DO NOTHING` per 500 keys, and their
+ * - new keys: one multi-row `INSERT ... ON CONFLICT DO NOTHING` per 500 keys (no conflict target:
+ *   a concurrent insert of the same source may collide on `source_uri` first), and their
  *   ingest work enqueued in one statement;
  * - known keys whose etag and version match (and that carry no sequencer, and are not
  *   deleted): read in bulk and reported unchanged, nothing written (the common case of a
@@ -99,7 +100,7 @@ export async function upsertSourceBatch(
         `INSERT INTO images (id, source_uri, source_key, source_etag, source_version,
            source_sequencer, size, status, created_at, updated_at)
          VALUES ${values}
-         ON CONFLICT (id) DO NOTHING RETURNING ${IMAGE_COLUMNS}`,
+         ON CONFLICT DO NOTHING RETURNING ${IMAGE_COLUMNS}`,
         [
           t,
           ...part.flatMap((k): SqlValue[] => [
