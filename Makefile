@@ -27,7 +27,7 @@ APT_PROBES := /usr/lib/postgresql /usr/bin/promtool /usr/bin/vipsthumbnail /usr/
 	/usr/bin/systemd-analyze /usr/bin/shellcheck /usr/sbin/mkfs.xfs /usr/sbin/mdadm /usr/bin/podman /usr/sbin/runc \
 	/usr/sbin/debootstrap /usr/bin/newuidmap /usr/bin/fuse-overlayfs /usr/bin/slirp4netns /usr/bin/podman-compose
 
-.PHONY: help deno deps system-deps demo test test-faults test-faults-pg-restart test-fast test-containers dev-up dev-down functional bench compile check lint fmt fmt-check hooks clean
+.PHONY: help deno deps system-deps demo test test-faults test-faults-pg-restart test-queue-100k test-fast test-containers dev-up dev-down functional bench compile check lint fmt fmt-check hooks clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -71,6 +71,9 @@ test-faults: deps ## run the fault-injection suite (tests/faults) and print its 
 
 test-faults-pg-restart: deps ## the PostgreSQL-restart fault case alone (also part of test-faults; ~20 s)
 	CI=true $(DENO) task test-faults-pg-restart
+
+test-queue-100k: deps ## exactly-once, 16 PostgreSQL workers over 100,000 items alone (issue 17; ~30 s)
+	$(DENO) test -A --filter 100000 common/manifest/queue/complete_batch_test.ts
 
 test-containers: deps ## build the stage images with podman and run them (root; tests/containers/)
 	SLUICE_CONTAINER_TESTS=1 CONTAINERS_CONF=$${CONTAINERS_CONF:-$(CURDIR)/infra/container/containers.conf} \

@@ -339,6 +339,11 @@ export interface ManifestStore {
   // ---- images -------------------------------------------------------------
   /** Idempotent upsert of a source object; (re)enqueues `ingest` when new or changed. */
   upsertSourceObject(obj: SourceObject): Promise<UpsertResult>;
+  /**
+   * `upsertSourceObject` for many objects in one transaction (discovery, reconcile): one result
+   * per object, in order; unchanged known keys are recognised in bulk and not written.
+   */
+  upsertSourceObjects(objs: SourceObject[]): Promise<UpsertResult[]>;
   /** ObjectRemoved: marks the image deleted unless a newer event was already applied. */
   markSourceDeleted(sourceUri: string, sequencer?: string | null): Promise<ImageRow | null>;
   getImage(id: string): Promise<ImageRow | null>;

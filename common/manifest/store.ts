@@ -60,6 +60,8 @@ import {
   type CompletionOutcome,
   type CompletionRequest,
 } from "./queue/complete_batch.ts";
+import { claimPostgres } from "./queue/claim_postgres.ts";
+import { upsertSourceBatch } from "./upsert_source_batch.ts";
 import { compareSequencers, isStaleSequencer } from "./sequencer.ts";
 import {
   ANNOTATION_COLUMNS,
@@ -194,8 +196,11 @@ function json(v: unknown): string {
 type EnqueueMode = "absent" | "reset" | "reopen";
 
 function fence(from: number): string {
+  // `COALESCE(state, '')`, not `state`: keeps the planner on the primary key. With `state =
+  // 'leased'` it may probe work_lease_idx (stage, state) and filter every leased row of the
+  // stage for each item, when its statistics say few rows are leased (issue 17).
   return `stage = $${from} AND item_id = $${from + 1} AND lease_owner = $${from + 2} ` +
-    `AND lease_token = $${from + 3} AND state = 'leased'`;
+    `AND lease_token = $${from + 3} AND COALESCE(state, '') = 'leased'`;
 }
 
 function fenceParams(c: Claim): SqlValue[] {
@@ -231,10 +236,21 @@ class SqlManifestStore implements ManifestStore {
 
   // ---- images ---------------------------------------------------------------------------
 
-  async upsertSourceObject(input: SourceObject): Promise<UpsertResult> {
+  upsertSourceObjects(inputs: SourceObject[]): Promise<UpsertResult[]> {
+    return upsertSourceBatch(
+      this.#db,
+      this.#now,
+      inputs,
+      (o, tx) => this.upsertSourceObject(o, tx),
+      (tx, ids, now) => this.#enqueueRows(tx, INGEST, ids, "reset", now),
+    );
+  }
+
+  /** `within`: an open transaction to run in (upsertSourceObjects' batch); default a new one. */
+  async upsertSourceObject(input: SourceObject, within?: SqlDriver): Promise<UpsertResult> {
     const obj = parse(sourceObjectSchema, input, "upsertSourceObject");
     const id = await imageIdFor(obj.sourceUri);
-    return this.#db.transaction(async (tx) => {
+    return (within ?? this.#db).transaction(async (tx) => {
       const now = this.#now();
       // No conflict target: a concurrent insert of the same source can collide on the
       // source_uri index first, which `ON CONFLICT (id)` left as an error on PostgreSQL.
@@ -925,6 +941,11 @@ class SqlManifestStore implements ManifestStore {
     const opts = parse(claimOptionsSchema, options, "claim options");
     return await this.#db.transaction(async (tx) => {
       const now = this.#now();
+      if (this.kind === "postgres") {
+        return await claimPostgres(tx, stage, opts, now, async (id, error) => {
+          if (stage === INGEST) await this.#failImage(tx, id, error, now);
+        });
+      }
       const ready = `stage = $1 AND ((state = 'pending' AND not_before <= $2)
         OR (state = 'leased' AND lease_until < $2))`;
       // Poison pills: items that keep getting claimed and never finish (a worker crashing on

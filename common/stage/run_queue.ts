@@ -26,6 +26,7 @@ import {
   type WorkerSummary,
   type WorkQueue,
 } from "../worker/mod.ts";
+import { queueBatching } from "./queue_batching.ts";
 import type { RunGuard } from "./run_guard.ts";
 
 /** The queue metrics of a stage (any `StageMetrics` has them). */
@@ -106,7 +107,7 @@ export async function refreshQueueDepth(
 /**
  * Runs the worker loop on `opts.queue` with the stage's worker settings and returns its totals
  * and failures. Concurrency and batch size default to `worker.concurrency` and
- * `min(worker.batchSize, concurrency)`.
+ * `min(worker.batchSize, concurrency)`; prefetch and grouped completions to `queueBatching`.
  *
  * @example
  * ```ts
@@ -131,6 +132,7 @@ async function runQueueUnguarded(stage: QueueStage, opts: RunQueueOptions): Prom
       leaseMs: worker.leaseMs,
       maxAttempts: worker.maxAttempts,
       idlePollMs: worker.idlePollMs,
+      ...queueBatching(concurrency),
       ...withoutUndefined(rest),
       concurrency,
       batchSize: opts.batchSize ?? Math.min(worker.batchSize, concurrency),

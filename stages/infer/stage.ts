@@ -613,6 +613,9 @@ async function runGeneration(ctx: Ctx, opts: InferRunOptions, summary: InferSumm
     const ws = await runQueue(ctx.queueStage, {
       queue,
       concurrency: ctx.inFlight,
+      // `inFlight` slots already keep the micro-batcher fed; a prefetched claim would only be
+      // released at a model swap. Completions are still grouped (queueBatching).
+      prefetch: 0,
       graceMs: opts.graceMs,
       signal: gen.signal,
       once: opts.once ?? false,

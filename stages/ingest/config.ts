@@ -17,6 +17,7 @@ import { type RecipeInput, RecipeSchema } from "../../common/images/augment.ts";
 import { validateKey } from "../../common/objectstore/mod.ts";
 import { IMAGE_URL_MODES } from "./image_urls.ts";
 import { LABEL_STUDIO_REVIEW_SETTINGS } from "./labelstudio_review_config.ts";
+import { DISCOVERY_SETTINGS } from "./discovery_mode.ts";
 
 /** Annotation file formats the stage reads; `auto` tells them apart by shape. */
 export const ANNOTATION_FORMATS = ["labelstudio", "coco"] as const;
@@ -64,6 +65,7 @@ export const IngestSettingsSchema = z.strictObject({
   pageSize: z.int().min(1).max(1000).default(1000).describe(
     "Keys per ListObjectsV2 page (S3 caps it at 1000)",
   ),
+  ...DISCOVERY_SETTINGS,
   pollIntervalMs: z.int().min(100).default(60_000).describe(
     "poll mode: wait (ms) between listing passes",
   ),

@@ -1,6 +1,6 @@
 /**
  * Discovery by listing: ListObjectsV2 over the source (page by page), the suffix filter, and
- * an idempotent upsert per object keyed by source URI + etag/version, so re-listing never
+ * an idempotent upsert per object (recorded in groups, `UpsertBuffer`) keyed by source URI + etag/version, so re-listing never
  * re-ingests an unchanged object. A checkpoint in the manifest (`getCheckpoint`/
  * `setCheckpoint`) remembers the last key of an unfinished pass, so a pass cut short (by a
  * budget, a shutdown or a crash) resumes where it stopped; a finished pass starts the next one
@@ -24,6 +24,7 @@ import type { IngestMetrics } from "./metrics.ts";
 import { type SourceLocation, sourceUriFor } from "./source_location.ts";
 import { recordedKey } from "./recorded_key.ts";
 import { recordUnsupportedSuffix } from "./refused_suffix.ts";
+import { UPSERT_GROUP, UpsertBuffer } from "./upsert_buffer.ts";
 
 export interface DiscoverOptions {
   manifest: ManifestStore;
@@ -130,8 +131,15 @@ export async function discoverSource(opts: DiscoverOptions): Promise<DiscoverSum
     pass: cp.passes + 1,
   };
   const via = opts.reconcile ? "reconcile" : "list";
-  const save = (startAfter: string, passes: number) =>
-    manifest.setCheckpoint(name, JSON.stringify({ startAfter, passes, updatedAt: Date.now() }));
+  // Keys are upserted in groups; a checkpoint is written only once its keys are recorded.
+  const upserts = new UpsertBuffer(manifest, Math.min(opts.pageSize, UPSERT_GROUP));
+  const save = async (startAfter: string, passes: number) => {
+    await upserts.flush();
+    await manifest.setCheckpoint(
+      name,
+      JSON.stringify({ startAfter, passes, updatedAt: Date.now() }),
+    );
+  };
 
   let last = cp.startAfter;
   let sinceSave = 0;
@@ -157,24 +165,25 @@ export async function discoverSource(opts: DiscoverOptions): Promise<DiscoverSum
     } else {
       summary.seen++;
       metrics?.objectsSeen.inc({ via });
-      const r = await manifest.upsertSourceObject({
+      await upserts.add({
         sourceUri: sourceUriFor(source, recordedKey(obj.key)),
         sourceKey: recordedKey(obj.key),
         etag: obj.etag || null,
         versionId: obj.versionId ?? null,
         size: obj.size,
+      }, (r) => {
+        if (r.created) summary.created++;
+        else if (r.changed) summary.changed++;
+        else summary.unchanged++;
+        if (opts.reconcile && (r.created || r.changed)) {
+          metrics?.foundByReconcile.inc();
+          log?.info("reconciliation found an object no event announced", {
+            key: obj.key,
+            item: r.image.id,
+            change: r.created ? "new" : "changed",
+          });
+        }
       });
-      if (r.created) summary.created++;
-      else if (r.changed) summary.changed++;
-      else summary.unchanged++;
-      if (opts.reconcile && (r.created || r.changed)) {
-        metrics?.foundByReconcile.inc();
-        log?.info("reconciliation found an object no event announced", {
-          key: obj.key,
-          item: r.image.id,
-          change: r.created ? "new" : "changed",
-        });
-      }
     }
     last = obj.key;
     if (++sinceSave >= opts.pageSize) {

@@ -34,6 +34,7 @@ import type { ManifestStore } from "../../common/manifest/mod.ts";
 import type { ObjectStore } from "../../common/objectstore/mod.ts";
 import { type SourceLocation, sourceUriFor } from "./source_location.ts";
 import { recordUnsupportedSuffix } from "./refused_suffix.ts";
+import { UpsertBuffer } from "./upsert_buffer.ts";
 
 /** `manifest.json` of an inventory report (the fields used here). */
 export const InventoryManifestSchema = z.object({
@@ -304,8 +305,8 @@ export async function* inventoryFileObjects(
 }
 
 /**
- * Applies an inventory report: upserts every current, accepted object of the source, one data
- * file at a time, checkpointing after each.
+ * Applies an inventory report: upserts every current, accepted object of the source (500 keys per
+ * transaction, `UpsertBuffer`), one data file at a time, checkpointing after each.
  *
  * @example
  * ```ts
@@ -342,6 +343,7 @@ export async function discoverInventory(
     filesAlreadyApplied: 0,
     complete: false,
   };
+  const upserts = new UpsertBuffer(manifest);
   for (const f of inv.files) {
     if (done.has(f.key)) {
       summary.filesAlreadyApplied++;
@@ -361,17 +363,19 @@ export async function discoverInventory(
         continue;
       }
       summary.seen++;
-      const r = await manifest.upsertSourceObject({
+      await upserts.add({
         sourceUri: sourceUriFor(source, key),
         sourceKey: key,
         etag: o.etag,
         versionId: o.versionId,
         size: o.size,
+      }, (r) => {
+        if (r.created) summary.created++;
+        else if (r.changed) summary.changed++;
+        else summary.unchanged++;
       });
-      if (r.created) summary.created++;
-      else if (r.changed) summary.changed++;
-      else summary.unchanged++;
     }
+    await upserts.flush();
     done.add(f.key);
     summary.filesApplied++;
     await manifest.setCheckpoint(

@@ -19,7 +19,7 @@ import { createStageHandler, type RouteHandler, type StageHandler } from "../../
 import type { Logger } from "../../common/log/mod.ts";
 import type { Claim, Effects, ManifestStore } from "../../common/manifest/mod.ts";
 import { createStageMetrics, type StageMetrics } from "../../common/metrics/mod.ts";
-import type { ObjectStore } from "../../common/objectstore/mod.ts";
+import { type ObjectStore, openObjectStore } from "../../common/objectstore/mod.ts";
 import { awsClientOptions } from "../../common/objectstore/s3.ts";
 import { awsConnectionOf } from "../../common/objectstore/s3_settings.ts";
 import type { Staging } from "../../common/staging/mod.ts";
@@ -42,7 +42,8 @@ import {
 import type { AnnotationImportSummary } from "./annotations_import.ts";
 import { applySourceEvents, type ApplySummary, type EventOrigin } from "./apply_events.ts";
 import type { AnnotationFormat, IngestConfig } from "./config.ts";
-import { discoverSource, type DiscoverSummary } from "./discover.ts";
+import type { DiscoverSummary } from "./discover.ts";
+import { discoverByMode } from "./discovery_mode.ts";
 import { createIngestMetrics, type IngestMetrics } from "./metrics.ts";
 import { createItemProcessor, INGEST_PERMANENT_CODES } from "./process_item.ts";
 import type { ParsedNotification } from "./s3_event.ts";
@@ -441,7 +442,7 @@ export function createIngestStage(config: IngestConfig, deps: IngestDeps): Inges
   const discover = (
     opts: { reconcile?: boolean; maxObjects?: number; signal?: AbortSignal } = {},
   ) =>
-    discoverSource({
+    discoverByMode(s, {
       manifest,
       source,
       location,
@@ -449,7 +450,7 @@ export function createIngestStage(config: IngestConfig, deps: IngestDeps): Inges
       metrics,
       log,
       ...opts,
-    });
+    }, (uri) => openObjectStore(uri, { s3: config.s3 }));
 
   const sqsOptions = () => sqsOptionsOf(s, sqs, recordEvents, metrics, log);
 

@@ -200,6 +200,8 @@ function assemble(
           // One training at a time per launcher host: it already uses every core (or GPU).
           concurrency: 1,
           batchSize: 1,
+          // A prefetched request would wait behind this training while another launcher idles.
+          prefetch: 0,
           // A training stopped at shutdown is killed; give the trainer time to exit cleanly.
           graceMs: 30_000,
           signal: opts.signal,

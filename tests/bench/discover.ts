@@ -7,7 +7,8 @@
  * - `inventory csv` / `inventory parquet`: reading an S3 Inventory report of the same keys
  *   (gzip CSV / Parquet, 4 data files) from the same server;
  * - `discover list` / `discover parallel` / `discover inventory`: the full discovery into a
- *   SQLite manifest (one upsert per key), on `--discover-keys` keys (default: all).
+ *   SQLite manifest (upserts in groups of 500 keys, one transaction each), on `--discover-keys`
+ *   keys (default: all).
  *
  * Keys are `imgs/<8 hex>.jpg` (hashed layout), each object a few bytes.
  *

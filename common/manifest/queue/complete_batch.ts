@@ -5,8 +5,8 @@
  * {@link LeaseLostError} in its own outcome; the other items of the batch still complete.
  *
  * Items whose effects are only follow-up enqueues (the common case of a queue hop) are applied
- * set-based: one fencing UPDATE for the whole batch, one multi-row INSERT per follow-up stage,
- * one UPDATE marking them done. Items with row effects (image, variants, annotations,
+ * set-based: one UPDATE that fences the batch and marks the held items done, then one multi-row
+ * INSERT per follow-up stage. Items with row effects (image, variants, annotations,
  * augmentations, predictions) go through `completeOne` (the store's `complete`, so duplicate
  * detection and image checks are unchanged) inside ONE shared transaction, each item within its
  * own SAVEPOINT: an item that fails is rolled back to its savepoint alone. A deadlock or
@@ -164,7 +164,12 @@ export async function completeBatch(
   return outcomes.map((o, i) => o ?? { claim: requests[i].claim, ok: false, error: "unreached" });
 }
 
-/** Fences, enqueues follow-ups of the held items, marks them done; returns the held keys. */
+/**
+ * Fences the items and marks the held ones done in ONE statement, then enqueues the follow-ups
+ * of the held items; returns the held keys. A follow-up aimed at an item of this batch that is
+ * held is left out: enqueued before `done` (`complete`'s order) it would find that row still
+ * leased and change nothing, so an item that enqueues itself stays done, as with `complete`.
+ */
 async function completeHops(
   tx: SqlDriver,
   now: number,
@@ -174,21 +179,10 @@ async function completeHops(
   const sorted = [...hops].sort((a, b) => cmp(keyOf(a.claim), keyOf(b.claim)));
   const held = new Set<string>();
   for (const part of chunks(sorted, ROWS)) {
-    // Fence first: on PostgreSQL this also locks the rows, so no claim can take them meanwhile.
+    // On PostgreSQL this also locks the rows, so no claim can take them until commit.
     const rows = await tx.query<{ stage: string; item_id: string }>(
-      `UPDATE work SET updated_at = $1
-       WHERE state = 'leased' AND (stage, item_id, lease_owner, lease_token) IN
-         (VALUES ${tuples(part.length, 4, 2)})
-       RETURNING stage, item_id`,
-      [
-        now,
-        ...part.flatMap((h): SqlValue[] => [
-          h.claim.stage,
-          h.claim.itemId,
-          h.claim.owner,
-          h.claim.token,
-        ]),
-      ],
+      fenceDoneSql(tx.dialect, part.length),
+      [now, ...batchParams(tx.dialect, part.map((h) => h.claim))],
     );
     for (const r of rows) held.add(keyOf({ stage: String(r.stage), itemId: String(r.item_id) }));
   }
@@ -199,6 +193,7 @@ async function completeHops(
   for (const h of sorted) {
     if (!held.has(keyOf(h.claim))) continue;
     for (const e of h.enqueue) {
+      if (held.has(keyOf(e))) continue;
       if (!follow.has(e.stage)) follow.set(e.stage, new Set());
       follow.get(e.stage)!.add(e.itemId);
     }
@@ -218,15 +213,46 @@ async function completeHops(
       );
     }
   }
-
-  const done = sorted.filter((h) => held.has(keyOf(h.claim)));
-  for (const part of chunks(done, ROWS)) {
-    await tx.query(
-      `UPDATE work SET state = 'done', lease_token = NULL, lease_until = NULL,
-         last_error = NULL, updated_at = $1
-       WHERE (stage, item_id) IN (VALUES ${tuples(part.length, 2, 2)})`,
-      [now, ...part.flatMap((h): SqlValue[] => [h.claim.stage, h.claim.itemId])],
-    );
-  }
   return held;
+}
+
+/**
+ * The batch's claims as parameters. PostgreSQL: ONE json parameter read by
+ * `json_to_recordset`, so the planner probes the primary key per item (a `(...) IN (VALUES ...)`
+ * list was planned as a hash semi-join over every leased row of the table). SQLite: one
+ * placeholder per value, for `IN (VALUES ...)`.
+ */
+function batchParams(dialect: string, claims: readonly Claim[]): SqlValue[] {
+  if (dialect === "postgres") {
+    return [
+      JSON.stringify(
+        claims.map((c) => ({ stage: c.stage, item_id: c.itemId, owner: c.owner, token: c.token })),
+      ),
+    ];
+  }
+  return claims.flatMap((c): SqlValue[] => [c.stage, c.itemId, c.owner, c.token]);
+}
+
+/**
+ * Marks done the items whose lease is still held (owner, token, leased); returns them.
+ * PostgreSQL: `COALESCE(w.state, '')` keeps the planner on primary-key probes; with `w.state =
+ * 'leased'` it chose work_lease_idx (stage, state) whenever its statistics showed few leased rows,
+ * and read every leased row of the stage for each item (measured: 1.1–1.6 s per group of 500 with
+ * 16 workers, 5,792 rows filtered per probe).
+ */
+function fenceDoneSql(dialect: string, rows: number): string {
+  const set = `state = 'done', lease_token = NULL, lease_until = NULL, last_error = NULL,
+    updated_at = $1`;
+  if (dialect === "postgres") {
+    return `UPDATE work AS w SET ${set}
+      FROM json_to_recordset(CAST($2 AS TEXT)::json)
+        AS v(stage text, item_id text, owner text, token text)
+      WHERE w.stage = v.stage AND w.item_id = v.item_id AND w.lease_owner = v.owner
+        AND w.lease_token = v.token AND COALESCE(w.state, '') = 'leased'
+      RETURNING w.stage, w.item_id`;
+  }
+  return `UPDATE work SET ${set}
+    WHERE state = 'leased' AND (stage, item_id, lease_owner, lease_token) IN
+      (VALUES ${tuples(rows, 4, 2)})
+    RETURNING stage, item_id`;
 }

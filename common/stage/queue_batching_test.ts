@@ -1,0 +1,176 @@
+/**
+ * The stages' default queue batching through `runQueue`, against a real SQLite manifest: the
+ * sizes follow the concurrency, completions go through `completeMany` in groups, and at
+ * shutdown the waiting completions are flushed while prefetched claims that never started are
+ * released (back to pending, the attempt not counted).
+ */
+import assert from "node:assert/strict";
+import { z } from "zod";
+import { loadConfig } from "../config/mod.ts";
+import { type CompletionRequest, type ManifestStore, openManifest } from "../manifest/mod.ts";
+import { createStageMetrics } from "../metrics/mod.ts";
+import { memoryLog } from "../../tests/support/memory_log.ts";
+import { COMPLETION_DELAY_MS, MAX_COMPLETION_GROUP, queueBatching } from "./queue_batching.ts";
+import { runQueue } from "./run_queue.ts";
+
+async function workerConfig(concurrency: number) {
+  const config = await loadConfig({
+    stage: "normalize",
+    stageSchema: z.object({}),
+    env: {},
+    cwd: await Deno.makeTempDir(),
+    argv: [
+      "--worker-idle-poll-ms",
+      "20",
+      "--worker-concurrency",
+      String(concurrency),
+      "--worker-batch-size",
+      String(concurrency),
+    ],
+  });
+  return config.worker;
+}
+
+/** The store, with the calls the worker loop makes on it counted. */
+function counted(store: ManifestStore) {
+  const calls = { complete: 0, completeMany: 0, groups: [] as number[], claim: 0, claimed: 0 };
+  const queue = {
+    claim: async (...a: Parameters<ManifestStore["claim"]>) => {
+      calls.claim++;
+      const got = await store.claim(...a);
+      calls.claimed += got.length;
+      return got;
+    },
+    renew: store.renew.bind(store),
+    fail: store.fail.bind(store),
+    release: store.release.bind(store),
+    workCounts: store.workCounts.bind(store),
+    complete: (...a: Parameters<ManifestStore["complete"]>) => {
+      calls.complete++;
+      return store.complete(...a);
+    },
+    completeMany: (requests: CompletionRequest[]) => {
+      calls.completeMany++;
+      calls.groups.push(requests.length);
+      return store.completeMany(requests);
+    },
+  };
+  return { queue, calls };
+}
+
+const ids = (n: number) => Array.from({ length: n }, (_, i) => `img-${String(i).padStart(3, "0")}`);
+
+Deno.test("queueBatching sizes the prefetch buffer and the completion group from the concurrency", () => {
+  assert.deepEqual(queueBatching(1), {
+    prefetch: 1,
+    completionBatch: { maxItems: 1, maxDelayMs: COMPLETION_DELAY_MS },
+  });
+  assert.deepEqual(queueBatching(8), {
+    prefetch: 8,
+    completionBatch: { maxItems: 8, maxDelayMs: COMPLETION_DELAY_MS },
+  });
+  assert.deepEqual(queueBatching(500).completionBatch.maxItems, MAX_COMPLETION_GROUP);
+  assert.equal(queueBatching(500).prefetch, 500);
+});
+
+Deno.test("runQueue records completions in completeMany groups by default, each item once", async () => {
+  const store = await openManifest("sqlite::memory:");
+  try {
+    const { queue, calls } = counted(store);
+    await store.enqueue("normalize", ids(40));
+    const processed: string[] = [];
+    const summary = await runQueue(
+      {
+        name: "normalize",
+        manifest: queue,
+        log: memoryLog().log,
+        metrics: createStageMetrics("normalize"),
+        worker: await workerConfig(4),
+      },
+      {
+        queue: "normalize",
+        once: true,
+        progress: false,
+        process: async (claim) => {
+          processed.push(claim.itemId);
+          await new Promise((r) => setTimeout(r, 2));
+          return { enqueue: [{ stage: "infer", itemId: claim.itemId }] };
+        },
+      },
+    );
+    assert.equal(summary.done, 40);
+    assert.deepEqual(processed.sort(), ids(40));
+    assert.equal(calls.complete, 0, "no one-transaction-per-item completion");
+    assert.equal(calls.groups.reduce((a, b) => a + b, 0), 40);
+    assert.ok(calls.groups.every((n) => n >= 1 && n <= 4), `groups ${calls.groups}`);
+    assert.ok(calls.completeMany < 40, `expected grouped completions, found ${calls.groups}`);
+    assert.deepEqual(await store.workCounts(), {
+      normalize: { pending: 0, leased: 0, done: 40, failed: 0 },
+      infer: { pending: 40, leased: 0, done: 0, failed: 0 },
+    });
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("runQueue shutdown flushes waiting completions and releases prefetched, unstarted claims", async () => {
+  const store = await openManifest("sqlite::memory:");
+  try {
+    const { queue, calls } = counted(store);
+    await store.enqueue("normalize", ids(10));
+    const ac = new AbortController();
+    const started: string[] = [];
+    let gate!: () => void;
+    const open = new Promise<void>((r) => (gate = r));
+    const run = runQueue(
+      {
+        name: "normalize",
+        manifest: queue,
+        log: memoryLog().log,
+        metrics: createStageMetrics("normalize"),
+        worker: await workerConfig(2),
+      },
+      {
+        queue: "normalize",
+        graceMs: 5000,
+        progress: false,
+        signal: ac.signal,
+        process: async (claim) => {
+          started.push(claim.itemId);
+          await open;
+          return {};
+        },
+      },
+    );
+    // Two slots busy and two more claims held in the prefetch buffer.
+    const deadline = Date.now() + 5000;
+    while ((started.length < 2 || calls.claimed < 4) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.equal(started.length, 2);
+    assert.equal(calls.claimed, 4, "two slots plus a prefetch of two");
+    const leased = (await store.listWork("normalize", "leased")).map((w) => w.itemId);
+    assert.equal(leased.length, 4);
+    ac.abort();
+    gate();
+    const summary = await run;
+    assert.deepEqual(
+      { done: summary.done, released: summary.released, leaseLost: summary.leaseLost },
+      { done: 2, released: 2, leaseLost: 0 },
+    );
+    assert.equal(calls.complete, 0);
+    assert.deepEqual(await store.workCounts("normalize"), {
+      normalize: { pending: 8, leased: 0, done: 2, failed: 0 },
+    });
+    const done = (await store.listWork("normalize", "done")).map((w) => w.itemId);
+    assert.deepEqual(done.sort(), [...started].sort());
+    for (const id of leased.filter((i) => !started.includes(i))) {
+      const row = (await store.listWork("normalize", "pending")).find((w) => w.itemId === id);
+      assert.ok(row, `${id}: expected pending after release, found ${JSON.stringify(row)}`);
+      assert.equal(row.attempts, 0, `${id}: a released prefetched claim is not an attempt`);
+      assert.equal(row.leaseOwner, null);
+    }
+  } finally {
+    await store.close();
+  }
+});
