@@ -31,15 +31,7 @@ import { type RenderLimits, renderVariants } from "./render_variants.ts";
 import { keyForUri } from "./source_key.ts";
 import { keyOfRecorded } from "../../common/objectstore/recorded_key.ts";
 import type { RegisteredSpec } from "./spec_registry.ts";
-import { variantKey } from "./variant_keys.ts";
-
-/** Content types of variant objects. */
-const CONTENT_TYPES: Readonly<Record<string, string>> = {
-  jpeg: "image/jpeg",
-  webp: "image/webp",
-  png: "image/png",
-  avif: "image/avif",
-};
+import { planVariants, writeVariants } from "./write_variants.ts";
 
 export interface NormalizeImageDeps {
   store: ObjectStore;
@@ -99,10 +91,7 @@ export async function normalizeImage(
   if (image.status !== "ingested" || sha256 === null || image.datasetUri === null) {
     throw new NotIngestedError(image);
   }
-  const planned = specs.map((s) => ({
-    ...s,
-    key: variantKey(deps.keys, { prefix: deps.prefix, ...s, sha256 }),
-  }));
+  const planned = planVariants(specs, deps, sha256);
 
   const todo: typeof planned = [];
   const present: string[] = [];
@@ -162,27 +151,7 @@ export async function normalizeImage(
   signal?.throwIfAborted();
 
   // Uploads of one image run together, and outside the CPU slot: other items render meanwhile.
-  const variants = await Promise.all(rendered.map(async (v, i): Promise<VariantInput> => {
-    const p = todo[i];
-    // Straight from memory: the store's own put is atomic (and durable, where it is a file).
-    await store.put(p.key, v.bytes, {
-      contentType: CONTENT_TYPES[v.format],
-      metadata: { "sha256": v.sha256, "source-sha256": sha256, "spec-hash": p.specHash },
-    });
-    return {
-      imageId: image.id,
-      name: p.spec.name,
-      specHash: p.specHash,
-      version: p.version,
-      uri: p.key,
-      width: v.width,
-      height: v.height,
-      bytes: v.bytes.byteLength,
-      sha256: v.sha256,
-      format: v.format,
-      transform: v.transform,
-    };
-  }));
+  const { rows: variants } = await writeVariants(store, image.id, sha256, todo, rendered);
   return {
     variants,
     present,
