@@ -8,8 +8,8 @@
  * writes. Its ONE decode runs at `failOn: "warning"` with the decoder's warnings collected, like
  * the first decode of `verify.ts`: a render that finishes with no error and no warning has
  * entropy-decoded the whole stream cleanly, and the image is accepted (no decode warning). Any
- * error or warning, and any input the render would not get the same bytes for (EXIF orientation
- * other than 1, personal metadata to strip), is decided by `inspectImage` exactly as without
+ * error or warning, and any input whose published bytes are not the same pixel data (EXIF
+ * orientation other than 1, a TIFF rewritten to strip metadata), is decided by `inspectImage` exactly as without
  * fusion, and its variants are left to normalize: the verdicts and reason codes are the same.
  *
  * @example
@@ -112,14 +112,14 @@ export class FusedRender {
     const header = await inspectImage(original, o.limits, { name: o.name, decode: false });
     const orient = { keepMetadata: o.keepMetadata, maxPixels: o.limits.maxPixels };
     if (header.orientation === 1) {
-      // Orientation 1: no decode, the same bytes back unless metadata is to be stripped.
-      const same = await normalizeOrientation(original, orient).then(
-        (u) => u === original,
-        () => false,
-      );
-      if (same) {
+      // Orientation 1: no decode; the same bytes back, or (JPEG, PNG, WebP) the same bytes with
+      // the personal metadata segments cut out losslessly: the same entropy-coded data and ICC
+      // profile, so rendering the original gives the pixels normalize gets from the published
+      // bytes (variants carry no metadata), and the strict decode is of the original itself.
+      const upright = await normalizeOrientation(original, orient).catch(() => null);
+      if (upright === original || (upright !== null && header.format !== "tiff")) {
         const rendered = await this.#renderClean(original, o.name);
-        if (rendered) return { info: header, upright: original, rendered };
+        if (rendered) return { info: header, upright, rendered };
       }
     }
     const info = await inspectImage(original, o.limits, { name: o.name, failOn: o.failOn });

@@ -27,7 +27,7 @@ const VARIANTS = [
 /** A noisy photo-like image (real sharp encode); `orientation` sets the EXIF tag. */
 async function photo(
   seed: number,
-  o: { format?: "jpeg" | "png"; orientation?: number } = {},
+  o: { format?: "jpeg" | "png"; orientation?: number; exif?: boolean } = {},
 ): Promise<Uint8Array> {
   const w = 240 + seed * 8, h = 160 + seed * 4;
   const px = new Uint8Array(w * h * 3);
@@ -38,14 +38,19 @@ async function photo(
   }
   let img = sharp(px, { raw: { width: w, height: h, channels: 3 } });
   if (o.orientation) img = img.withMetadata({ orientation: o.orientation });
+  if (o.exif) img = img.withExif({ IFD0: { Copyright: "someone", Artist: "someone" } });
   const out = o.format === "png" ? await img.png().toBuffer() : await img.jpeg().toBuffer();
   return new Uint8Array(out);
 }
 
-/** The corpus: three upright images (fused) and one rotated by EXIF (left to normalize). */
+/**
+ * The corpus: four upright images (fused; one with EXIF that ingest strips) and one rotated by
+ * EXIF (left to normalize).
+ */
 async function corpus(): Promise<Map<string, Uint8Array>> {
   return new Map([
     ["a.jpg", await photo(1)],
+    ["exif.jpg", await photo(6, { exif: true })],
     ["b.jpg", await photo(2)],
     ["c.png", await photo(3, { format: "png" })],
     ["rotated.jpg", await photo(4, { orientation: 6 })],
@@ -127,29 +132,29 @@ Deno.test("fused ingest: variants recorded by ingest, byte-identical to normaliz
   const images = await corpus();
 
   const fused = await pipeline(fusedDir.path, images, true);
-  assert.equal(fused.ingested.images.ingested, 4);
-  assert.equal(fused.fusedRenders, 3, "the three upright images are rendered by ingest");
+  assert.equal(fused.ingested.images.ingested, 5);
+  assert.equal(fused.fusedRenders, 4, "the four upright images are rendered by ingest");
   // Normalize: the fused images' variants all present, only the rotated image rendered.
-  assert.equal(fused.normalized.done, 4);
-  assert.equal(fused.normalized.variantsPresent, 3 * VARIANTS.length);
+  assert.equal(fused.normalized.done, 5);
+  assert.equal(fused.normalized.variantsPresent, 4 * VARIANTS.length);
   assert.equal(fused.normalized.variantsWritten, 1 * VARIANTS.length);
 
   const plain = await pipeline(plainDir.path, images, false);
   assert.equal(plain.fusedRenders, 0);
-  assert.equal(plain.normalized.variantsWritten, 4 * VARIANTS.length);
+  assert.equal(plain.normalized.variantsWritten, 5 * VARIANTS.length);
   assert.equal(plain.normalized.variantsPresent, 0);
 
   const a = await variantHashes(fusedDir.path), b = await variantHashes(plainDir.path);
-  assert.equal(a.size, 4 * VARIANTS.length);
+  assert.equal(a.size, 5 * VARIANTS.length);
   assert.deepEqual([...a.entries()].sort(), [...b.entries()].sort());
 
   // A new spec later: normalize backfills it for every image (fused ones included), and only it.
   const more = [...VARIANTS, { name: "wide", width: 120, height: 40, mode: "letterbox" }];
   const later = await normalizeOnce(fusedDir.path, envFor(fusedDir.path, true, more));
-  assert.equal(later.backfill?.enqueued, 4);
-  assert.equal(later.variantsWritten, 4);
-  assert.equal(later.variantsPresent, 4 * VARIANTS.length);
-  assert.equal((await variantHashes(fusedDir.path)).size, 4 * more.length);
+  assert.equal(later.backfill?.enqueued, 5);
+  assert.equal(later.variantsWritten, 5);
+  assert.equal(later.variantsPresent, 5 * VARIANTS.length);
+  assert.equal((await variantHashes(fusedDir.path)).size, 5 * more.length);
 });
 
 Deno.test("fused ingest: a retried item (killed before it was recorded) puts no variant twice", async () => {
