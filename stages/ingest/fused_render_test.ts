@@ -218,3 +218,28 @@ Deno.test("fused ingest: a retried item (killed before it was recorded) puts no 
     await manifest.close();
   }
 });
+
+Deno.test("fused ingest: normalize's section is read from ingest's --config file and SLUICE_NORMALIZE_* env", async () => {
+  await using dir = await tempDir("sluice-fused-config-");
+  const file = join(dir.path, "sluice.json");
+  await Deno.writeTextFile(
+    file,
+    JSON.stringify({ ingest: { renderVariants: true }, normalize: { variants: VARIANTS } }),
+  );
+  const fromFile = await loadFusedRenderSettings({
+    argv: ["once", "--config", file],
+    env: {},
+    cwd: dir.path,
+  });
+  assert.deepEqual(fromFile.variants.map((v) => v.name), ["fit", "cover"]);
+  const fromEq = await loadFusedRenderSettings({ argv: [`--config=${file}`], env: {} });
+  assert.deepEqual(fromEq.variants.map((v) => v.name), ["fit", "cover"]);
+  const fromEnv = await loadFusedRenderSettings({
+    argv: ["once"],
+    env: { SLUICE_CONFIG: file, SLUICE_NORMALIZE_PREFIX: "v2" },
+  });
+  assert.equal(fromEnv.prefix, "v2");
+  assert.equal(fromEnv.variants.length, 2);
+  const none = await loadFusedRenderSettings({ argv: [], env: {} });
+  assert.deepEqual(none.variants.map((v) => v.name), ["320", "640", "1280"]);
+});
