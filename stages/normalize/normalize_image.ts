@@ -45,6 +45,11 @@ export interface NormalizeImageDeps {
   cpu?: Pick<Slots, "run">;
   signal?: AbortSignal;
   log?: Logger;
+  /**
+   * The item was claimed before (a worker died or gave up after uploading, before recording):
+   * an unrecorded variant already at its key with the same size and sha256 is not PUT again.
+   */
+  retry?: boolean;
 }
 
 /** What {@link normalizeImage} did for one image. */
@@ -151,11 +156,18 @@ export async function normalizeImage(
   signal?.throwIfAborted();
 
   // Uploads of one image run together, and outside the CPU slot: other items render meanwhile.
-  const { rows: variants } = await writeVariants(store, image.id, sha256, todo, rendered);
+  const { rows: variants, reusedBytes } = await writeVariants(
+    store,
+    image.id,
+    sha256,
+    todo,
+    rendered,
+    { skipPresent: deps.retry ?? false },
+  );
   return {
     variants,
     present,
-    bytesWritten: variants.reduce((n, v) => n + v.bytes, 0),
+    bytesWritten: variants.reduce((n, v) => n + v.bytes, 0) - reusedBytes,
     renderMs,
   };
 }

@@ -70,14 +70,14 @@ export async function writeVariants(
   planned: readonly PlannedVariant[],
   rendered: readonly RenderedVariant[],
   opts: WriteVariantsOptions = {},
-): Promise<{ rows: VariantInput[]; written: number }> {
-  let written = 0;
+): Promise<{ rows: VariantInput[]; written: number; reusedBytes: number }> {
+  let written = 0, reusedBytes = 0;
   const rows = await Promise.all(rendered.map(async (v, i): Promise<VariantInput> => {
     const p = planned[i];
     const there = opts.skipPresent ? await store.head(p.key) : null;
-    const same = there !== null && there.size === v.bytes.byteLength &&
-      (there.metadata?.["sha256"] ?? v.sha256) === v.sha256;
-    if (!same) {
+    if (there?.size === v.bytes.byteLength && there.metadata?.sha256 === v.sha256) {
+      reusedBytes += v.bytes.byteLength;
+    } else {
       await store.put(p.key, v.bytes, {
         contentType: CONTENT_TYPES[v.format],
         metadata: { "sha256": v.sha256, "source-sha256": sourceSha256, "spec-hash": p.specHash },
@@ -98,5 +98,5 @@ export async function writeVariants(
       transform: v.transform,
     };
   }));
-  return { rows, written };
+  return { rows, written, reusedBytes };
 }
