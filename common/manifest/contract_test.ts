@@ -181,6 +181,8 @@ async function contractSuite(t: Deno.TestContext, factory: Factory): Promise<voi
       const [cb] = await second.claim("ingest", { max: 1, leaseMs: 60_000, owner: "w2" });
       const done = (c: typeof ca) => ({
         image: { status: "ingested" as const, sha256: "same-content", size: 5 },
+        // A fused ingest records the variants with the image: the duplicate's are dropped too.
+        variants: [variant(c.itemId)],
         enqueue: [{ stage: "normalize", itemId: c.itemId }],
       });
       // Two workers on separate connections finish the same content at the same moment.
@@ -194,6 +196,8 @@ async function contractSuite(t: Deno.TestContext, factory: Factory): Promise<voi
       const normalize = await store.listWork("normalize", undefined, 10);
       assert.deepEqual(normalize.map((w) => w.itemId), [ingested[0]!.id]);
       assert.equal((await store.findImageBySha256("same-content"))?.id, ingested[0]!.id);
+      const variants = await store.listVariants({ imageIds: [a.image.id, b.image.id] });
+      assert.deepEqual(variants.map((v) => v.imageId), [ingested[0]!.id]);
     }),
   );
 

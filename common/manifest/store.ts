@@ -1033,6 +1033,7 @@ class SqlManifestStore implements ManifestStore {
           fx.image = { ...fx.image, status: "duplicate", duplicateOf: original };
           fx.enqueue = (fx.enqueue ?? []).filter((e) => e.itemId !== imageId);
           fx.augmentations = (fx.augmentations ?? []).filter((a) => a.parentImageId !== imageId);
+          fx.variants = (fx.variants ?? []).filter((v) => v.imageId !== imageId);
         }
         await this.#updateImage(tx, imageId, fx.image, now);
       }

@@ -84,6 +84,10 @@ export const IngestSettingsSchema = z.strictObject({
   failOn: z.enum(["truncated", "error", "warning"]).default("error").describe(
     "How strict the full decode is: truncated, error, or warning",
   ),
+  renderVariants: z.boolean().default(false).describe(
+    "Fused ingest: the verifying decode also renders normalize's variants (normalize section of " +
+      "the same config file/env) and records them, so normalize decodes nothing for them",
+  ),
   datasetPrefix: keyPrefix("dataset images", "images").describe(
     "Key prefix of published images: <prefix>/<aa>/<sha256>.<ext>",
   ),

@@ -19,6 +19,7 @@
  */
 import "../../common/runtime_assets/sharp_preload.ts"; // first: sharp loads its addon from the runtime cache
 import { EXIT_USAGE, parseStageArgs } from "../../common/config/mod.ts";
+import { loadFusedRenderSettings } from "./fused_render_settings.ts";
 import { messageOf, reasonOf } from "../../common/errors/mod.ts";
 import { materialiseRuntimeAssets } from "../../common/runtime_assets/mod.ts";
 import { withStageServer } from "../../common/stage/mod.ts";
@@ -133,7 +134,14 @@ export async function main(argv: readonly string[], opts: MainOptions = {}): Pro
       });
     }
 
-    const stage = await openIngestStage(config, {}, log);
+    const normalize = config.stage.renderVariants
+      ? await loadFusedRenderSettings({
+        argv,
+        env: opts.env,
+        cwd: opts.cwd,
+      })
+      : undefined;
+    const stage = await openIngestStage(config, normalize ? { normalize } : {}, log);
     try {
       return await withStageServer(stage.handler, config.http, log, async (server) => {
         if (command === "once") {

@@ -31,6 +31,8 @@ export interface IngestMetrics {
   readonly bytes: Counter<never>;
   /** Augmented copies written. */
   readonly augmentations: Counter<never>;
+  /** Images whose verifying decode also rendered normalize's variants (`renderVariants`). */
+  readonly fusedRenders: Counter<never>;
   /** Notification records, by `source` (webhook, sqs) and `result`. */
   readonly events: Counter<"source" | "result">;
   /** Time from the event (its `eventTime`) to its being recorded. */
@@ -98,6 +100,10 @@ export function createIngestMetrics(stage: StageMetrics): IngestMetrics {
     augmentations: stage.counter({
       name: "augmentations_total",
       help: "Augmented copies written.",
+    }),
+    fusedRenders: stage.counter({
+      name: "fused_renders_total",
+      help: "Images whose verifying decode also rendered and recorded normalize's variants.",
     }),
     events: stage.counter({
       name: "events_total",

@@ -28,7 +28,12 @@ Deno.test({
     m.annotationBoxes.inc({ outcome: "clamped" });
     const text = await stage.metrics();
     for (
-      const name of ["found_by_reconcile_total", "objects_ingested_total", "event_lag_seconds"]
+      const name of [
+        "found_by_reconcile_total",
+        "objects_ingested_total",
+        "event_lag_seconds",
+        "fused_renders_total",
+      ]
     ) {
       assert.match(text, new RegExp(`# TYPE sluice_ingest_${name} `));
     }

@@ -42,6 +42,7 @@ import type { IngestSettings } from "./config.ts";
 import type { IngestMetrics } from "./metrics.ts";
 import type { ContentLocks } from "./_content_locks.ts";
 import type { Slots } from "../../common/worker/slots.ts";
+import type { FusedRender } from "./fused_render.ts";
 
 /** File extension of each accepted format in published keys. */
 export const FORMAT_EXTENSIONS: Readonly<Record<ImageFormat, string>> = {
@@ -98,6 +99,8 @@ export interface ProcessDeps {
   contentLocks?: ContentLocks;
   /** Bounds concurrent verifying decodes (one per core); unbounded when absent. */
   cpu?: Pick<Slots, "run">;
+  /** `renderVariants`: verify with normalize's render and record its variants (fused_render.ts). */
+  fused?: Pick<FusedRender, "verifyAndRender" | "write">;
 }
 
 /**
@@ -174,7 +177,8 @@ function limitBytes(
 export function createItemProcessor(
   deps: ProcessDeps,
 ): (claim: Claim, ctx: ItemContext) => Promise<Effects> {
-  const { manifest, source, objectStore, staging, settings, metrics, contentLocks, cpu } = deps;
+  const { manifest, source, objectStore, staging, settings, metrics, contentLocks, cpu, fused } =
+    deps;
   const limits = { maxBytes: settings.maxBytes, maxPixels: settings.maxPixels };
   // Ingest never decodes the same input twice, so libvips's operation cache only holds memory:
   // off, the verifying decodes of the bench corpus peak at 385 MB instead of 669 MB (issue 15).
@@ -214,14 +218,23 @@ export function createItemProcessor(
     // Read once (the stream was held to maxBytes), verified and oriented in a decode slot.
     const original = await Deno.readFile(staged.path);
     const verify = async () => {
+      if (fused) {
+        const keepMetadata = settings.keepMetadata ?? false;
+        return await fused.verifyAndRender(original, {
+          name: key,
+          limits,
+          failOn: settings.failOn,
+          keepMetadata,
+        });
+      }
       const info = await inspectImage(original, limits, { name: key, failOn: settings.failOn });
       const upright = await normalizeOrientation(original, {
         keepMetadata: settings.keepMetadata ?? false,
         maxPixels: settings.maxPixels,
       });
-      return { info, upright };
+      return { info, upright, rendered: null };
     };
-    const { info, upright } = cpu ? await cpu.run(verify, ctx.signal) : await verify();
+    const { info, upright, rendered } = cpu ? await cpu.run(verify, ctx.signal) : await verify();
     const sha256 = sha256Hex(upright);
     ctx.signal.throwIfAborted();
 
@@ -263,6 +276,13 @@ export function createItemProcessor(
     const datasetUri = datasetKey;
     ctx.signal.throwIfAborted();
 
+    // Fused: the verifying decode rendered normalize's variants; normalize finds them recorded.
+    const variants = fused && rendered
+      ? await fused.write(objectStore, image.id, sha256, rendered)
+      : null;
+    if (variants) metrics?.fusedRenders.inc();
+    ctx.signal.throwIfAborted();
+
     const augmentations = settings.augmentCopies > 0
       ? await makeAugmentations(deps, image.id, upright, ctx)
       : [];
@@ -276,10 +296,14 @@ export function createItemProcessor(
       height: info.height,
       oriented: upright !== original,
       augmentations: augmentations.length,
+      ...(variants ? { variants: variants.rows.length, variantsWritten: variants.written } : {}),
     });
     return {
       image: { ...row, status: "ingested", datasetUri, duplicateOf: null },
       augmentations,
+      ...(variants ? { variants: variants.rows } : {}),
+      // Enqueued all the same: normalize completes it without decoding when every current
+      // variant is recorded, and renders what is missing otherwise (e.g. a newer spec).
       enqueue: [{ stage: "normalize", itemId: image.id }],
     };
   };

@@ -60,6 +60,7 @@ import { sleep } from "../../common/timing/mod.ts";
 import { isLoopback } from "../../common/http/serve_entry_guard.ts";
 import { Slots } from "../../common/worker/slots.ts";
 import { ingestDecodeSlots } from "./ingest_concurrency.ts";
+import { fusedRenderFor, type FusedRenderSettings } from "./fused_render_settings.ts";
 
 /** What the stage runs against. */
 export interface IngestDeps {
@@ -74,6 +75,8 @@ export interface IngestDeps {
   log?: Logger;
   /** SQS client for `ingest.sqsQueueUrl` (default: built from the config, closed by `close`). */
   sqsClient?: SQSClient;
+  /** `ingest.renderVariants`: normalize's section (default: normalize's defaults). */
+  normalize?: FusedRenderSettings;
 }
 
 /** What a backfill (`runOnce`) did. */
@@ -403,7 +406,8 @@ export function createIngestStage(config: IngestConfig, deps: IngestDeps): Inges
     ...(s.eventBucket ? { eventBucket: s.eventBucket } : {}),
   });
   const cpu = new Slots(ingestDecodeSlots());
-  const processDeps = { manifest, source, objectStore, staging, settings: s, metrics, cpu };
+  const fused = fusedRenderFor(s, manifest, deps.normalize);
+  const processDeps = { manifest, source, objectStore, staging, settings: s, metrics, cpu, fused };
   const process = createItemProcessor(processDeps);
   // The worker's own processor holds a content lock per item until its outcome is recorded.
   const contentLocks = new ContentLocks();
@@ -502,9 +506,9 @@ export function createIngestStage(config: IngestConfig, deps: IngestDeps): Inges
       return { discovered, annotations, worker, images };
     },
     refreshQueueDepth,
-    close() {
+    async close() {
       sqs.close();
-      return Promise.resolve();
+      await fused?.close();
     },
   };
 }

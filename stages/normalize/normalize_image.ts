@@ -31,15 +31,7 @@ import { type RenderLimits, renderVariants } from "./render_variants.ts";
 import { keyForUri } from "./source_key.ts";
 import { keyOfRecorded } from "../../common/objectstore/recorded_key.ts";
 import type { RegisteredSpec } from "./spec_registry.ts";
-import { variantKey } from "./variant_keys.ts";
-
-/** Content types of variant objects. */
-const CONTENT_TYPES: Readonly<Record<string, string>> = {
-  jpeg: "image/jpeg",
-  webp: "image/webp",
-  png: "image/png",
-  avif: "image/avif",
-};
+import { planVariants, writeVariants } from "./write_variants.ts";
 
 export interface NormalizeImageDeps {
   store: ObjectStore;
@@ -104,10 +96,7 @@ export async function normalizeImage(
   if (image.status !== "ingested" || sha256 === null || image.datasetUri === null) {
     throw new NotIngestedError(image);
   }
-  const planned = specs.map((s) => ({
-    ...s,
-    key: variantKey(deps.keys, { prefix: deps.prefix, ...s, sha256 }),
-  }));
+  const planned = planVariants(specs, deps, sha256);
 
   const todo: typeof planned = [];
   const present: string[] = [];
@@ -167,37 +156,18 @@ export async function normalizeImage(
   signal?.throwIfAborted();
 
   // Uploads of one image run together, and outside the CPU slot: other items render meanwhile.
-  let reused = 0;
-  const variants = await Promise.all(rendered.map(async (v, i): Promise<VariantInput> => {
-    const p = todo[i];
-    const there = deps.retry ? await store.head(p.key) : null;
-    if (there?.size === v.bytes.byteLength && there.metadata?.sha256 === v.sha256) {
-      reused += v.bytes.byteLength;
-    } else {
-      // Straight from memory: the store's own put is atomic (and durable, where it is a file).
-      await store.put(p.key, v.bytes, {
-        contentType: CONTENT_TYPES[v.format],
-        metadata: { "sha256": v.sha256, "source-sha256": sha256, "spec-hash": p.specHash },
-      });
-    }
-    return {
-      imageId: image.id,
-      name: p.spec.name,
-      specHash: p.specHash,
-      version: p.version,
-      uri: p.key,
-      width: v.width,
-      height: v.height,
-      bytes: v.bytes.byteLength,
-      sha256: v.sha256,
-      format: v.format,
-      transform: v.transform,
-    };
-  }));
+  const { rows: variants, reusedBytes } = await writeVariants(
+    store,
+    image.id,
+    sha256,
+    todo,
+    rendered,
+    { skipPresent: deps.retry ?? false },
+  );
   return {
     variants,
     present,
-    bytesWritten: variants.reduce((n, v) => n + v.bytes, 0) - reused,
+    bytesWritten: variants.reduce((n, v) => n + v.bytes, 0) - reusedBytes,
     renderMs,
   };
 }

@@ -19,6 +19,10 @@
  * - `sluice-ingest once (local)` and `ingest + normalize (local)` (sum of the two).
  * - The same three stage rows over S3 (the loopback emulator of `tests/harness/s3.ts`, run inside
  *   this process: its CPU is reported separately, not in the rows).
+ * - Fused ingest (`fused-local`, `fused-s3`): `sluice-ingest once` with `ingest.renderVariants`
+ *   (its verifying decode renders and records the variants), then `sluice-normalize once`, which
+ *   finds them recorded; `ingest (fused) + normalize` is their sum, compared with the plain
+ *   `sluice-normalize once` row of the same round.
  *
  * Corpus (`--corpus DIR`): a directory of JPEGs is used as it is (recursively); otherwise DIR is the
  * cache of Debian's wallpaper photos (default `.sluice/bench-corpus`), filled on first use with
@@ -27,7 +31,7 @@
  * corpus falls back to generated 12 MP JPEGs (`--min-count`, default 24).
  *
  * Options: `--images N` (at most N photos), `--min-count N`, `--rounds R` (default 5), `--corpus DIR`,
- * `--rows a,b` (a subset: bare, render, vips, magick, local, s3), `--keep` (keep the work dir).
+ * `--rows a,b` (a subset: bare, render, vips, magick, local, s3, fused-local, fused-s3), `--keep` (keep the work dir).
  *
  * @example
  * ```sh
@@ -49,7 +53,16 @@ import { type CorpusImage, DEFAULT_CORPUS_DIR, prepareCorpus } from "./_corpus.t
 import { BENCH_VARIANTS } from "./_normalize_child.ts";
 
 const TARGET_RSS_MB = 600;
-const ROWS = ["bare", "render", "vips", "magick", "local", "s3"] as const;
+const ROWS = [
+  "bare",
+  "render",
+  "vips",
+  "magick",
+  "local",
+  "s3",
+  "fused-local",
+  "fused-s3",
+] as const;
 const HERE = fileURLToPath(new URL(".", import.meta.url));
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -210,8 +223,10 @@ async function stageRound(
   where: "local" | "s3",
   round: number,
   s3?: S3TestServer,
+  fused = false,
 ): Promise<StageRun> {
-  const dir = join(work, `${where}-${round}`);
+  const tag = fused ? "-fused" : "";
+  const dir = join(work, `${where}${tag}-${round}`);
   await mkdir(join(dir, "raw"), { recursive: true });
   const env: Record<string, string> = {};
   const args = stageArgs(dir);
@@ -220,7 +235,7 @@ async function stageRound(
     args.push("--source-url", join(dir, "raw"), "--object-store-url", join(dir, "objects"));
   } else {
     const s = s3!;
-    const raw = `raw-${round}`, data = `data-${round}`;
+    const raw = `raw${tag}-${round}`, data = `data${tag}-${round}`;
     await s.createBucket(raw);
     await s.createBucket(data);
     const opts = {
@@ -244,14 +259,16 @@ async function stageRound(
     args.push("--source-url", `s3://${raw}`, "--object-store-url", `s3://${data}/dataset`);
   }
   const stage = (name: string) => ["run", "-A", join(REPO, `stages/${name}/main.ts`), "once"];
+  const variants = { SLUICE_NORMALIZE_VARIANTS: JSON.stringify(BENCH_VARIANTS) };
   const ingest = await measured(work, [Deno.execPath(), ...stage("ingest"), ...args], {
-    env,
+    // Fused: ingest reads normalize's section (the same variants) from the same environment.
+    env: fused ? { ...env, ...variants, SLUICE_INGEST_RENDER_VARIANTS: "true" } : env,
     cwd: dir,
     what: `sluice-ingest once (${where})`,
   });
   const normalize = await measured(work, [Deno.execPath(), ...stage("normalize"), ...args], {
     // The baselines' three variants, so every row renders the same outputs.
-    env: { ...env, SLUICE_NORMALIZE_VARIANTS: JSON.stringify(BENCH_VARIANTS) },
+    env: { ...env, ...variants },
     cwd: dir,
     what: `sluice-normalize once (${where})`,
   });
@@ -396,6 +413,23 @@ export async function run(args: string[]): Promise<void> {
       }]);
     }
 
+    for (const where of ["local", "s3"] as const) {
+      if (!o.rows.includes(`fused-${where}`)) continue;
+      rows.push([`fused-${where}`, async (round) => {
+        const r = await stageRound(work, images, where, round, s3, true);
+        return {
+          [`sluice-ingest once, fused (${where})`]: r.ingest,
+          [`sluice-normalize once after it (${where})`]: r.normalize,
+          [`ingest (fused) + normalize (${where})`]: {
+            wall_s: r.ingest.wall_s + r.normalize.wall_s,
+            cpu_s: r.ingest.cpu_s + r.normalize.cpu_s,
+            max_rss_mb: Math.max(r.ingest.max_rss_mb, r.normalize.max_rss_mb),
+            rc: 0,
+          },
+        };
+      }]);
+    }
+
     const results: Record<string, Usage[]> = {};
     const ratios: Record<string, number[]> = {};
     let emulatorCpu = 0;
@@ -406,7 +440,7 @@ export async function run(args: string[]): Promise<void> {
       for (const [name, fn] of order) {
         const c0 = cpuSeconds();
         Object.assign(got, await fn(round));
-        if (name === "s3") emulatorCpu += cpuSeconds() - c0;
+        if (name.endsWith("s3")) emulatorCpu += cpuSeconds() - c0;
       }
       for (const [name, u] of Object.entries(got)) (results[name] ??= []).push(u);
       const bare = got["bare sharp script"];
@@ -448,17 +482,25 @@ export async function run(args: string[]): Promise<void> {
       console.log(
         `  (S3 emulator in the bench process: ${
           (emulatorCpu / o.rounds).toFixed(2)
-        } CPU s per round, not in the S3 rows; upload of the raw corpus included)`,
+        } CPU s per round for all S3 rows together, not in them; upload of the raw corpus included)`,
       );
     }
     const med = (n: string) => results[n] ? median(results[n].map((u) => u.wall_s)) : NaN;
     for (const where of ["local", "s3"]) {
       const both = med(`ingest + normalize (${where})`),
-        norm = med(`sluice-normalize once (${where})`);
+        norm = med(`sluice-normalize once (${where})`),
+        fusedBoth = med(`ingest (fused) + normalize (${where})`);
       if (!Number.isNaN(both)) {
         console.log(
           `  (${where}) ingest + normalize / normalize alone = ${(both / norm).toFixed(2)}× ` +
             `(target ≤ 1.3×)`,
+        );
+      }
+      if (!Number.isNaN(fusedBoth) && !Number.isNaN(norm)) {
+        console.log(
+          `  (${where}) ingest (fused) + normalize / normalize alone = ${
+            (fusedBoth / norm).toFixed(2)
+          }× (target ≤ 1.3×)`,
         );
       }
     }
