@@ -207,7 +207,9 @@ Deno.test({
           let batchesDone = 0;
           const engine = new InferenceEngine<number>(oldModel, {
             batchSize: 2,
-            lingerMs: 10,
+            // Both batches are full, so they run at once; a short linger let a slow decode on a
+            // loaded machine split the first pair and send its second image to the new model.
+            lingerMs: 60_000,
             scoreThreshold: 0.3,
             log,
             afterBatch: async () => {
