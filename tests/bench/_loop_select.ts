@@ -83,9 +83,22 @@ export function selectTasks(
 
 /** `1 - max box score` of a task's first prediction (1 for an image without boxes). */
 function leastConfidence(t: LabelStudioTask): number {
+  return 1 - topScore(t);
+}
+
+/**
+ * The highest box score of a task's first prediction (0 for an image without boxes): what the
+ * benchmark logs for the selected images of each arm.
+ *
+ * @example
+ * ```ts
+ * topScore({ data: {}, predictions: [{ result: [{ score: 0.3 }, { score: 0.7 }] }] }); // 0.7
+ * ```
+ */
+export function topScore(t: LabelStudioTask): number {
   const scores = (t.predictions?.[0]?.result ?? []).map((r) => (r as { score?: unknown }).score)
     .filter((s): s is number => typeof s === "number");
-  return 1 - Math.max(0, ...scores);
+  return Math.max(0, ...scores);
 }
 
 /**
