@@ -149,7 +149,7 @@ const HELP = `deno task bench loop [options]: uncertainty vs random review selec
   --seed-epochs N  epochs of the round-0 training from scratch on the seed set (default ${DEFAULTS.seedEpochs})
   --max-minutes M  wall-time cap per training (default ${DEFAULTS.maxMinutes})
   --arms A,B       arms compared (default uncertainty,random; also least-confident: 1 - top
-                   box score, a diagnostic); random is the baseline
+                   box score alone, the priority without its class term); random is the baseline
   --quick          a tiny loop end to end (1 seed, 1 round, K = 3): a smoke run, not a measurement
   --dir DIR        work directory (default: a temp directory, removed unless --keep)
   --json FILE      also write the report as JSON
