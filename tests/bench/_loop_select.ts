@@ -5,8 +5,8 @@
  *   priority infer writes into every Label Studio task (`common/review/review_priority.ts`);
  *   ties by image id.
  * - `least-confident`: (opt-in, a diagnostic) the K tasks whose highest box score is lowest,
- *   image-level least confidence `1 - max score`, which does not assume scores centred on 0.5;
- *   ties by image id.
+ *   image-level least confidence `1 - max score`: the product priority's uncertainty term alone,
+ *   without its class-balance term; ties by image id.
  * - `random`: K tasks drawn uniformly by a seeded PRNG (mulberry32), from the same candidates.
  *
  * `reviewsToReach` reads a mean learning curve (reviewed images → mAP) as piecewise linear and
@@ -83,9 +83,22 @@ export function selectTasks(
 
 /** `1 - max box score` of a task's first prediction (1 for an image without boxes). */
 function leastConfidence(t: LabelStudioTask): number {
+  return 1 - topScore(t);
+}
+
+/**
+ * The highest box score of a task's first prediction (0 for an image without boxes): what the
+ * benchmark logs for the selected images of each arm.
+ *
+ * @example
+ * ```ts
+ * topScore({ data: {}, predictions: [{ result: [{ score: 0.3 }, { score: 0.7 }] }] }); // 0.7
+ * ```
+ */
+export function topScore(t: LabelStudioTask): number {
   const scores = (t.predictions?.[0]?.result ?? []).map((r) => (r as { score?: unknown }).score)
     .filter((s): s is number => typeof s === "number");
-  return 1 - Math.max(0, ...scores);
+  return Math.max(0, ...scores);
 }
 
 /**

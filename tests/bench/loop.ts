@@ -37,7 +37,7 @@ import { toLabelStudioTasks } from "../support/synthetic/label_studio.ts";
 import { type CocoGroundTruth, toCocoGroundTruth } from "../support/synthetic/coco.ts";
 import { copyHome, type LoopModel, loopPipeline, type LoopTraining } from "./_loop_pipeline.ts";
 import { startReviewer } from "./_loop_reviewer.ts";
-import { type Arm, ARMS, reviewsToReach, selectTasks } from "./_loop_select.ts";
+import { type Arm, ARMS, reviewsToReach, selectTasks, topScore } from "./_loop_select.ts";
 
 /** Options, validated at the edge. */
 export const LoopOptionsSchema = z.strictObject({
@@ -112,6 +112,12 @@ export interface LoopPoint {
   map50: number;
   /** Model version evaluated (name/version). */
   model: string;
+  /**
+   * Rounds ≥ 1: the mean highest box score of the K images this round selected, and of all the
+   * pool images it could select from (the model of the previous round scored both).
+   */
+  selectedTopScore?: number;
+  poolTopScore?: number;
 }
 
 export interface LoopReport {
@@ -143,7 +149,7 @@ const HELP = `deno task bench loop [options]: uncertainty vs random review selec
   --seed-epochs N  epochs of the round-0 training from scratch on the seed set (default ${DEFAULTS.seedEpochs})
   --max-minutes M  wall-time cap per training (default ${DEFAULTS.maxMinutes})
   --arms A,B       arms compared (default uncertainty,random; also least-confident: 1 - top
-                   box score, a diagnostic); random is the baseline
+                   box score alone, the priority without its class term); random is the baseline
   --quick          a tiny loop end to end (1 seed, 1 round, K = 3): a smoke run, not a measurement
   --dir DIR        work directory (default: a temp directory, removed unless --keep)
   --json FILE      also write the report as JSON
@@ -341,6 +347,19 @@ export async function runLoop(o: LoopOptions): Promise<LoopReport> {
                 `seed ${seed} ${arm} round ${round}: expected ${o.k} pool tasks to review, found ${chosen.length}`,
               );
             }
+            const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+            const selectedTopScore = mean(chosen.map(topScore));
+            const poolTopScore = mean(
+              tasks.filter((t) => {
+                const f = reviewer.fileOf(t.data.sluice_image_id ?? "");
+                return f !== undefined && data.pool.has(f) && !reviewed.has(t.data.sluice_image_id);
+              }).map(topScore),
+            );
+            log(
+              `seed ${seed} ${arm.padEnd(11)} round ${round}: selected ${o.k}, mean top box ` +
+                `score ${selectedTopScore.toFixed(3)} (unreviewed pool ${poolTopScore.toFixed(3)})`,
+              t0,
+            );
             await reviewer.review(chosen);
             for (const t of chosen) reviewed.add(t.data.sluice_image_id);
             model = await home.train({ seed, initFrom: model.checkpoint });
@@ -352,6 +371,8 @@ export async function runLoop(o: LoopOptions): Promise<LoopReport> {
               reviewed: round * o.k,
               map50,
               model: `${model.name}/${model.version}`,
+              selectedTopScore,
+              poolTopScore,
             });
             log(
               `seed ${seed} ${arm.padEnd(11)} round ${round} (${round * o.k} reviewed) ` +
@@ -433,6 +454,12 @@ export function formatLoopReport(r: LoopReport): string {
     );
     return `${r.mean[arm]![round].toFixed(3)} (${per.join(", ")})`;
   };
+  const selectedCell = (arm: Arm, round: number) => {
+    const at = r.points.filter((p) => p.arm === arm && p.round === round);
+    const avg = (k: "selectedTopScore" | "poolTopScore") =>
+      (at.reduce((a, p) => a + (p[k] ?? NaN), 0) / at.length).toFixed(3);
+    return `${avg("selectedTopScore")} (${avg("poolTopScore")})`;
+  };
   const lines = [
     `mAP@0.5 on ${r.options.heldOut} held-out images; mean over seeds ${seeds.join(", ")} ` +
     `(per seed in brackets); ${r.options.seedSize} labelled to start, K = ${r.options.k} per round`,
@@ -441,6 +468,15 @@ export function formatLoopReport(r: LoopReport): string {
     `| ----- | -------- | ${arms.map(() => "---").join(" | ")} |`,
     ...r.reviewed.map((x, round) =>
       `| ${round} | ${x} | ${arms.map((a) => cell(a, round)).join(" | ")} |`
+    ),
+    "",
+    "mean top box score of the K images selected in each round (unreviewed pool's mean in " +
+    "brackets; mean over seeds)",
+    "",
+    `| round | ${arms.join(" | ")} |`,
+    `| ----- | ${arms.map(() => "---").join(" | ")} |`,
+    ...r.reviewed.slice(1).map((_, i) =>
+      `| ${i + 1} | ${arms.map((a) => selectedCell(a, i + 1)).join(" | ")} |`
     ),
     "",
   ];
