@@ -42,7 +42,7 @@ import type { IngestSettings } from "./config.ts";
 import type { IngestMetrics } from "./metrics.ts";
 import type { ContentLocks } from "./_content_locks.ts";
 import type { Slots } from "../../common/worker/slots.ts";
-import type { FusedRender } from "./fused_render.ts";
+import type { FusedRender, FusedResult } from "./fused_render.ts";
 
 /** File extension of each accepted format in published keys. */
 export const FORMAT_EXTENSIONS: Readonly<Record<ImageFormat, string>> = {
@@ -179,7 +179,6 @@ export function createItemProcessor(
 ): (claim: Claim, ctx: ItemContext) => Promise<Effects> {
   const { manifest, source, objectStore, staging, settings, metrics, contentLocks, cpu, fused } =
     deps;
-  const limits = { maxBytes: settings.maxBytes, maxPixels: settings.maxPixels };
   // Ingest never decodes the same input twice, so libvips's operation cache only holds memory:
   // off, the verifying decodes of the bench corpus peak at 385 MB instead of 669 MB (issue 15).
   sharp.cache(false);
@@ -217,23 +216,7 @@ export function createItemProcessor(
 
     // Read once (the stream was held to maxBytes), verified and oriented in a decode slot.
     const original = await Deno.readFile(staged.path);
-    const verify = async () => {
-      if (fused) {
-        const keepMetadata = settings.keepMetadata ?? false;
-        return await fused.verifyAndRender(original, {
-          name: key,
-          limits,
-          failOn: settings.failOn,
-          keepMetadata,
-        });
-      }
-      const info = await inspectImage(original, limits, { name: key, failOn: settings.failOn });
-      const upright = await normalizeOrientation(original, {
-        keepMetadata: settings.keepMetadata ?? false,
-        maxPixels: settings.maxPixels,
-      });
-      return { info, upright, rendered: null };
-    };
+    const verify = () => verifyImage(original, key, settings, fused);
     const { info, upright, rendered } = cpu ? await cpu.run(verify, ctx.signal) : await verify();
     const sha256 = sha256Hex(upright);
     ctx.signal.throwIfAborted();
@@ -263,17 +246,8 @@ export function createItemProcessor(
       };
     }
 
-    const datasetKey = datasetKeyFor(settings.datasetPrefix, sha256, info.format);
-    const existing = await objectStore.head(datasetKey);
-    // Content-addressed: an object of the right size under this key already holds these bytes.
-    if (existing === null || existing.size !== upright.byteLength) {
-      await objectStore.put(datasetKey, upright, {
-        contentType: CONTENT_TYPES[info.format],
-        metadata: { "sluice-sha256": sha256 },
-      });
-    }
     // Recorded relative to the store, so the data works from any mount point (issue 12 item 9).
-    const datasetUri = datasetKey;
+    const datasetUri = await publishDataset(objectStore, settings, sha256, info.format, upright);
     ctx.signal.throwIfAborted();
 
     // Fused: the verifying decode rendered normalize's variants; normalize finds them recorded.
@@ -307,6 +281,54 @@ export function createItemProcessor(
       enqueue: [{ stage: "normalize", itemId: image.id }],
     };
   };
+}
+
+/**
+ * The strict verifying decode: with `fused`, normalize's render is the verification (and its
+ * variants come back); otherwise `inspectImage` plus the upright copy to publish.
+ */
+async function verifyImage(
+  original: Uint8Array,
+  key: string,
+  settings: ProcessDeps["settings"],
+  fused: ProcessDeps["fused"],
+): Promise<FusedResult> {
+  const limits = { maxBytes: settings.maxBytes, maxPixels: settings.maxPixels };
+  const keepMetadata = settings.keepMetadata ?? false;
+  if (fused) {
+    return await fused.verifyAndRender(original, {
+      name: key,
+      limits,
+      failOn: settings.failOn,
+      keepMetadata,
+    });
+  }
+  const info = await inspectImage(original, limits, { name: key, failOn: settings.failOn });
+  const upright = await normalizeOrientation(original, {
+    keepMetadata,
+    maxPixels: settings.maxPixels,
+  });
+  return { info, upright, rendered: null };
+}
+
+/** Puts the upright bytes under their content-addressed dataset key (once); returns the key. */
+async function publishDataset(
+  objectStore: ObjectStore,
+  settings: ProcessDeps["settings"],
+  sha256: string,
+  format: ImageFormat,
+  upright: Uint8Array,
+): Promise<string> {
+  const datasetKey = datasetKeyFor(settings.datasetPrefix, sha256, format);
+  const existing = await objectStore.head(datasetKey);
+  // Content-addressed: an object of the right size under this key already holds these bytes.
+  if (existing === null || existing.size !== upright.byteLength) {
+    await objectStore.put(datasetKey, upright, {
+      contentType: CONTENT_TYPES[format],
+      metadata: { "sluice-sha256": sha256 },
+    });
+  }
+  return datasetKey;
 }
 
 /** The configured augmented copies of one image, uploaded, with their boxes. */

@@ -44,8 +44,9 @@ import { applySourceEvents, type ApplySummary, type EventOrigin } from "./apply_
 import type { AnnotationFormat, IngestConfig } from "./config.ts";
 import type { DiscoverSummary } from "./discover.ts";
 import { discoverByMode } from "./discovery_mode.ts";
+import type { DiscoverOptions } from "./discover.ts";
 import { createIngestMetrics, type IngestMetrics } from "./metrics.ts";
-import { createItemProcessor, INGEST_PERMANENT_CODES } from "./process_item.ts";
+import { createItemProcessor, INGEST_PERMANENT_CODES, type ProcessDeps } from "./process_item.ts";
 import type { ParsedNotification } from "./s3_event.ts";
 import { type SourceLocation, sourceLocation } from "./source_location.ts";
 import { receiveOnce, type ReceiveSummary, runSqsConsumer } from "./sqs_consumer.ts";
@@ -382,6 +383,29 @@ function reviewReconcileLoop(
   });
 }
 
+/** One processor for `processItem`, and the worker's, which holds a content lock per item. */
+function itemProcessors(deps: ProcessDeps) {
+  const process = createItemProcessor(deps);
+  // The worker's own processor holds a content lock per item until its outcome is recorded.
+  const contentLocks = new ContentLocks();
+  const workerProcess = createItemProcessor({ ...deps, contentLocks });
+  return { process, workerProcess, contentLocks };
+}
+
+/** The stage's discovery pass in the configured mode (list, prefixes or inventory). */
+function discoverFor(
+  config: IngestConfig,
+  deps: Pick<DiscoverOptions, "manifest" | "source" | "location" | "metrics" | "log">,
+) {
+  const s = config.stage;
+  return (opts: { reconcile?: boolean; maxObjects?: number; signal?: AbortSignal } = {}) =>
+    discoverByMode(
+      s,
+      { ...deps, pageSize: s.pageSize, ...opts },
+      (uri) => openObjectStore(uri, { s3: config.s3 }),
+    );
+}
+
 /**
  * Builds the stage.
  *
@@ -405,13 +429,17 @@ export function createIngestStage(config: IngestConfig, deps: IngestDeps): Inges
     suffixes: config.source.suffixes,
     ...(s.eventBucket ? { eventBucket: s.eventBucket } : {}),
   });
-  const cpu = new Slots(ingestDecodeSlots());
   const fused = fusedRenderFor(s, manifest, deps.normalize);
-  const processDeps = { manifest, source, objectStore, staging, settings: s, metrics, cpu, fused };
-  const process = createItemProcessor(processDeps);
-  // The worker's own processor holds a content lock per item until its outcome is recorded.
-  const contentLocks = new ContentLocks();
-  const workerProcess = createItemProcessor({ ...processDeps, contentLocks });
+  const { process, workerProcess, contentLocks } = itemProcessors({
+    manifest,
+    source,
+    objectStore,
+    staging,
+    settings: s,
+    metrics,
+    cpu: new Slots(ingestDecodeSlots()),
+    fused,
+  });
 
   const sqs = new LazySqsClient(config, deps.sqsClient);
 
@@ -443,18 +471,7 @@ export function createIngestStage(config: IngestConfig, deps: IngestDeps): Inges
   });
   const { importOne, importConfigured } = importer;
 
-  const discover = (
-    opts: { reconcile?: boolean; maxObjects?: number; signal?: AbortSignal } = {},
-  ) =>
-    discoverByMode(s, {
-      manifest,
-      source,
-      location,
-      pageSize: s.pageSize,
-      metrics,
-      log,
-      ...opts,
-    }, (uri) => openObjectStore(uri, { s3: config.s3 }));
+  const discover = discoverFor(config, { manifest, source, location, metrics, log });
 
   const sqsOptions = () => sqsOptionsOf(s, sqs, recordEvents, metrics, log);
 
