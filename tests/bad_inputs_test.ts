@@ -4,6 +4,7 @@
 // an S3 event) and percent-encoded dot segments, a broken annotation file) and must end
 // with every object recorded with a named verdict, no crash, and the good items done; invalid
 // configuration values are refused at load time, each named. Prints the counts.
+import { objectCreatedEvent } from "./support/s3_event.ts";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import sharp from "sharp";
@@ -128,17 +129,7 @@ for (const renderVariants of [false, true]) {
         const nulKey = "nul/x.jpg\u0000evil.jpg";
         const stage = createIngestStage(env.config, { ...env });
         try {
-          const event = {
-            Records: [{
-              eventVersion: "2.1",
-              eventSource: "aws:s3",
-              eventName: "s3:ObjectCreated:Put",
-              s3: {
-                bucket: { name: env.rawBucket },
-                object: { key: encodeURIComponent(nulKey), size: 10, eTag: "e", sequencer: "01" },
-              },
-            }],
-          };
+          const event = objectCreatedEvent(env.rawBucket, nulKey);
           const res = await stage.handler.fetch(
             new Request("http://x/events", { method: "POST", body: JSON.stringify(event) }),
           );

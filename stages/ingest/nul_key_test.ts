@@ -4,6 +4,7 @@
  * Now the key is recorded with its control characters escaped, and the item fails as
  * `invalid_key` without reading any object.
  */
+import { objectCreatedEvent } from "../../tests/support/s3_event.ts";
 import assert from "node:assert/strict";
 import { createIngestStage } from "./stage.ts";
 import { makeImage, openTestEnv } from "./_test_env.ts";
@@ -21,17 +22,7 @@ Deno.test({
     try {
       await env.put("a.jpg", await makeImage({ rgb: [10, 200, 30] }));
       const key = "a.jpg\u0000evil.jpg";
-      const body = {
-        Records: [{
-          eventVersion: "2.1",
-          eventSource: "aws:s3",
-          eventName: "s3:ObjectCreated:Put",
-          s3: {
-            bucket: { name: env.rawBucket },
-            object: { key: encodeURIComponent(key), size: 10, eTag: "abc", sequencer: "01" },
-          },
-        }],
-      };
+      const body = objectCreatedEvent(env.rawBucket, key, { eTag: "abc" });
       const res = await stage.handler.fetch(
         new Request("http://x/events", { method: "POST", body: JSON.stringify(body) }),
       );
