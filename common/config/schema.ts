@@ -287,6 +287,16 @@ export function sharedSchema(ctx: DefaultsContext) {
       leaseMs: positiveInt().default(60_000).describe("Lease length (ms); renewed while working"),
       maxAttempts: positiveInt().default(5).describe("Attempts before an item is marked failed"),
       idlePollMs: positiveInt().default(1_000).describe("Wait (ms) between claims when idle"),
+      prefetch: nonNegativeInt().optional().describe(
+        "Claims held ahead of the busy slots (unset = concurrency; 0 = claim only for free slots)",
+      ),
+      completionGroup: positiveInt().max(10_000, { error: "expected an integer <= 10000" })
+        .optional().describe(
+          "Most completions recorded in one transaction (unset = min(64, concurrency); " +
+            "1 = one transaction per item)",
+        ),
+      completionDelayMs: nonNegativeInt().max(10_000, { error: "expected an integer <= 10000" })
+        .default(10).describe("Longest a finished item waits for its completion group (ms)"),
     }),
     http: section({
       hostname: z.string().min(1, { error: "expected a hostname or IP address" })

@@ -61,16 +61,81 @@ function counted(store: ManifestStore) {
 const ids = (n: number) => Array.from({ length: n }, (_, i) => `img-${String(i).padStart(3, "0")}`);
 
 Deno.test("queueBatching sizes the prefetch buffer and the completion group from the concurrency", () => {
-  assert.deepEqual(queueBatching(1), {
-    prefetch: 1,
-    completionBatch: { maxItems: 1, maxDelayMs: COMPLETION_DELAY_MS },
-  });
+  // A group of one is the one-transaction-per-item path: no batcher in between.
+  assert.deepEqual(queueBatching(1), { prefetch: 1 });
   assert.deepEqual(queueBatching(8), {
     prefetch: 8,
     completionBatch: { maxItems: 8, maxDelayMs: COMPLETION_DELAY_MS },
   });
-  assert.deepEqual(queueBatching(500).completionBatch.maxItems, MAX_COMPLETION_GROUP);
+  assert.deepEqual(queueBatching(500).completionBatch?.maxItems, MAX_COMPLETION_GROUP);
   assert.equal(queueBatching(500).prefetch, 500);
+});
+
+Deno.test("queueBatching: worker.prefetch, completionGroup and completionDelayMs override the defaults", () => {
+  assert.deepEqual(queueBatching(8, { prefetch: 0, completionGroup: 1 }), { prefetch: 0 });
+  assert.deepEqual(queueBatching(8, { prefetch: 3, completionGroup: 200, completionDelayMs: 2 }), {
+    prefetch: 3,
+    completionBatch: { maxItems: 200, maxDelayMs: 2 },
+  });
+  assert.deepEqual(queueBatching(4, { completionDelayMs: 0 }), {
+    prefetch: 4,
+    completionBatch: { maxItems: 4, maxDelayMs: 0 },
+  });
+});
+
+Deno.test("the worker.* batching flags reach the worker loop: --worker-completion-group 1 records each item alone", async () => {
+  const store = await openManifest("sqlite::memory:");
+  try {
+    const { queue, calls } = counted(store);
+    await store.enqueue("normalize", ids(12));
+    const config = await loadConfig({
+      stage: "normalize",
+      stageSchema: z.object({}),
+      env: {},
+      cwd: await Deno.makeTempDir(),
+      argv: [
+        "--worker-idle-poll-ms",
+        "20",
+        "--worker-concurrency",
+        "4",
+        "--worker-prefetch",
+        "0",
+        "--worker-completion-group",
+        "1",
+      ],
+    });
+    assert.equal(config.worker.prefetch, 0);
+    assert.equal(config.worker.completionGroup, 1);
+    const summary = await runQueue(
+      {
+        name: "normalize",
+        manifest: queue,
+        log: memoryLog().log,
+        metrics: createStageMetrics("normalize"),
+        worker: config.worker,
+      },
+      { queue: "normalize", once: true, progress: false, process: () => Promise.resolve({}) },
+    );
+    assert.equal(summary.done, 12);
+    assert.equal(calls.complete, 12, "one complete per item");
+    assert.equal(calls.completeMany, 0);
+    assert.ok(calls.claimed <= 12);
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("worker.completionGroup rejects 0 with the field named", async () => {
+  await assert.rejects(
+    loadConfig({
+      stage: "normalize",
+      stageSchema: z.object({}),
+      env: {},
+      cwd: await Deno.makeTempDir(),
+      argv: ["--worker-completion-group", "0"],
+    }),
+    /worker\.completionGroup.*expected an integer >= 1/s,
+  );
 });
 
 Deno.test("runQueue records completions in completeMany groups by default, each item once", async () => {

@@ -132,7 +132,7 @@ async function runQueueUnguarded(stage: QueueStage, opts: RunQueueOptions): Prom
       leaseMs: worker.leaseMs,
       maxAttempts: worker.maxAttempts,
       idlePollMs: worker.idlePollMs,
-      ...queueBatching(concurrency),
+      ...queueBatching(concurrency, worker),
       ...withoutUndefined(rest),
       concurrency,
       batchSize: opts.batchSize ?? Math.min(worker.batchSize, concurrency),

@@ -15,6 +15,8 @@
  *   is drained), as a deployment runs them: end to end from the start to the drain.
  *
  * Options: `--images N` (10000), `--workers N` per stage (2), `--mode sequential|overlap`,
+ * `--batching on|off` (`off`: every worker with `--worker-prefetch 0 --worker-completion-group 1`,
+ * the one-transaction-per-item queue path, for an A/B against the default batching),
  * `--keep` (keep the work directory). Prints a table, then the figures as one JSON line.
  *
  * @example
@@ -44,6 +46,7 @@ const OptionsSchema = z.strictObject({
   images: z.coerce.number().int().min(1).default(10_000),
   workers: z.coerce.number().int().min(1).max(16).default(2),
   mode: z.enum(["sequential", "overlap"]).default("sequential"),
+  batching: z.enum(["on", "off"]).default("on"),
   keep: z.boolean().default(false),
 });
 type Options = z.infer<typeof OptionsSchema>;
@@ -57,6 +60,7 @@ function parseOptions(args: string[]): Options {
         images: { type: "string" },
         workers: { type: "string" },
         mode: { type: "string" },
+        batching: { type: "string" },
         keep: { type: "boolean" },
       },
       strict: true,
@@ -93,6 +97,8 @@ interface Worker {
 interface Work {
   dir: string;
   pgUrl: string;
+  /** Extra worker flags (`--batching off`). */
+  workerArgs: string[];
 }
 
 function stageArgs(w: Work, stage: "ingest" | "normalize", mode: string, id: string): string[] {
@@ -126,6 +132,7 @@ function stageArgs(w: Work, stage: "ingest" | "normalize", mode: string, id: str
     "warn",
     "--log-format",
     "json",
+    ...w.workerArgs,
   ];
 }
 
@@ -254,7 +261,7 @@ function printTable(
   audit: PipelineAudit,
 ): void {
   console.log(
-    `\nresults: ${o.images} images, ${o.workers} workers per stage, mode ${o.mode}, ` +
+    `\nresults: ${o.images} images, ${o.workers} workers per stage, mode ${o.mode}, queue batching ${o.batching}, ` +
       `PostgreSQL manifest + local directory store, ${navigator.hardwareConcurrency} cores`,
   );
   const row = (a: string, b: string, c: string, d: string, e: string) =>
@@ -296,7 +303,13 @@ export async function run(args: string[]): Promise<void> {
     console.log(`generated ${o.images} images (64–256 px JPEG/PNG) in ${generate.toFixed(1)} s`);
     manifest = await openManifest(pg.url);
     await manifest.migrate();
-    const work = { dir, pgUrl: pg.url };
+    const work = {
+      dir,
+      pgUrl: pg.url,
+      workerArgs: o.batching === "off"
+        ? ["--worker-prefetch", "0", "--worker-completion-group", "1"]
+        : [],
+    };
     const r = await runStages(work, o, manifest);
     const store = await openObjectStore(join(dir, "objects"));
     let audit: PipelineAudit;
@@ -316,6 +329,7 @@ export async function run(args: string[]): Promise<void> {
       images: o.images,
       workers: o.workers,
       mode: o.mode,
+      batching: o.batching,
       generate_s: generate,
       ingest: r.ingest,
       normalize: r.normalize,
