@@ -72,6 +72,7 @@ Deno.test("loadConfig defaults", async (t) => {
         leaseMs: 60000,
         maxAttempts: 5,
         idlePollMs: 1000,
+        completionDelayMs: 10,
       });
       assert.deepEqual(cfg.http, { hostname: "127.0.0.1", port: 9101 });
       assert.deepEqual(cfg.log, { level: "info", format: "auto" });
