@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  binaryEntropy,
   classCountsOf,
   formatPriority,
   PRIORITY_KEY,
@@ -11,30 +12,43 @@ const b = (label: string, score: number) => ({ label, score });
 const near = (a: number, e: number) =>
   assert.ok(Math.abs(a - e) < 1e-9, `expected ${e}, found ${a}`);
 
-Deno.test("reviewPriority: the image's best box drives it, whatever the score scale", () => {
-  // A young model: every score below 0.5. The image whose best box is 0.2 comes before the one
-  // whose best box is 0.45 (the old 1 - |2s - 1| ranked them the other way round).
-  const low = reviewPriority([b("cat", 0.2), b("cat", 0.1)], { classCounts: { cat: 99 } });
-  const mid = reviewPriority([b("cat", 0.45), b("cat", 0.1)], { classCounts: { cat: 99 } });
-  assert.ok(low > mid, `${low} > ${mid}`);
-  // A trained model: the same order on the other side of 0.5.
-  const unsure = reviewPriority([b("cat", 0.2)], { classCounts: { cat: 99 } });
-  const sure = reviewPriority([b("cat", 0.9), b("cat", 0.2)], { classCounts: { cat: 99 } });
-  assert.ok(unsure > sure, `${unsure} > ${sure}`);
-  // u = 1 - 0.2 = 0.8; b = 1/sqrt(100) = 0.1 (one class) → (0.8 + 0.025) / 1.25
-  near(unsure, (0.8 + 0.25 * 0.1) / 1.25);
-  near(sure, (0.1 + 0.25 * 0.1) / 1.25);
-  // Only the order of scores matters: halving every score keeps the ranking.
-  const ranks = (f: number) =>
-    [0.9, 0.2, 0.6, 0.05].map((s) => reviewPriority([b("cat", s * f)], { balanceWeight: 0 }));
-  const order = (xs: number[]) => xs.map((_, i) => i).sort((i, j) => xs[j] - xs[i]);
-  assert.deepEqual(order(ranks(1)), order(ranks(0.5)));
-  assert.deepEqual(order(ranks(1)), [3, 1, 2, 0]);
-  // No box: a best score of 0, the most uncertain; in [0, 1] throughout.
-  near(reviewPriority([], {}), 1 / 1.25);
-  near(reviewPriority([], { emptyUncertainty: 0.5 }), 0.5 / 1.25);
-  near(reviewPriority([b("cat", 0)], { balanceWeight: 0 }), 1);
-  near(reviewPriority([b("cat", 1)], { balanceWeight: 0 }), 0);
+Deno.test("reviewPriority: the entropy of the image's counted boxes, summed over the top K", () => {
+  const only = { balanceWeight: 0 };
+  // u = Σ H(s) / K over the K = 8 highest boxes within a factor 2 of the best.
+  near(reviewPriority([b("cat", 0.5)], only), 1 / 8);
+  near(reviewPriority([b("cat", 0.5), b("cat", 0.5), b("dog", 0.5)], only), 3 / 8);
+  near(binaryEntropy(0.5), 1);
+  near(binaryEntropy(0.05), binaryEntropy(0.95));
+  near(binaryEntropy(0.2), -(0.2 * Math.log2(0.2) + 0.8 * Math.log2(0.8)));
+  // More unsure objects in one image come first: three boxes at 0.3 beat one box at 0.3, and
+  // one box at 0.3 beats one at 0.1 (0.88 bits against 0.47).
+  const three = reviewPriority([b("cat", 0.3), b("cat", 0.3), b("cat", 0.3)], only);
+  const one = reviewPriority([b("cat", 0.3)], only);
+  const faint = reviewPriority([b("cat", 0.1)], only);
+  assert.ok(three > one && one > faint, `${three} > ${one} > ${faint}`);
+  // A sure box teaches little: 0.95 adds as much as 0.05; two sure boxes rank below one unsure.
+  near(reviewPriority([b("cat", 0.95)], only), binaryEntropy(0.95) / 8);
+  assert.ok(
+    reviewPriority([b("cat", 0.5)], only) > reviewPriority([b("cat", 0.95), b("dog", 0.95)], only),
+  );
+  // Boxes under half the image's best do not count: 50 noise boxes at 0.01 next to a 0.6 add nothing.
+  const noise = Array.from({ length: 50 }, () => b("bird", 0.01));
+  near(reviewPriority([b("cat", 0.6), ...noise], only), binaryEntropy(0.6) / 8);
+  // K caps the sum: 20 boxes at 0.5 count as 8 (u = 1); K = 4 caps at 4 bits.
+  const crowd = Array.from({ length: 20 }, () => b("car", 0.5));
+  near(reviewPriority(crowd, only), 1);
+  near(reviewPriority(crowd.slice(0, 3), { ...only, maxBoxes: 4 }), 3 / 4);
+  // No box: one wholly uncertain object's worth (1 bit) unless told otherwise; in [0, 1].
+  near(reviewPriority([], only), 1 / 8);
+  near(reviewPriority([], { ...only, emptyBits: 0 }), 0);
+  near(reviewPriority([], {}), (1 / 8) / 1.25);
+  near(reviewPriority([b("cat", 0)], only), 0);
+  near(reviewPriority([b("cat", 1)], only), 0);
+  // With the class term: (u + 0.25 b) / 1.25, b = 1/sqrt(1 + n) of the rarest counted class.
+  near(
+    reviewPriority([b("cat", 0.5)], { classCounts: { cat: 99 } }),
+    (1 / 8 + 0.25 * 0.1) / 1.25,
+  );
 });
 
 Deno.test("reviewPriority: at equal confidence the rarer class comes first", () => {
@@ -61,8 +75,8 @@ Deno.test("reviewPriority: low-score noise boxes do not flatten the class term",
   const opts = { classCounts: counts };
   const cat = reviewPriority(images[0].boxes, opts);
   const bird = reviewPriority(images[20].boxes, opts);
-  near(cat, (0.1 + 0.25 / Math.sqrt(21)) / 1.25);
-  near(bird, (0.1 + 0.25 / Math.sqrt(3)) / 1.25);
+  near(cat, (binaryEntropy(0.9) / 8 + 0.25 / Math.sqrt(21)) / 1.25);
+  near(bird, (binaryEntropy(0.9) / 8 + 0.25 / Math.sqrt(3)) / 1.25);
   assert.ok(bird > cat, `${bird} > ${cat}`);
   // The floor is relative, so a young model's boxes count the same way: scores ÷ 5.
   const young = images.map((img) => ({

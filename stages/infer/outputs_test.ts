@@ -57,8 +57,8 @@ Deno.test("Label Studio tasks: pre-annotations in percent, scored, naming model,
         sluice_image_id: "img_a",
         sluice_model: "det",
         sluice_model_version: "3",
-        // No box: u = 1 (a best score of 0), b = 0 → 1 / 1.25.
-        sluice_review_priority: "0.8000",
+        // No box: E = 1 bit (one wholly uncertain object), u = 1/8, b = 0 → 0.125 / 1.25.
+        sluice_review_priority: "0.1000",
       },
       predictions: [{ model_version: "det:3@champion", score: 0, result: [] }],
     },
@@ -68,8 +68,9 @@ Deno.test("Label Studio tasks: pre-annotations in percent, scored, naming model,
         sluice_image_id: "img_b",
         sluice_model: "det",
         sluice_model_version: "3",
-        // u = 1 - 0.8; both boxes within 2× of the best, one of each class: b = 1/sqrt(2).
-        sluice_review_priority: "0.3014",
+        // Both boxes within 2× of the best: u = (H(0.8) + H(0.6)) / 8 = 1.693 / 8; one of each
+        // class: b = 1/sqrt(2) → (0.2116 + 0.25 · 0.7071) / 1.25.
+        sluice_review_priority: "0.3107",
       },
       predictions: [{
         model_version: "det:3@champion",

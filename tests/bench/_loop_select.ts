@@ -5,8 +5,8 @@
  *   priority infer writes into every Label Studio task (`common/review/review_priority.ts`);
  *   ties by image id.
  * - `least-confident`: (opt-in, a diagnostic) the K tasks whose highest box score is lowest,
- *   image-level least confidence `1 - max score`: the product priority's uncertainty term alone,
- *   without its class-balance term; ties by image id.
+ *   image-level least confidence `1 - max score`: the product priority's first rule (before the
+ *   summed detection entropy), kept to compare against; ties by image id.
  * - `random`: K tasks drawn uniformly by a seeded PRNG (mulberry32), from the same candidates.
  *
  * `reviewsToReach` reads a mean learning curve (reviewed images → mAP) as piecewise linear and

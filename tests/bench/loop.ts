@@ -34,6 +34,7 @@ import { openObjectStore } from "../../common/objectstore/mod.ts";
 import { IngestSettingsSchema } from "../../stages/ingest/config.ts";
 import { generateDataset, type SyntheticImage } from "../support/synthetic/dataset.ts";
 import { toLabelStudioTasks } from "../support/synthetic/label_studio.ts";
+import type { LabelStudioTask } from "../../common/annotations/labelstudio.ts";
 import { type CocoGroundTruth, toCocoGroundTruth } from "../support/synthetic/coco.ts";
 import { copyHome, type LoopModel, loopPipeline, type LoopTraining } from "./_loop_pipeline.ts";
 import { startReviewer } from "./_loop_reviewer.ts";
@@ -118,6 +119,9 @@ export interface LoopPoint {
    */
   selectedTopScore?: number;
   poolTopScore?: number;
+  /** Rounds ≥ 1: mean true objects per selected image, and per unreviewed pool image. */
+  selectedObjects?: number;
+  poolObjects?: number;
 }
 
 export interface LoopReport {
@@ -348,16 +352,23 @@ export async function runLoop(o: LoopOptions): Promise<LoopReport> {
               );
             }
             const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+            const unreviewed = tasks.filter((t) => {
+              const f = reviewer.fileOf(t.data.sluice_image_id ?? "");
+              return f !== undefined && data.pool.has(f) && !reviewed.has(t.data.sluice_image_id);
+            });
+            // True objects per image (the generator's ground truth): what a review labels.
+            const objects = (t: LabelStudioTask) =>
+              data.pool.get(reviewer.fileOf(t.data.sluice_image_id ?? "")!)!.boxes.length;
             const selectedTopScore = mean(chosen.map(topScore));
-            const poolTopScore = mean(
-              tasks.filter((t) => {
-                const f = reviewer.fileOf(t.data.sluice_image_id ?? "");
-                return f !== undefined && data.pool.has(f) && !reviewed.has(t.data.sluice_image_id);
-              }).map(topScore),
-            );
+            const poolTopScore = mean(unreviewed.map(topScore));
+            const selectedObjects = mean(chosen.map(objects));
+            const poolObjects = mean(unreviewed.map(objects));
             log(
               `seed ${seed} ${arm.padEnd(11)} round ${round}: selected ${o.k}, mean top box ` +
-                `score ${selectedTopScore.toFixed(3)} (unreviewed pool ${poolTopScore.toFixed(3)})`,
+                `score ${selectedTopScore.toFixed(3)} (unreviewed pool ${
+                  poolTopScore.toFixed(3)
+                }), ` +
+                `objects per image ${selectedObjects.toFixed(2)} (pool ${poolObjects.toFixed(2)})`,
               t0,
             );
             await reviewer.review(chosen);
@@ -373,6 +384,8 @@ export async function runLoop(o: LoopOptions): Promise<LoopReport> {
               model: `${model.name}/${model.version}`,
               selectedTopScore,
               poolTopScore,
+              selectedObjects,
+              poolObjects,
             });
             log(
               `seed ${seed} ${arm.padEnd(11)} round ${round} (${round * o.k} reviewed) ` +
@@ -454,11 +467,13 @@ export function formatLoopReport(r: LoopReport): string {
     );
     return `${r.mean[arm]![round].toFixed(3)} (${per.join(", ")})`;
   };
+  type Diagnostic = "selectedTopScore" | "poolTopScore" | "selectedObjects" | "poolObjects";
   const selectedCell = (arm: Arm, round: number) => {
     const at = r.points.filter((p) => p.arm === arm && p.round === round);
-    const avg = (k: "selectedTopScore" | "poolTopScore") =>
-      (at.reduce((a, p) => a + (p[k] ?? NaN), 0) / at.length).toFixed(3);
-    return `${avg("selectedTopScore")} (${avg("poolTopScore")})`;
+    const avg = (k: Diagnostic, digits: number) =>
+      (at.reduce((a, p) => a + (p[k] ?? NaN), 0) / at.length).toFixed(digits);
+    return `${avg("selectedTopScore", 3)} (${avg("poolTopScore", 3)}); ` +
+      `${avg("selectedObjects", 2)} (${avg("poolObjects", 2)})`;
   };
   const lines = [
     `mAP@0.5 on ${r.options.heldOut} held-out images; mean over seeds ${seeds.join(", ")} ` +
@@ -470,8 +485,8 @@ export function formatLoopReport(r: LoopReport): string {
       `| ${round} | ${x} | ${arms.map((a) => cell(a, round)).join(" | ")} |`
     ),
     "",
-    "mean top box score of the K images selected in each round (unreviewed pool's mean in " +
-    "brackets; mean over seeds)",
+    "mean top box score; true objects per image, of the K images selected in each round " +
+    "(unreviewed pool's mean in brackets; mean over seeds)",
     "",
     `| round | ${arms.join(" | ")} |`,
     `| ----- | ${arms.map(() => "---").join(" | ")} |`,
