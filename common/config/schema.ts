@@ -297,6 +297,10 @@ export function sharedSchema(ctx: DefaultsContext) {
         ),
       completionDelayMs: nonNegativeInt().max(10_000, { error: "expected an integer <= 10000" })
         .default(10).describe("Longest a finished item waits for its completion group (ms)"),
+      doneRetentionMs: positiveInt().optional().describe(
+        "Delete the queue's done work rows older than this (ms), in batches while it runs " +
+          "(unset = keep them)",
+      ),
     }),
     http: section({
       hostname: z.string().min(1, { error: "expected a hostname or IP address" })

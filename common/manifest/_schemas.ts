@@ -145,6 +145,12 @@ export const trainingRunSchema = z.object({
 
 export const listLimitSchema = z.number().int().positive().max(100_000);
 
+/** `pruneDoneWork` options: a cut-off time and a bounded batch. */
+export const pruneSchema = z.object({
+  doneBefore: z.number().int().nonnegative(),
+  limit: z.number().int().positive().max(100_000).default(10_000),
+});
+
 /** Parses `value` or throws a {@link ManifestInputError} naming `what` and every problem. */
 export function parse<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
   const result = schema.safeParse(value);

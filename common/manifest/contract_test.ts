@@ -748,6 +748,50 @@ async function contractSuite(t: Deno.TestContext, factory: Factory): Promise<voi
   );
 
   await t.step(
+    "pruneDoneWork deletes a stage's done rows older than the cut-off, in bounded batches, nothing else",
+    withStore(factory, async ({ store, clock }) => {
+      const drain = async (stage: string, n: number, how: "complete" | "fail") => {
+        const claims = await store.claim(stage, { max: n, owner: "w", ...LEASE });
+        for (const c of claims) {
+          if (how === "complete") await store.complete(c, {});
+          else await store.fail(c, "decode_failed", "bad", { retry: false });
+        }
+        return claims.map((c) => c.itemId);
+      };
+      await store.enqueue("normalize", ["a", "b", "c", "d", "e", "f"]);
+      await store.enqueue("infer", ["a"]);
+      const old = await drain("normalize", 3, "complete"); // a, b, c: done at t0
+      await drain("infer", 1, "complete");
+      clock.advance(10_000);
+      const cutOff = clock.now();
+      clock.advance(1);
+      await drain("normalize", 1, "complete"); // d: done after the cut-off
+      await drain("normalize", 1, "fail"); // e: failed for good; f stays pending
+      assert.deepEqual(old, ["a", "b", "c"]);
+
+      assert.equal(await store.pruneDoneWork("normalize", { doneBefore: cutOff, limit: 2 }), 2);
+      assert.equal(await store.pruneDoneWork("normalize", { doneBefore: cutOff, limit: 2 }), 1);
+      assert.equal(await store.pruneDoneWork("normalize", { doneBefore: cutOff, limit: 2 }), 0);
+      const left = (await store.listWork("normalize")).map((w) => `${w.itemId}:${w.state}`);
+      assert.deepEqual(left, ["d:done", "e:failed", "f:pending"]);
+      // Another stage's done rows are its own business.
+      assert.deepEqual((await store.listWork("infer")).map((w) => w.state), ["done"]);
+      assert.deepEqual((await store.workCounts("normalize")).normalize, {
+        pending: 1,
+        leased: 0,
+        done: 1,
+        failed: 1,
+      });
+      // A pruned item can be queued again (an explicit enqueue), as if new.
+      assert.equal(await store.enqueue("normalize", ["a"]), 1);
+      await assert.rejects(
+        store.pruneDoneWork("normalize", { doneBefore: -1 }),
+        ManifestInputError,
+      );
+    }),
+  );
+
+  await t.step(
     "enqueueForInference picks ingested, unannotated images without this model's prediction",
     withStore(factory, async ({ store }) => {
       const plain = await ingested(store, "plain.jpg");

@@ -453,6 +453,15 @@ export interface ManifestStore {
   /** Dead-letter listing and retry. */
   listWork(stage: QueueName, state?: WorkState, limit?: number): Promise<WorkRow[]>;
   retryFailed(stage: QueueName, itemIds?: string[]): Promise<number>;
+  /**
+   * Work retention: deletes up to `limit` (default 10,000) `done` rows of `stage` last updated
+   * before `doneBefore` (epoch ms) and returns how many went; call again until it returns less
+   * than `limit`. Pending, leased and failed rows are never touched. Safe at any time: a done
+   * row is history, and nothing re-runs because it is gone (discovery skips known sources by
+   * etag, normalize's backfill looks at variants, infer at predictions); only an explicit
+   * `enqueue` of a pruned item queues it again.
+   */
+  pruneDoneWork(stage: QueueName, opts: { doneBefore: number; limit?: number }): Promise<number>;
   workCounts(stage?: QueueName): Promise<Record<string, Record<WorkState, number>>>;
   stats(): Promise<ManifestStats>;
 }

@@ -88,6 +88,7 @@ import {
   effectsSchema,
   failOptionsSchema,
   listLimitSchema,
+  pruneSchema,
   parse,
   snapshotItemsSchema,
   sourceObjectSchema,
@@ -1237,6 +1238,25 @@ class SqlManifestStore implements ManifestStore {
         [stage, state, limit],
       );
     return rows.map(toWork);
+  }
+
+  async pruneDoneWork(
+    stage: StageName,
+    opts: { doneBefore: number; limit?: number },
+  ): Promise<number> {
+    parse(stageSchema, stage, "pruneDoneWork stage");
+    const o = parse(pruneSchema, opts, "pruneDoneWork options");
+    // One bounded statement per call: a long DELETE would hold its locks and bloat one
+    // transaction. The (stage, state, ...) indexes find the stage's done rows.
+    const rows = await this.#db.query(
+      `DELETE FROM work WHERE (stage, item_id) IN (
+         SELECT stage, item_id FROM work
+         WHERE stage = $1 AND state = 'done' AND updated_at < $2
+         LIMIT $3)
+       RETURNING item_id`,
+      [stage, o.doneBefore, o.limit],
+    );
+    return rows.length;
   }
 
   async retryFailed(stage: StageName, itemIds?: string[]): Promise<number> {

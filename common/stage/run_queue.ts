@@ -28,6 +28,7 @@ import {
 } from "../worker/mod.ts";
 import { queueBatching } from "./queue_batching.ts";
 import type { RunGuard } from "./run_guard.ts";
+import { startWorkRetention } from "./work_retention.ts";
 
 /** The queue metrics of a stage (any `StageMetrics` has them). */
 export interface QueueMetrics {
@@ -127,6 +128,15 @@ async function runQueueUnguarded(stage: QueueStage, opts: RunQueueOptions): Prom
   const concurrency = opts.concurrency ?? worker.concurrency;
   await refreshQueueDepth(stage, queue);
   const timer = setInterval(() => void refreshQueueDepth(stage, queue), depthEveryMs);
+  const prune = stage.manifest.pruneDoneWork?.bind(stage.manifest);
+  const retention = worker.doneRetentionMs !== undefined && prune
+    ? startWorkRetention({
+      manifest: { pruneDoneWork: prune },
+      log: stage.log,
+      queue,
+      retentionMs: worker.doneRetentionMs,
+    })
+    : null;
   try {
     const summary = await runWorker({
       leaseMs: worker.leaseMs,
@@ -162,6 +172,7 @@ async function runQueueUnguarded(stage: QueueStage, opts: RunQueueOptions): Prom
     return { ...summary, failures };
   } finally {
     clearInterval(timer);
+    await retention?.stop();
     await refreshQueueDepth(stage, queue);
   }
 }

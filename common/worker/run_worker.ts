@@ -44,11 +44,11 @@ import { isPermanentFailure } from "./retry_policy.ts";
 
 /**
  * The part of the manifest the loop uses; any `ManifestStore` is one. `completeMany` is used
- * only with `completionBatch`.
+ * only with `completionBatch`; `pruneDoneWork` by `runQueue`'s work retention.
  */
 export type WorkQueue =
   & Pick<ManifestStore, "claim" | "renew" | "complete" | "fail" | "release" | "workCounts">
-  & Partial<Pick<ManifestStore, "completeMany">>;
+  & Partial<Pick<ManifestStore, "completeMany" | "pruneDoneWork">>;
 
 /** Given to `process` with each claim. */
 export interface ItemContext {
