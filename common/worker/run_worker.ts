@@ -28,6 +28,7 @@ import {
   type QueueName,
 } from "../manifest/mod.ts";
 import { jitter, Waker } from "./_waker.ts";
+import { ABORTED, TIMED_OUT, untilAborted, within } from "./_bounded.ts";
 import {
   type CompletionBatchOptions,
   completionBatchSchema,
@@ -120,6 +121,13 @@ export interface RunWorkerOptions {
   idlePollMs?: number;
   /** After abort, how long in-flight items may take to finish before release (default 20 s). */
   graceMs?: number;
+  /**
+   * After abort, how long each group of shutdown calls to the manifest (releasing claims,
+   * recording the last completions, the last renewal) may wait (default 3 s). A call cut short
+   * goes on in the background; what it did not record comes back when its lease expires. This
+   * bounds SIGTERM when the network to the database went silent.
+   */
+  shutdownCallMs?: number;
   /** Abort to shut down (see `shutdownSignal`). */
   signal?: AbortSignal;
   log: Logger;
@@ -152,6 +160,7 @@ const OptionsSchema = z.object({
   maxAttempts: z.number().int().positive().default(5),
   idlePollMs: z.number().int().positive().default(1000),
   graceMs: z.number().int().nonnegative().default(20_000),
+  shutdownCallMs: z.number().int().positive().default(3000),
   once: z.boolean().default(false),
 });
 
@@ -220,6 +229,8 @@ class WorkerLoop {
   #renewTimer: ReturnType<typeof setTimeout> | undefined;
   #renewing: Promise<void> | null = null;
   readonly #renewEvery: number;
+  /** Shutdown: when the manifest calls made after the grace period must be done. */
+  #deadline = Infinity;
 
   constructor(options: RunWorkerOptions, cfg: WorkerConfig) {
     this.#options = options;
@@ -401,6 +412,8 @@ class WorkerLoop {
         itemLog.warn("lease lost before completion; nothing recorded", { error: err.message });
         return { outcome: "lease_lost", reason: err.code, message: err.message };
       }
+      // Abandoned at shutdown while its completion waited: nothing more goes to the manifest.
+      if (h.released) return { outcome: "released" };
       itemLog.error("completing the item failed", { error: messageOf(err) });
       return await this.#recordFailure(h, err);
     }
@@ -468,11 +481,16 @@ class WorkerLoop {
         await waker.wait(cfg.idlePollMs);
         continue;
       }
-      if (this.#options.canClaim && !(await this.#options.canClaim())) {
-        await waker.wait(jitter(cfg.idlePollMs));
-        continue;
+      if (this.#options.canClaim) {
+        const may = await untilAborted(this.#options.canClaim(), this.#signal);
+        if (may === ABORTED) break;
+        if (!may) {
+          await waker.wait(jitter(cfg.idlePollMs));
+          continue;
+        }
       }
       const claims = await this.#claim(room);
+      if (claims === ABORTED) break;
       if (claims === null) {
         await waker.wait(jitter(cfg.idlePollMs));
         continue;
@@ -491,7 +509,8 @@ class WorkerLoop {
       if (claims.length > 0) continue;
       if (this.#running.size === 0 && cfg.once) {
         try {
-          if (await this.#drained()) break;
+          const drained = await untilAborted(this.#drained(), this.#signal);
+          if (drained === ABORTED || drained) break;
         } catch (err) {
           this.#log.warn("could not count the queue", { error: messageOf(err) });
         }
@@ -500,18 +519,28 @@ class WorkerLoop {
     }
   }
 
-  /** Claims up to `room` items; `null` when the claim failed (logged). */
-  async #claim(room: number): Promise<Claim[] | null> {
+  /**
+   * Claims up to `room` items; `null` when the claim failed (logged), `ABORTED` when shutdown
+   * began while it waited (claims that still arrive are given back, if the database answers).
+   */
+  async #claim(room: number): Promise<Claim[] | null | typeof ABORTED> {
     const cfg = this.#cfg;
     try {
       // Never hold more claims than slots plus `prefetch`: a claim waiting in a local buffer
       // keeps its item from idle workers while its lease ticks.
-      return await this.#manifest.claim(cfg.stage, {
+      const pending = this.#manifest.claim(cfg.stage, {
         max: Math.min(this.#batchSize, room),
         leaseMs: cfg.leaseMs,
         owner: cfg.owner,
         maxAttempts: cfg.maxAttempts,
       });
+      const claims = await untilAborted(pending, this.#signal);
+      if (claims === ABORTED) {
+        pending.then((late) => {
+          for (const c of late) this.#manifest.release(c).catch(() => {});
+        }, () => {});
+      }
+      return claims;
     } catch (err) {
       this.#log.error("claim failed", { error: messageOf(err) });
       return null;
@@ -521,17 +550,21 @@ class WorkerLoop {
   // ---- shutdown ------------------------------------------------------------------------
 
   async #shutdown(): Promise<void> {
-    // Claimed but not started: give back at once.
-    for (const h of this.#queued.splice(0)) {
-      await this.#releaseHeld(h);
-      this.#finish(h, { outcome: "released" }, 0);
-    }
+    // Claimed but not started: give back at once, while in-flight items use their grace.
+    const queued = this.#queued.splice(0);
+    const releasing = this.#bounded(
+      "releasing unstarted claims",
+      queued.map((h) => this.#releaseHeld(h)),
+      performance.now() + this.#cfg.shutdownCallMs,
+    );
     await this.#awaitInFlight();
-    await this.#completer.flush();
+    await releasing;
+    for (const h of queued) this.#finish(h, { outcome: "released" }, 0);
+    await this.#bounded("recording the last completions", [this.#completer.flush()]);
     const timer = this.#renewTimer;
     this.#renewTimer = undefined;
     clearTimeout(timer);
-    await this.#renewing;
+    if (this.#renewing) await this.#bounded("the last lease renewal", [this.#renewing]);
     clearInterval(this.#progressTimer);
     this.#reporter?.finish(this.#snapshot());
     this.#signal?.removeEventListener("abort", this.#onAbort);
@@ -548,6 +581,8 @@ class WorkerLoop {
       });
       await this.#waitForRunning(this.#cfg.graceMs);
     }
+    // Every manifest call from here on shares one budget.
+    this.#deadline = performance.now() + this.#cfg.shutdownCallMs;
     if (running.size === 0) return;
     const left = [...this.#held.values()].filter((h) => !h.finished);
     this.#log.warn("grace period over: releasing unfinished items", { items: left.length });
@@ -555,10 +590,32 @@ class WorkerLoop {
       h.released = true;
       h.ac.abort(new SluiceError("worker_stopping", "worker shutting down; claim released"));
     }
-    for (const h of left) await this.#releaseHeld(h);
-    await this.#waitForRunning(SETTLE_AFTER_ABORT_MS);
+    await this.#bounded("releasing unfinished items", left.map((h) => this.#releaseHeld(h)));
+    await this.#waitForRunning(
+      Math.min(SETTLE_AFTER_ABORT_MS, Math.max(0, this.#deadline - performance.now())),
+    );
     // Items that ignore their signal are abandoned; their late results are discarded.
     for (const h of left) this.#finish(h, { outcome: "released" }, 0);
+  }
+
+  /**
+   * Waits for shutdown calls until `deadline` (default: the budget that began after the grace
+   * period); logs what it stopped waiting for.
+   */
+  async #bounded(
+    what: string,
+    calls: Promise<unknown>[],
+    deadline = this.#deadline,
+  ): Promise<void> {
+    if (calls.length === 0) return;
+    const ms = Math.max(0, deadline - performance.now());
+    if ((await within(Promise.all(calls), ms)) === TIMED_OUT) {
+      this.#log.warn("shutdown: the manifest did not answer in time; leases expire instead", {
+        waitingFor: what,
+        calls: calls.length,
+        ms: Math.round(ms),
+      });
+    }
   }
 
   async #waitForRunning(ms: number): Promise<void> {

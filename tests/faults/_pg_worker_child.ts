@@ -31,15 +31,20 @@ const manifest = new Proxy(await openManifest(url), {
 }) as ManifestStore;
 const { signal } = shutdownSignal(["SIGTERM"]);
 signal.addEventListener("abort", () => {
-  const timer = setTimeout(() => {
-    const now = performance.now();
-    console.error(JSON.stringify({
-      msg: "still running 5 s after SIGTERM; manifest calls waiting",
-      owner,
-      waiting: [...waiting.values()].map((w) => ({ call: w.call, ms: Math.round(now - w.since) })),
-    }));
-  }, 5000);
-  Deno.unrefTimer(timer);
+  for (const s of [5, 20]) {
+    const timer = setTimeout(() => {
+      const now = performance.now();
+      console.error(JSON.stringify({
+        msg: `still running ${s} s after SIGTERM; manifest calls waiting`,
+        owner,
+        waiting: [...waiting.values()].map((w) => ({
+          call: w.call,
+          ms: Math.round(now - w.since),
+        })),
+      }));
+    }, s * 1000);
+    Deno.unrefTimer(timer);
+  }
 });
 const log = createLogger({ stage: "normalize", json: true, level: "warn" });
 console.log("ready");
@@ -63,5 +68,7 @@ const summary = await runWorker({
     }
   },
 });
+console.error(JSON.stringify({ msg: "worker loop returned; closing the manifest", owner }));
 await manifest.close();
+console.error(JSON.stringify({ msg: "manifest closed", owner }));
 console.log(JSON.stringify({ summary }));

@@ -457,7 +457,14 @@ function Connection(options, queues = {}, { onopen = noop, onend = noop, onclose
     if (socket) {
       socket.removeListener('data', data)
       socket.removeListener('connect', connected)
-      socket.readyState === 'open' && socket.end(b().X().end())
+      if (socket.readyState === 'open') {
+        socket.end(b().X().end())
+        // sluice patch: a peer that went silent (a vanished host, a dropped NAT entry) never
+        // answers the FIN, so the socket stayed open until the kernel's TCP timeout: the
+        // transaction on it never settled and the process could not exit after end({ timeout }).
+        const s = socket
+        setTimeout(() => s.destroyed || s.destroy(), 1000).unref()
+      }
     }
     ended && (ended(), ending = ended = null)
   }
