@@ -18,11 +18,12 @@
  * - priority `= (u + λ·b) / (1 + λ)` in [0, 1], with `λ = balanceWeight` (default 0.25).
  *
  * Why a sum over boxes and not the image's least confident box (`1 - max s`, this module's first
- * rule): on the review-loop benchmark's pool (`deno task bench loop`, round 0, seeds 1 and 2), the
- * 24 images with the lowest best box held 1.54-1.79 true objects against the pool's 2.47-2.63, so
- * each review labelled fewer objects than a random pick, and the arm did not beat random; the top
- * 24 by `E` held 3.42-3.54, with more of them missed by the model (1.75-2.38 against 1.70-1.85).
- * The budget is reviewed images, so an image with more uncertain objects teaches more per review.
+ * rule): on the review-loop benchmark (`deno task bench loop --arms
+ * uncertainty,least-confident,random`, seeds 1-3), the 24 images with the lowest best box held
+ * 1.51 true objects each in round 1 against the pool's 2.56, so each review labelled fewer
+ * objects than a random pick; the top 24 by `E` held 3.51. The budget is reviewed images, so an
+ * image with more uncertain objects should teach more per review. (On that benchmark neither
+ * rule beat random selection: see the README's "Review loop" for the figures and why.)
  *
  * Infer writes it into each Label Studio task as `data.sluice_review_priority`, a fixed
  * 4-decimal string (Label Studio task data are strings here; in [0, 1] with fixed decimals the

@@ -141,7 +141,12 @@ export async function main(argv: readonly string[], opts: MainOptions = {}): Pro
         cwd: opts.cwd,
       })
       : undefined;
-    const stage = await openIngestStage(config, normalize ? { normalize } : {}, log);
+    // A backfill takes no S3 events: without a webhook token, `once` has nothing to refuse and
+    // must not log the "webhook not served" error that `poll` and `events` log.
+    const stageConfig = command === "once"
+      ? { ...config, stage: { ...config.stage, webhook: false } }
+      : config;
+    const stage = await openIngestStage(stageConfig, normalize ? { normalize } : {}, log);
     try {
       return await withStageServer(stage.handler, config.http, log, async (server) => {
         if (command === "once") {

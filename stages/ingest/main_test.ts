@@ -210,3 +210,60 @@ Deno.test("deno serve stages/ingest/mod.ts answers health, HEAD / and webhook re
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+Deno.test("sluice-ingest once without a webhook token logs no webhook error (a backfill takes no events)", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "sluice-ingest-once-log-"));
+  try {
+    await mkdir(join(dir, "raw"));
+    await Deno.writeFile(join(dir, "raw", "a.jpg"), await makeImage({ width: 64, height: 48 }));
+    const main = fileURLToPath(new URL("./main.ts", import.meta.url));
+    const args = (mode: string) => [
+      "run",
+      "-A",
+      "--node-modules-dir=manual",
+      main,
+      mode,
+      "--source-url",
+      join(dir, "raw"),
+      "--object-store-url",
+      join(dir, "objects"),
+      "--manifest-url",
+      `sqlite://${join(dir, "manifest.db")}`,
+      "--staging-root",
+      join(dir, "nvme"),
+      "--staging-min-free-mb",
+      "0",
+      "--http-port",
+      "0",
+      "--log-format",
+      "json",
+      "--log-level",
+      "warn",
+    ];
+    const once = await new Deno.Command(Deno.execPath(), { args: args("once"), cwd: dir }).output();
+    const err = new TextDecoder().decode(once.stderr);
+    assert.equal(once.code, 0, err);
+    assert.doesNotMatch(err, /webhook not served/);
+    // `poll` still says it, once, at error level: there the webhook could have been wanted.
+    const poll = new Deno.Command(Deno.execPath(), {
+      args: args("poll"),
+      cwd: dir,
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    const reader = poll.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    const deadline = Date.now() + 30_000;
+    while (!text.includes("webhook not served") && Date.now() < deadline) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += value;
+    }
+    poll.kill("SIGTERM");
+    await reader.cancel();
+    await poll.status;
+    assert.match(text, /"level":"error".*webhook not served/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
