@@ -253,3 +253,29 @@ Deno.test("FsObjectStore: file-system limits and cleanup", async (t) => {
       }),
   );
 });
+
+Deno.test("FsObjectStore remembers directories, and re-creates one another process removed", () =>
+  withTemp(async (dir) => {
+    const root = join(dir, "root");
+    const a = await FsObjectStore.fromUrl(root);
+    const b = await FsObjectStore.fromUrl(root); // another process on the same directory
+    await a.put("v/320/ab/one.jpg", enc.encode("1"));
+    await a.put("v/320/ab/two.jpg", enc.encode("2")); // a known directory: no walk
+    // b deletes both: the emptied directories (data and sidecars) go with the last object.
+    await b.delete("v/320/ab/one.jpg");
+    await b.delete("v/320/ab/two.jpg");
+    await assert.rejects(stat(join(root, "v")), { code: "ENOENT" });
+    // a still remembers v/320/ab: its put must re-create the directories, sidecar included.
+    const info = await a.put("v/320/ab/three.jpg", enc.encode("three"));
+    assert.equal(info.etag, createHash("md5").update("three").digest("hex"));
+    assert.deepEqual(await keys(a), ["v/320/ab/three.jpg"]);
+    assert.equal((await b.head("v/320/ab/three.jpg"))?.etag, info.etag);
+    // A remembered directory replaced by a symlink leading out is still refused on the next
+    // walk: a's delete forgets what it knew.
+    await a.delete("v/320/ab/three.jpg");
+    await mkdir(join(dir, "outside"));
+    await mkdir(join(root, "v"), { recursive: true });
+    await symlink(join(dir, "outside"), join(root, "v", "320"));
+    await assert.rejects(a.put("v/320/ab/four.jpg", enc.encode("4")), InvalidKeyError);
+    assert.deepEqual(await walk(join(dir, "outside")), []);
+  }));
