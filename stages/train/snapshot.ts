@@ -1,7 +1,9 @@
 /**
  * The dataset snapshot a training run uses: every ingested, non-duplicate image that has
  * annotations and a variant of the chosen name, with its boxes mapped into that variant's pixels
- * through the variant's stored transform, split train/val by a hash of the image id. The id is
+ * through the variant's stored transform, split train/val by a hash of the image id. An image
+ * whose newest active review kept no box (a reviewer confirmed there is nothing to label) is in
+ * it too, as a negative with no boxes: without it, that review's work never reached training. The id is
  * derived from the content (images, variant objects, boxes, split), so the same data gives the
  * same snapshot, recorded once with `manifest.createSnapshot`.
  *
@@ -29,8 +31,28 @@ import { canonicalJson } from "../../common/images/variant_spec.ts";
 import { type Split, splitImages } from "./split.ts";
 import { keyOfUri } from "./store_key.ts";
 
+/**
+ * Of `imageIds` (images without annotation rows), those whose newest active review kept no box.
+ */
+async function reviewedEmpty(
+  manifest: Pick<ManifestStore, "listReviews">,
+  imageIds: readonly string[],
+): Promise<Set<string>> {
+  const out = new Set<string>();
+  for (let i = 0; i < imageIds.length; i += PAGE) {
+    const newestBoxes = new Map<string, number>();
+    // Ordered by reviewed_at: the last row of an image is its newest review.
+    for (const r of await manifest.listReviews({ imageIds: imageIds.slice(i, i + PAGE) })) {
+      newestBoxes.set(r.imageId, r.boxes.length);
+    }
+    for (const [id, n] of newestBoxes) if (n === 0) out.add(id);
+  }
+  return out;
+}
+
 /** Version of the selection and split rules, part of every snapshot id. */
-export const SNAPSHOT_RULES = "sluice-snapshot/1";
+// 2: images reviewed as empty are negatives (1 left them out as unannotated).
+export const SNAPSHOT_RULES = "sluice-snapshot/2";
 
 /** Annotations read per manifest query. */
 const PAGE = 500;
@@ -181,11 +203,17 @@ export async function selectSnapshot(
       annotations.set(a.imageId, list);
     }
   }
+  const negatives = await reviewedEmpty(
+    manifest,
+    withVariant.map((x) => x.image.id).filter((id) => !annotations.has(id)),
+  );
   const chosen: Omit<SnapshotImage, "split">[] = [];
   for (const { image, variant, key } of withVariant) {
     const rows = annotations.get(image.id) ?? [];
     if (rows.length === 0) {
-      excluded.push({ imageId: image.id, reason: "no_annotations" });
+      if (negatives.has(image.id)) {
+        chosen.push({ imageId: image.id, variant, key, annotations: [], dropped: 0 });
+      } else excluded.push({ imageId: image.id, reason: "no_annotations" });
       continue;
     }
     const source = dedupe(rows);

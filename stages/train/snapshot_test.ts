@@ -92,6 +92,53 @@ Deno.test("snapshot selection", async (t) => {
     });
 
     await t.step(
+      "an image reviewed as empty is a negative; reviewed again with boxes, a positive",
+      async () => {
+        const unannotated = seeded.images.find((i) => !i.annotated)!;
+        const review = (
+          annotationId: string,
+          at: number,
+          boxes: { label: string; bbox: [number, number, number, number] }[],
+        ) =>
+          env.manifest.applyReview({
+            annotationId,
+            taskId: "t1",
+            imageId: unannotated.imageId,
+            reviewer: "ann@example.com",
+            reviewedAt: at,
+            modelName: null,
+            modelVersion: null,
+            counts: null,
+            perClass: null,
+            boxes,
+          });
+        assert.equal(await review("a1", 1000, []), "recorded");
+        const withNegative = await selectSnapshot(env.manifest, env.store, opts);
+        const neg = withNegative.images.find((i) => i.imageId === unannotated.imageId);
+        assert.ok(neg, "the reviewed-empty image is in the snapshot");
+        assert.deepEqual(neg.annotations, []);
+        assert.equal(withNegative.images.length, snap.images.length + 1);
+        assert.ok(!withNegative.excluded.some((e) => e.imageId === unannotated.imageId));
+        assert.notEqual(withNegative.id, snap.id);
+        // A newer review of the same image with a box: it trains as a positive.
+        assert.equal(
+          await review("a2", 2000, [{ label: "circle", bbox: [2, 2, 20, 20] }]),
+          "recorded",
+        );
+        const positive = (await selectSnapshot(env.manifest, env.store, opts)).images
+          .find((i) => i.imageId === unannotated.imageId);
+        assert.equal(positive?.annotations.length, 1);
+        // Both reviews deleted: unannotated again, excluded with its reason.
+        await env.manifest.deleteReviews({ annotationIds: ["a1", "a2"] });
+        const after = await selectSnapshot(env.manifest, env.store, opts);
+        assert.deepEqual(
+          after.excluded.find((e) => e.imageId === unannotated.imageId),
+          { imageId: unannotated.imageId, reason: "no_annotations" },
+        );
+      },
+    );
+
+    await t.step(
       "variants in another store are not read; no image left is a named error",
       async () => {
         const elsewhere = await openObjectStore(join(env.dir, "elsewhere"));
