@@ -584,7 +584,8 @@ class WorkerLoop {
     // Every manifest call from here on shares one budget.
     this.#deadline = performance.now() + this.#cfg.shutdownCallMs;
     if (running.size === 0) return;
-    const left = [...this.#held.values()].filter((h) => !h.finished);
+    // Unstarted claims were given back already (`#shutdown`); these are the running ones.
+    const left = [...this.#held.values()].filter((h) => !h.finished && !h.released);
     this.#log.warn("grace period over: releasing unfinished items", { items: left.length });
     for (const h of left) {
       h.released = true;
