@@ -53,8 +53,15 @@ if [ -n "$root" ]; then
   root=$(cd "$root" && pwd)
 fi
 IFS=, read -r -a to_enable <<<"${enable:-$default_enable}"
+# A loop, not `printf | grep -q`: under pipefail, grep -q exiting at the first match could kill
+# printf with SIGPIPE and fail the check for a unit that is in the list.
+is_unit() {
+  local x
+  for x in "${units[@]}"; do [ "$x" = "$1" ] && return 0; done
+  return 1
+}
 for u in "${to_enable[@]}"; do
-  printf '%s\n' "${units[@]}" | grep -qxF "$u" ||
+  is_unit "$u" ||
     die "--enable: '$u' is not a unit of stage $stage (expected one of ${units[*]})"
   case "$u" in *@.service) die "--enable: '$u' is a template; start instances (sluice-train-node@<rank>) instead" ;; esac
 done
