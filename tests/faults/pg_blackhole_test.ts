@@ -83,7 +83,11 @@ Deno.test({
           `${stopS.toFixed(1)} s\n${rest.slice(-2000)}`,
       );
 
-      // The network is back for a new worker: the queue drains, every item done once.
+      // The network comes back: the proxy lets its connections close, so PostgreSQL sees the
+      // stopped worker's sessions end and rolls back the transaction the freeze caught mid-way
+      // (until then its row locks would make a new worker's SKIP LOCKED claims pass those items).
+      await proxy.close();
+      // A new worker drains the queue, every item done once.
       const { runWorker } = await import("../../common/worker/run_worker.ts");
       const { createLogger } = await import("../../common/log/mod.ts");
       const seen = new Map<string, number>();

@@ -19,6 +19,7 @@ export interface FreezingProxy {
   freeze(): void;
   /** Connections accepted so far. */
   readonly connections: number;
+  /** Closes the listener and every connection, both sides (idempotent). */
   close(): Promise<void>;
 }
 
@@ -28,6 +29,7 @@ export function startFreezingProxy(targetPort: number): FreezingProxy {
   const open = new Set<Deno.Conn>();
   const pumps: Promise<void>[] = [];
   let frozen = false;
+  let closing: Promise<void> | null = null;
   let connections = 0;
   let release!: () => void;
   const thawed = new Promise<void>((r) => (release = r));
@@ -73,15 +75,21 @@ export function startFreezingProxy(targetPort: number): FreezingProxy {
       frozen = true;
     },
     async close() {
-      listener.close();
-      release();
-      for (const c of open) {
-        try {
-          c.close();
-        } catch { /* closed */ }
-      }
-      await accepting;
-      await Promise.allSettled(pumps);
+      if (closing) return await closing;
+      closing = shutDown();
+      await closing;
     },
   };
+
+  async function shutDown(): Promise<void> {
+    listener.close();
+    release();
+    for (const c of open) {
+      try {
+        c.close();
+      } catch { /* closed */ }
+    }
+    await accepting;
+    await Promise.allSettled(pumps);
+  }
 }
