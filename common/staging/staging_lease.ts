@@ -12,7 +12,7 @@
  * ```
  * @module
  */
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { SluiceError } from "../errors/mod.ts";
 import { availableBytes, fsyncDir, isNoSpace, type StatFs, writeAll } from "./_fs.ts";
@@ -116,7 +116,11 @@ export class StagingLease implements AsyncDisposable {
       startedAt,
     };
     try {
-      await writeFile(join(lease.dir, LEASE_RECORD), JSON.stringify(record) + "\n");
+      // Written aside and renamed, so the record is whole or absent: a kill -9 between open and
+      // write left an empty record, which no sweep could read an owner from.
+      const tmp = join(lease.dir, `${LEASE_RECORD}.tmp`);
+      await writeFile(tmp, JSON.stringify(record) + "\n");
+      await rename(tmp, join(lease.dir, LEASE_RECORD));
     } catch (err) {
       await rm(lease.dir, { recursive: true, force: true });
       if (isNoSpace(err)) throw await lease.#fullError(0, err);

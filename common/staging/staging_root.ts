@@ -284,7 +284,11 @@ class StagingRoot implements Staging {
       const started = await leaseStart(dir);
       const young = started === null || now - started <= this.opts.leaseTimeoutMs;
       // A stable worker id survives restarts: what its crashed predecessor left is not young.
-      if (held.has(dir) || (young && !(await this.#ownerGone(dir)))) {
+      // A directory without a whole record is a create() that never finished (the record is
+      // renamed into place right after mkdir); made before this process began, its creator died.
+      const unfinished = (await leaseRecord(dir)) === null &&
+        started !== null && started < performance.timeOrigin;
+      if (held.has(dir) || (young && !unfinished && !(await this.#ownerGone(dir)))) {
         result.kept++;
         continue;
       }

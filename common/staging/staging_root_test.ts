@@ -345,6 +345,43 @@ Deno.test({
       });
     });
 
+    await t.step("a stable worker id: a lease its predecessor died creating goes too", async () => {
+      await withTemp(async (dir) => {
+        const { log } = collectingLogger();
+        const workerDir = join(dir, "ingest", "pod-8");
+        // Killed between mkdir and the record: an empty record (the old non-atomic write) and
+        // no record at all, both made before this process started and so not young twins'.
+        const empty = join(workerDir, "lease-empty");
+        const none = join(workerDir, "lease-none");
+        await mkdir(empty, { recursive: true });
+        await mkdir(none);
+        await writeFile(join(empty, ".lease.json"), "");
+        const before = new Date(performance.timeOrigin - 2000);
+        await Deno.utime(empty, before, before);
+        await Deno.utime(none, before, before);
+        // One made after this process began: perhaps a twin mid-create, so it stays.
+        const twin = join(workerDir, "lease-twin");
+        await mkdir(twin);
+        const again = await openStaging({
+          root: dir,
+          stage: "ingest",
+          workerId: "pod-8",
+          log,
+          leaseTimeoutMs: 600_000,
+        });
+        const res = await again.sweep();
+        assert.deepEqual(res.removed.sort(), [empty, none].sort());
+        assert.equal(res.kept, 1);
+        assert.equal(await exists(twin), true);
+        // A lease this process creates has a whole record and no temp file beside it.
+        const mine = await again.lease("img_new");
+        assert.deepEqual((await Array.fromAsync(Deno.readDir(mine.dir))).map((e) => e.name), [
+          ".lease.json",
+        ]);
+        await mine.release();
+      });
+    });
+
     await t.step("leases without owner information (older records) are left alone", async () => {
       await withTemp(async (dir) => {
         const { log } = collectingLogger();
