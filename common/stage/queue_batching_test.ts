@@ -13,7 +13,7 @@ import { memoryLog } from "../../tests/support/memory_log.ts";
 import { COMPLETION_DELAY_MS, MAX_COMPLETION_GROUP, queueBatching } from "./queue_batching.ts";
 import { runQueue } from "./run_queue.ts";
 
-async function workerConfig(concurrency: number) {
+async function workerConfig(concurrency: number, extra: string[] = []) {
   const config = await loadConfig({
     stage: "normalize",
     stageSchema: z.object({}),
@@ -26,6 +26,7 @@ async function workerConfig(concurrency: number) {
       String(concurrency),
       "--worker-batch-size",
       String(concurrency),
+      ...extra,
     ],
   });
   return config.worker;
@@ -88,31 +89,21 @@ Deno.test("the worker.* batching flags reach the worker loop: --worker-completio
   try {
     const { queue, calls } = counted(store);
     await store.enqueue("normalize", ids(12));
-    const config = await loadConfig({
-      stage: "normalize",
-      stageSchema: z.object({}),
-      env: {},
-      cwd: await Deno.makeTempDir(),
-      argv: [
-        "--worker-idle-poll-ms",
-        "20",
-        "--worker-concurrency",
-        "4",
-        "--worker-prefetch",
-        "0",
-        "--worker-completion-group",
-        "1",
-      ],
-    });
-    assert.equal(config.worker.prefetch, 0);
-    assert.equal(config.worker.completionGroup, 1);
+    const worker = await workerConfig(4, [
+      "--worker-prefetch",
+      "0",
+      "--worker-completion-group",
+      "1",
+    ]);
+    assert.equal(worker.prefetch, 0);
+    assert.equal(worker.completionGroup, 1);
     const summary = await runQueue(
       {
         name: "normalize",
         manifest: queue,
         log: memoryLog().log,
         metrics: createStageMetrics("normalize"),
-        worker: config.worker,
+        worker,
       },
       { queue: "normalize", once: true, progress: false, process: () => Promise.resolve({}) },
     );
