@@ -364,18 +364,14 @@ export async function runLoop(o: LoopOptions): Promise<LoopReport> {
                 `seed ${seed} ${arm} round ${round}: expected ${o.k} pool tasks to review, found ${chosen.length}`,
               );
             }
-            const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-            const unreviewed = tasks.filter((t) => {
-              const f = reviewer.fileOf(t.data.sluice_image_id ?? "");
-              return f !== undefined && data.pool.has(f) && !reviewed.has(t.data.sluice_image_id);
-            });
-            // True objects per image (the generator's ground truth): what a review labels.
-            const objects = (t: LabelStudioTask) =>
-              data.pool.get(reviewer.fileOf(t.data.sluice_image_id ?? "")!)!.boxes.length;
-            const selectedTopScore = mean(chosen.map(topScore));
-            const poolTopScore = mean(unreviewed.map(topScore));
-            const selectedObjects = mean(chosen.map(objects));
-            const poolObjects = mean(unreviewed.map(objects));
+            const { selectedTopScore, poolTopScore, selectedObjects, poolObjects } = selectionStats(
+              chosen,
+              tasks,
+              (id) => {
+                const f = reviewer.fileOf(id);
+                return f === undefined || reviewed.has(id) ? undefined : data.pool.get(f);
+              },
+            );
             log(
               `seed ${seed} ${arm.padEnd(11)} round ${round}: selected ${o.k}, mean top box ` +
                 `score ${selectedTopScore.toFixed(3)} (unreviewed pool ${
@@ -531,6 +527,28 @@ export function formatLoopReport(r: LoopReport): string {
     `${r.seconds.toFixed(0)} s in all`,
   );
   return lines.join("\n");
+}
+
+/**
+ * What a round's selection looked like: the mean top box score and true objects per image of the
+ * chosen tasks, and of every unreviewed pool task (`poolImage` gives a task's generated image, or
+ * undefined when it is not an unreviewed pool image).
+ */
+function selectionStats(
+  chosen: readonly LabelStudioTask[],
+  tasks: readonly LabelStudioTask[],
+  poolImage: (imageId: string) => SyntheticImage | undefined,
+) {
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const unreviewed = tasks.filter((t) => poolImage(t.data.sluice_image_id ?? "") !== undefined);
+  // True objects per image (the generator's ground truth): what a review labels.
+  const objects = (t: LabelStudioTask) => poolImage(t.data.sluice_image_id ?? "")!.boxes.length;
+  return {
+    selectedTopScore: mean(chosen.map(topScore)),
+    poolTopScore: mean(unreviewed.map(topScore)),
+    selectedObjects: mean(chosen.map(objects)),
+    poolObjects: mean(unreviewed.map(objects)),
+  };
 }
 
 /** The bench entry (`deno task bench loop ...`). */
