@@ -177,3 +177,41 @@ Deno.test("reduced-scale verification gives the full decode's verdict on damaged
   assert.equal(v.get("PNG truncated at 50% @error"), "refused: corrupt_image");
   assert.equal(v.get("WebP truncated at 50% @error"), "refused: corrupt_image");
 });
+
+// libvips's decoder warnings go into ONE process-wide queue that whichever sharp pipeline
+// finishes next drains, so with decodes running at once a pipeline can be told of another's
+// warning and miss its own. A reduced-scale decode is only accepted when NO pipeline heard a
+// warning while it ran (decoder_warnings.ts); then running every verdict at once gives exactly
+// the verdicts found one at a time. Before that, a damaged JPEG whose only sign at 1/8 scale is
+// a warning could have it taken by a neighbour and pass as clean (these synthetic files also
+// raise errors, so the old rule passed here too; fused_render_test shows the misdelivery).
+Deno.test("reduced-scale verdicts are the same when many decodes run at once", async () => {
+  const src = await source(640, 480);
+  const baseline = new Uint8Array(await src.clone().jpeg({ quality: 90 }).toBuffer());
+  const progressive = new Uint8Array(
+    await src.clone().jpeg({ quality: 90, progressive: true }).toBuffer(),
+  );
+  const cases = [
+    ...damagedJpegs("baseline JPEG", baseline),
+    ...damagedJpegs("progressive JPEG", progressive),
+  ];
+  const alone = new Map<string, string>();
+  for (const [name, bytes] of cases) alone.set(name, await verdict(bytes, "error", "reduced"));
+  const warned = [...alone.values()].filter((v) => v === "accepted with a warning").length;
+  assert.ok(
+    warned > 0,
+    `expected some damage that only warns, found ${JSON.stringify([...alone])}`,
+  );
+  const mismatches: string[] = [];
+  for (let round = 0; round < 4; round++) {
+    const together = await Promise.all(
+      cases.map(async ([name, bytes]) => [name, await verdict(bytes, "error", "reduced")]),
+    );
+    for (const [name, v] of together) {
+      if (v !== alone.get(name)) {
+        mismatches.push(`round ${round}: ${name}: alone ${alone.get(name)}, together ${v}`);
+      }
+    }
+  }
+  assert.deepEqual(mismatches, [], "expected the same verdicts one at a time and all at once");
+});

@@ -7,10 +7,13 @@
  * keys and rows via `write_variants.ts`), so the variants are byte-identical to what normalize
  * writes. Its ONE decode runs at `failOn: "warning"` with the decoder's warnings collected, like
  * the first decode of `verify.ts`: a render that finishes with no error and no warning has
- * entropy-decoded the whole stream cleanly, and the image is accepted (no decode warning). Any
- * error or warning, and any input whose published bytes are not the same pixel data (EXIF
- * orientation other than 1, a TIFF rewritten to strip metadata), is decided by `inspectImage` exactly as without
- * fusion, and its variants are left to normalize: the verdicts and reason codes are the same.
+ * entropy-decoded the whole stream cleanly, and the image is accepted (no decode warning). A
+ * render during which some other pipeline was told of a warning is not known clean (sharp
+ * delivers warnings to whichever pipeline finishes next): inspectImage decides, and the variants
+ * are kept when it finds the image clean. Any error or warning, and any input whose published
+ * bytes are not the same pixel data (EXIF orientation other than 1, a TIFF rewritten to strip
+ * metadata), is decided by `inspectImage` exactly as without fusion, and its variants are left to
+ * normalize: the verdicts and reason codes are the same.
  *
  * @example
  * ```ts
@@ -29,6 +32,7 @@ import {
   normalizeOrientation,
 } from "../../common/images/verify.ts";
 import type { SharpInput } from "../../common/images/_sharp_render.ts";
+import { decodeQuietly } from "../../common/images/decoder_warnings.ts";
 import type { RenderedVariant } from "../../common/images/resizer.ts";
 import { SharpResizer } from "../../common/images/sharp_resizer.ts";
 import type { ManifestStore, VariantInput } from "../../common/manifest/mod.ts";
@@ -118,26 +122,41 @@ export class FusedRender {
       // bytes (variants carry no metadata), and the strict decode is of the original itself.
       const upright = await normalizeOrientation(original, orient).catch(() => null);
       if (upright === original || (upright !== null && header.format !== "tiff")) {
-        const rendered = await this.#renderClean(original, o.name);
-        if (rendered) return { info: header, upright, rendered };
+        const render = await this.#renderStrict(original, o.name);
+        if (render?.clean) return { info: header, upright, rendered: render.rendered };
+        if (render) {
+          // Rendered without error, but a warning was delivered somewhere meanwhile: maybe this
+          // image's, maybe a neighbour's (decoder_warnings.ts). The verdict is inspectImage's, and
+          // the variants are kept when it finds the image clean (the same bytes, the same pixels).
+          const info = await inspectImage(original, o.limits, { name: o.name, failOn: o.failOn });
+          return { info, upright, rendered: info.decodeWarning === null ? render.rendered : null };
+        }
       }
     }
     const info = await inspectImage(original, o.limits, { name: o.name, failOn: o.failOn });
     return { info, upright: await normalizeOrientation(original, orient), rendered: null };
   }
 
-  /** The variants when the strict render had neither error nor warning, else null. */
-  async #renderClean(bytes: Uint8Array, name: string): Promise<RenderedVariant[] | null> {
+  /**
+   * The variants of the strict render, and whether it was known clean (no warning heard by any
+   * pipeline while it ran); null when it failed.
+   */
+  async #renderStrict(
+    bytes: Uint8Array,
+    name: string,
+  ): Promise<{ rendered: RenderedVariant[]; clean: boolean } | null> {
     const specs = await this.specs();
     const notes: string[] = [];
     this.#watched.set(bytes, notes);
     try {
-      const rendered = await renderVariants(bytes, specs.map((s) => s.spec), {
-        resizer: this.#resizer,
-        limits: { maxBytes: this.#settings.maxBytes, maxPixels: this.#settings.maxPixels },
-        name,
-      });
-      return notes.length === 0 ? rendered : null;
+      const { value, quiet } = await decodeQuietly(() =>
+        renderVariants(bytes, specs.map((s) => s.spec), {
+          resizer: this.#resizer,
+          limits: { maxBytes: this.#settings.maxBytes, maxPixels: this.#settings.maxPixels },
+          name,
+        })
+      );
+      return { rendered: value, clean: quiet && notes.length === 0 };
     } catch {
       return null;
     } finally {

@@ -243,3 +243,50 @@ Deno.test("fused ingest: normalize's section is read from ingest's --config file
   const none = await loadFusedRenderSettings({ argv: [], env: {} });
   assert.deepEqual(none.variants.map((v) => v.name), ["320", "640", "1280"]);
 });
+
+// sharp delivers libvips's decoder warnings to whichever pipeline finishes next, so a clean image
+// rendered beside damaged ones could hear their warnings and lose its variants (to normalize):
+// CI saw bad_inputs_test's fused run record none for one good image. Now such a render is not
+// taken as clean on its own; inspectImage decides, and a clean image keeps its variants.
+Deno.test("fused ingest: clean images keep their variants when damaged ones decode beside them", async () => {
+  await using dir = await tempDir("sluice-fused-noisy-");
+  const manifest = await openManifest(`sqlite://${join(dir.path, "manifest.db")}`);
+  const fused = new FusedRender(
+    manifest,
+    await loadFusedRenderSettings({ env: envFor(dir.path, true), cwd: dir.path }),
+  );
+  const limits = { maxBytes: 64 << 20, maxPixels: 100_000_000 };
+  const verdict = (bytes: Uint8Array, name: string) =>
+    fused.verifyAndRender(bytes, { name, limits, failOn: "error", keepMetadata: false }).then(
+      (r) => `${r.info.decodeWarning === null ? "clean" : "warned"}, ${r.rendered?.length ?? 0}`,
+      (e: Error) => `refused: ${e.message.split(":")[1]?.trim()}`,
+    );
+  try {
+    const clean = await Promise.all([1, 2, 3, 4, 5, 6].map((s) => photo(s)));
+    const damaged = clean.map((b, i) => b.subarray(0, Math.floor(b.length * (0.5 + i * 0.08))));
+    // Interleaved: clean 0, cut 0, clean 1, cut 1, …
+    const all = clean.flatMap((b, i): [string, Uint8Array][] => [
+      [`clean ${i}`, b],
+      [`cut ${i}`, damaged[i]],
+    ]);
+    const alone = new Map<string, string>();
+    for (const [name, b] of all) alone.set(name, await verdict(b, name));
+    for (let i = 0; i < clean.length; i++) {
+      assert.equal(alone.get(`clean ${i}`), `clean, ${VARIANTS.length}`);
+      assert.match(alone.get(`cut ${i}`) ?? "", /^refused|^warned, 0$/);
+    }
+    const mismatches: string[] = [];
+    for (let round = 0; round < 5; round++) {
+      const together = await Promise.all(all.map(async ([n, b]) => [n, await verdict(b, n)]));
+      for (const [n, v] of together) {
+        if (v !== alone.get(n)) {
+          mismatches.push(`round ${round}, ${n}: alone ${alone.get(n)}, together ${v}`);
+        }
+      }
+    }
+    assert.deepEqual(mismatches, [], "expected the same verdicts and variants all at once");
+  } finally {
+    await fused.close();
+    await manifest.close();
+  }
+});
