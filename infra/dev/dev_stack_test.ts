@@ -134,6 +134,12 @@ Deno.test({
     const cmd = c.services.init.command as string[];
     assert.ok(existsSync(join(REPO, cmd[cmd.length - 1])), `init runs ${cmd.join(" ")}`);
 
+    // The manifest's server bounds a dropped client's row locks (README: tcp_keepalives_idle).
+    const pg = (c.services.postgres.command as string[]).join(" ");
+    assert.match(pg, /^postgres /);
+    assert.match(pg, /-c tcp_keepalives_idle=60\b/);
+    assert.match(pg, /-c tcp_keepalives_count=\d+/);
+
     const mlflowfile = await readFile(
       resolve(DEV, c.services.mlflow.build!.context, c.services.mlflow.build!.dockerfile),
       "utf8",

@@ -27,6 +27,7 @@ import { LaunchTemplate } from "@cdktf/provider-aws/lib/launch-template/index.js
 import { AutoscalingGroup } from "@cdktf/provider-aws/lib/autoscaling-group/index.js";
 import { DbSubnetGroup } from "@cdktf/provider-aws/lib/db-subnet-group/index.js";
 import { DbInstance } from "@cdktf/provider-aws/lib/db-instance/index.js";
+import { DbParameterGroup } from "@cdktf/provider-aws/lib/db-parameter-group/index.js";
 import { z } from "zod";
 import { DEFAULT_HTTP_PORTS } from "../../common/config/schema.ts";
 import { NvmeSettingsSchema, stagingPath } from "../nvme_settings.ts";
@@ -297,6 +298,21 @@ export class AwsStack extends TerraformStack {
       name: `${prefix.stringValue}-manifest`,
       subnetIds: subnets.listValue,
     });
+    // TCP keepalives: a worker whose network dropped mid-transaction holds its row locks until
+    // PostgreSQL notices the dead connection; these bound that to about 2 minutes (60 s idle, then
+    // 6 probes 10 s apart) instead of the kernel's two hours. Workers' SKIP LOCKED claims pass
+    // those rows meanwhile, so nothing is lost either way (README, "Run as many copies").
+    const dbParams = new DbParameterGroup(this, "manifest_params", {
+      count: "${var.create_rds ? 1 : 0}" as unknown as number,
+      name: `${prefix.stringValue}-manifest`,
+      family: "postgres16",
+      description: "Sluice manifest: TCP keepalives bound a dropped client's row locks",
+      parameter: [
+        { name: "tcp_keepalives_idle", value: "60", applyMethod: "immediate" },
+        { name: "tcp_keepalives_interval", value: "10", applyMethod: "immediate" },
+        { name: "tcp_keepalives_count", value: "6", applyMethod: "immediate" },
+      ],
+    });
     new DbInstance(this, "manifest", {
       count: "${var.create_rds ? 1 : 0}" as unknown as number,
       identifier: `${prefix.stringValue}-manifest`,
@@ -310,13 +326,14 @@ export class AwsStack extends TerraformStack {
       username: "sluice",
       manageMasterUserPassword: true,
       dbSubnetGroupName: "${aws_db_subnet_group.rds_subnets[0].name}",
+      parameterGroupName: "${aws_db_parameter_group.manifest_params[0].name}",
       vpcSecurityGroupIds: ["${aws_security_group.rds_sg[0].id}"],
       publiclyAccessible: false,
       backupRetentionPeriod: 7,
       deletionProtection: true,
       skipFinalSnapshot: false,
       finalSnapshotIdentifier: `${prefix.stringValue}-manifest-final`,
-      dependsOn: [rdsSg, dbSubnets],
+      dependsOn: [rdsSg, dbSubnets, dbParams],
     });
 
     const out = (name: string, value: unknown, description: string) =>

@@ -145,6 +145,18 @@ Deno.test("aws: protected buckets, the event notification, NVMe hosts, outputs",
   assert.ok(!JSON.stringify(ingress).includes("0.0.0.0/0"), "no ingress from anywhere");
   assert.equal(res("aws", "aws_db_instance").manifest.count, "${var.create_rds ? 1 : 0}");
   assert.equal(res("aws", "aws_db_instance").manifest.manage_master_user_password, true);
+  // The instance uses a parameter group with TCP keepalives (a dropped client's locks: ~2 min).
+  const params = res("aws", "aws_db_parameter_group").manifest_params;
+  assert.equal(
+    res("aws", "aws_db_instance").manifest.parameter_group_name,
+    "${aws_db_parameter_group.manifest_params[0].name}",
+  );
+  assert.equal(params.family, "postgres16");
+  assert.equal(params.count, "${var.create_rds ? 1 : 0}");
+  assert.deepEqual(
+    Object.fromEntries(params.parameter.map((p: Json) => [p.name, Number(p.value)])),
+    { tcp_keepalives_idle: 60, tcp_keepalives_interval: 10, tcp_keepalives_count: 6 },
+  );
   for (
     const o of [
       "bucket_names",
