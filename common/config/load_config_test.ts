@@ -73,6 +73,7 @@ Deno.test("loadConfig defaults", async (t) => {
         maxAttempts: 5,
         idlePollMs: 1000,
         completionDelayMs: 10,
+        shutdownCallMs: 3000,
       });
       assert.deepEqual(cfg.http, { hostname: "127.0.0.1", port: 9101 });
       assert.deepEqual(cfg.log, { level: "info", format: "auto" });

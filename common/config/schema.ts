@@ -297,6 +297,17 @@ export function sharedSchema(ctx: DefaultsContext) {
         ),
       completionDelayMs: nonNegativeInt().max(10_000, { error: "expected an integer <= 10000" })
         .default(10).describe("Longest a finished item waits for its completion group (ms)"),
+      graceMs: nonNegativeInt().max(3_600_000, { error: "expected an integer <= 3600000" })
+        .optional().describe(
+          "On SIGTERM, how long in-flight items may finish before they are released (ms; unset = " +
+            "the stage's default: 20000, train 30000). Keep it 10 s under the supervisor's stop " +
+            "timeout (90 s in the shipped systemd units and Kubernetes pods)",
+        ),
+      shutdownCallMs: positiveInt().max(60_000, { error: "expected an integer <= 60000" })
+        .default(3_000).describe(
+          "On SIGTERM, how long each group of calls to the manifest (releases, last completions, " +
+            "last renewal) may wait when the database does not answer (ms)",
+        ),
       doneRetentionMs: positiveInt().optional().describe(
         "Delete the queue's done work rows older than this (ms), in batches while it runs " +
           "(unset = keep them)",

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { z } from "zod";
 import { loadConfig } from "../config/mod.ts";
+import { ConfigError } from "../config/errors.ts";
 import { type CompletionRequest, type ManifestStore, openManifest } from "../manifest/mod.ts";
 import { createStageMetrics } from "../metrics/mod.ts";
 import { memoryLog } from "../../tests/support/memory_log.ts";
@@ -228,5 +229,80 @@ Deno.test("runQueue shutdown flushes waiting completions and releases prefetched
     }
   } finally {
     await store.close();
+  }
+});
+
+// worker.graceMs: the operator's grace period wins over the stage's own (train passes 30 s).
+// An item that needs 1.5 s after SIGTERM is completed under the stage's 10 s grace and released
+// under an operator's 100 ms (both far from the item's time, so the outcome is not a race).
+for (
+  const [extra, outcome] of [[[], "done"], [["--worker-grace-ms", "100"], "released"]] as const
+) {
+  Deno.test(`runQueue: worker.graceMs ${extra[1] ?? "unset"} → the slow item is ${outcome}`, async () => {
+    const store = await openManifest("sqlite::memory:");
+    try {
+      await store.enqueue("normalize", ids(1));
+      const worker = await workerConfig(1, [...extra]);
+      assert.equal(worker.graceMs, extra[1] === undefined ? undefined : Number(extra[1]));
+      const ac = new AbortController();
+      let started!: () => void;
+      const running = new Promise<void>((r) => (started = r));
+      const run = runQueue(
+        {
+          name: "normalize",
+          manifest: store,
+          log: memoryLog().log,
+          metrics: createStageMetrics("normalize"),
+          worker,
+        },
+        {
+          queue: "normalize",
+          graceMs: 10_000,
+          progress: false,
+          signal: ac.signal,
+          process: async (_claim, ctx) => {
+            started();
+            // 1.5 s of work that stops when the loop aborts it (after the grace period).
+            await new Promise<void>((resolve, reject) => {
+              const t = setTimeout(resolve, 1500);
+              ctx.signal.addEventListener("abort", () => {
+                clearTimeout(t);
+                reject(ctx.signal.reason);
+              });
+            });
+            return {};
+          },
+        },
+      );
+      await running;
+      ac.abort();
+      const summary = await run;
+      assert.equal(
+        outcome === "done" ? summary.done : summary.released,
+        1,
+        JSON.stringify(summary),
+      );
+      const counts = (await store.workCounts("normalize")).normalize;
+      assert.equal(outcome === "done" ? counts.done : counts.pending, 1, JSON.stringify(counts));
+    } finally {
+      await store.close();
+    }
+  });
+}
+
+Deno.test("worker.graceMs and worker.shutdownCallMs: bad values are refused, each named", async () => {
+  for (
+    const [flag, value, path] of [
+      ["--worker-grace-ms", "-1", "worker.graceMs"],
+      ["--worker-shutdown-call-ms", "0", "worker.shutdownCallMs"],
+      ["--worker-shutdown-call-ms", "600000", "worker.shutdownCallMs"],
+    ]
+  ) {
+    const err = await workerConfig(1, [flag, value]).then(() => null, (e: unknown) => e);
+    assert.ok(err instanceof ConfigError, `${flag} ${value}: expected a ConfigError, found ${err}`);
+    assert.ok(
+      err.issues.some((i) => i.path === path),
+      `${flag} ${value}: expected an issue at ${path}, found ${err.issues.map((i) => i.path)}`,
+    );
   }
 });

@@ -143,7 +143,10 @@ async function runQueueUnguarded(stage: QueueStage, opts: RunQueueOptions): Prom
       maxAttempts: worker.maxAttempts,
       idlePollMs: worker.idlePollMs,
       ...queueBatching(concurrency, worker),
+      shutdownCallMs: worker.shutdownCallMs,
       ...withoutUndefined(rest),
+      // The operator's worker.graceMs wins over a stage's own default (train's 30 s).
+      ...(worker.graceMs === undefined ? {} : { graceMs: worker.graceMs }),
       concurrency,
       batchSize: opts.batchSize ?? Math.min(worker.batchSize, concurrency),
       manifest: stage.manifest,
