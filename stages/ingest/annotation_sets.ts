@@ -26,8 +26,10 @@ import type {
 } from "../../common/manifest/mod.ts";
 import type { ObjectStore } from "../../common/objectstore/mod.ts";
 import { selectSnapshot } from "../train/snapshot.ts";
-import { ALL_ANNOTATION_SOURCES } from "./dataset_formats.ts";
-import { readReviewedEmpty } from "./reviewed_empty.ts";
+import {
+  ALL_ANNOTATION_SOURCES,
+  readReviewedEmpty,
+} from "../../common/annotations/reviewed_empty.ts";
 
 /** One image of an export. */
 export interface ExportSetImage {

@@ -39,7 +39,7 @@ import type { AnnotationInput, ImageRow, ManifestStore } from "../../common/mani
 import type { AnnotationFormat } from "./config.ts";
 import type { DatasetFormat } from "./dataset_formats.ts";
 import type { IngestMetrics } from "./metrics.ts";
-import { recordReviewedEmpty } from "./reviewed_empty.ts";
+import { recordReviewedEmpty } from "../../common/annotations/reviewed_empty.ts";
 
 /** What one import did. */
 export interface AnnotationImportSummary {

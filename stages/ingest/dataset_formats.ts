@@ -14,9 +14,6 @@
 export const DATASET_FORMATS = ["yolo", "voc"] as const;
 export type DatasetFormat = typeof DATASET_FORMATS[number];
 
-/** Every annotation source name a CLI import can record (file and directory formats). */
-export const ALL_ANNOTATION_SOURCES = ["labelstudio", "coco", "yolo", "voc"] as const;
-
 /** True for a directory format. */
 export function isDatasetFormat(f: string): f is DatasetFormat {
   return (DATASET_FORMATS as readonly string[]).includes(f);

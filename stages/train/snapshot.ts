@@ -2,10 +2,13 @@
  * The dataset snapshot a training run uses: every ingested, non-duplicate image that has
  * annotations and a variant of the chosen name, with its boxes mapped into that variant's pixels
  * through the variant's stored transform, split train/val by a hash of the image id. An image
- * whose newest active review kept no box (a reviewer confirmed there is nothing to label) is in
- * it too, as a negative with no boxes: without it, that review's work never reached training. The id is
- * derived from the content (images, variant objects, boxes, split), so the same data gives the
- * same snapshot, recorded once with `manifest.createSnapshot`.
+ * with no boxes that someone labelled as empty is in it too, as a negative: one whose newest
+ * active review kept no box (a reviewer confirmed there is nothing to label), or one an imported
+ * annotation set lists with no objects (a COCO image without annotations, an empty YOLO label
+ * file, a Label Studio task completed empty, a VOC file without objects; `reviewed_empty.ts`).
+ * Without them, that labelling work never reached training. The id is derived from the content
+ * (images, variant objects, boxes, split), so the same data gives the same snapshot, recorded
+ * once with `manifest.createSnapshot`.
  *
  * @example
  * ```ts
@@ -27,18 +30,24 @@ import type {
 } from "../../common/manifest/mod.ts";
 import type { ObjectStore } from "../../common/objectstore/mod.ts";
 import { annotationsToVariant } from "../../common/images/variant_transform.ts";
+import {
+  ALL_ANNOTATION_SOURCES,
+  readReviewedEmpty,
+} from "../../common/annotations/reviewed_empty.ts";
 import { canonicalJson } from "../../common/images/variant_spec.ts";
 import { type Split, splitImages } from "./split.ts";
 import { keyOfUri } from "./store_key.ts";
 
 /**
- * Of `imageIds` (images without annotation rows), those whose newest active review kept no box.
+ * Of `imageIds` (images without annotation rows), those labelled as empty: the newest active
+ * review kept no box, or an import recorded the image as reviewed-empty.
  */
 async function reviewedEmpty(
-  manifest: Pick<ManifestStore, "listReviews">,
+  manifest: Pick<ManifestStore, "listReviews" | "getCheckpoint">,
   imageIds: readonly string[],
 ): Promise<Set<string>> {
-  const out = new Set<string>();
+  const imported = await readReviewedEmpty(manifest, ALL_ANNOTATION_SOURCES);
+  const out = new Set(imageIds.filter((id) => imported.has(id)));
   for (let i = 0; i < imageIds.length; i += PAGE) {
     const newestBoxes = new Map<string, number>();
     // Ordered by reviewed_at: the last row of an image is its newest review.
@@ -52,7 +61,8 @@ async function reviewedEmpty(
 
 /** Version of the selection and split rules, part of every snapshot id. */
 // 2: images reviewed as empty are negatives (1 left them out as unannotated).
-export const SNAPSHOT_RULES = "sluice-snapshot/2";
+// 3: images an import recorded as labelled-empty are negatives too.
+export const SNAPSHOT_RULES = "sluice-snapshot/3";
 
 /** Annotations read per manifest query. */
 const PAGE = 500;

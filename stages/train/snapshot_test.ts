@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { recordReviewedEmpty } from "../../common/annotations/reviewed_empty.ts";
 import { boxToVariant } from "../../common/images/variant_transform.ts";
 import { openObjectStore } from "../../common/objectstore/mod.ts";
 import { inputSizeFor, recordSnapshot, selectSnapshot } from "./snapshot.ts";
@@ -135,6 +136,40 @@ Deno.test("snapshot selection", async (t) => {
           after.excluded.find((e) => e.imageId === unannotated.imageId),
           { imageId: unannotated.imageId, reason: "no_annotations" },
         );
+      },
+    );
+
+    await t.step(
+      "an image an import recorded as labelled-empty is a negative; its boxes imported later, a positive",
+      async () => {
+        const unannotated = seeded.images.find((i) => !i.annotated)!;
+        const before = await selectSnapshot(env.manifest, env.store, opts);
+        assert.ok(before.excluded.some((e) => e.imageId === unannotated.imageId));
+        // What `import-annotations` records for a COCO image listed without annotations.
+        await recordReviewedEmpty(env.manifest, "coco", {
+          empty: [unannotated.imageId],
+          labelled: [],
+        });
+        const withNegative = await selectSnapshot(env.manifest, env.store, opts);
+        const neg = withNegative.images.find((i) => i.imageId === unannotated.imageId);
+        assert.ok(neg, "the imported-empty image is in the snapshot");
+        assert.deepEqual(neg.annotations, []);
+        assert.equal(withNegative.images.length, before.images.length + 1);
+        assert.equal(withNegative.spec.rules, "sluice-snapshot/3");
+        // A later import gives it boxes: it trains as a positive, and is no longer recorded empty.
+        await env.manifest.replaceAnnotations(unannotated.imageId, "coco", [
+          { label: "circle", bbox: [3, 3, 30, 30] },
+        ]);
+        await recordReviewedEmpty(env.manifest, "coco", {
+          empty: [],
+          labelled: [unannotated.imageId],
+        });
+        const positive = (await selectSnapshot(env.manifest, env.store, opts)).images
+          .find((i) => i.imageId === unannotated.imageId);
+        assert.equal(positive?.annotations.length, 1);
+        await env.manifest.replaceAnnotations(unannotated.imageId, "coco", []);
+        const after = await selectSnapshot(env.manifest, env.store, opts);
+        assert.ok(after.excluded.some((e) => e.imageId === unannotated.imageId));
       },
     );
 

@@ -4,7 +4,7 @@
  * the difference in a manifest checkpoint per source (`ingest:reviewed-empty:<source>`, a sorted
  * JSON list of image ids), so that exports can write such images as negatives (an empty completed
  * Label Studio annotation, an empty YOLO label file, a VOC file without objects) instead of as
- * unlabelled.
+ * unlabelled, and training snapshots take them as negatives (images with no boxes).
  *
  * @example
  * ```ts
@@ -13,7 +13,10 @@
  * ```
  * @module
  */
-import type { ManifestStore } from "../../common/manifest/mod.ts";
+import type { ManifestStore } from "../manifest/mod.ts";
+
+/** Every annotation source name an import can record (file and directory formats). */
+export const ALL_ANNOTATION_SOURCES = ["labelstudio", "coco", "yolo", "voc"] as const;
 
 /** The checkpoint holding one source's reviewed-empty image ids. */
 export function reviewedEmptyCheckpoint(source: string): string {
