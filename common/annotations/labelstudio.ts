@@ -1,6 +1,7 @@
 /**
- * Label Studio JSON: import of exported tasks (ground truth), export of importable tasks with
- * annotations, and the `predictions` shape used for pre-annotation.
+ * Label Studio JSON: import of exported tasks (ground truth; the JSON and the JSON-MIN export
+ * formats), export of importable tasks with annotations, and the `predictions` shape used for
+ * pre-annotation.
  *
  * Coordinates follow label-studio-sdk's converter: `pixel = percent / 100 × original size`
  * (`original_width` / `original_height` of each result); polygons are points in percent; a
@@ -32,6 +33,7 @@ import { type ByImage, lookupByImage } from "./_by_image.ts";
 import { type ImageRef, imageRefFromUrl } from "./image_match.ts";
 import { normalizeDegrees, rotatedRectangle } from "./rotated_box.ts";
 import { parseJsonInput } from "./_json_input.ts";
+import { isJsonMinRecord, jsonMinToTasks } from "./_labelstudio_min.ts";
 
 /** One imported task. */
 export interface LabelStudioTaskImport {
@@ -148,7 +150,8 @@ export function parseLabelStudioExport(
 ): LabelStudioImport {
   const opts = LabelStudioImportOptionsSchema.parse(options);
   const doc = parseJsonInput(input, opts.file);
-  const isTask = doc !== null && typeof doc === "object" && "data" in doc;
+  const isTask = doc !== null && typeof doc === "object" &&
+    ("data" in doc || isJsonMinRecord(doc, opts.dataKey));
   if (!Array.isArray(doc) && !isTask) {
     throw new AnnotationFormatError(
       opts.file,
@@ -160,7 +163,8 @@ export function parseLabelStudioExport(
 
   const tasks: LabelStudioTaskImport[] = [];
   const failures: AnnotationFormatError[] = [];
-  list.forEach((raw, index) => {
+  // JSON-MIN records (one per annotation, flat) are read as the full export's tasks.
+  jsonMinToTasks(list, opts.dataKey).forEach(({ task: raw, index }) => {
     try {
       tasks.push(importTask(raw, index, opts));
     } catch (err) {
@@ -175,6 +179,14 @@ type Opts = z.output<typeof LabelStudioImportOptionsSchema>;
 
 function importTask(raw: unknown, index: number, opts: Opts): LabelStudioTaskImport {
   const at = (...keys: PropertyKey[]) => jsonPath([index, ...keys]);
+  if (raw !== null && typeof raw === "object" && !Array.isArray(raw) && !("data" in raw)) {
+    throw new AnnotationFormatError(
+      opts.file,
+      at(),
+      `expected a task with "data" (JSON export) or a record with "${opts.dataKey}" at the top ` +
+        `level (JSON-MIN export), found keys ${JSON.stringify(Object.keys(raw).slice(0, 8))}`,
+    );
+  }
   const parsed = TaskSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
