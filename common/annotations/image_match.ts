@@ -28,6 +28,11 @@ export interface ImageRef {
   candidates: string[];
   /** `data.sluice_image_id` of a task that Sluice exported itself. */
   sluiceImageId?: string | null;
+  /**
+   * File names without their extension, tried last against the images' (a YOLO label file
+   * `labels/cat.txt` exported without its image names `cat.jpg` or `cat.png`, not which).
+   */
+  stems?: string[];
 }
 
 /** An image that references can match: by id, by any of its URIs, or by file name. */
@@ -40,8 +45,8 @@ export interface MatchableImage {
 }
 
 export type MatchResult =
-  | { kind: "matched"; id: string; by: "id" | "uri" | "file_name"; candidate: string }
-  | { kind: "ambiguous"; ids: string[]; by: "uri" | "file_name"; candidate: string }
+  | { kind: "matched"; id: string; by: "id" | "uri" | "file_name" | "file_stem"; candidate: string }
+  | { kind: "ambiguous"; ids: string[]; by: "uri" | "file_name" | "file_stem"; candidate: string }
   | { kind: "none" };
 
 // Label Studio names uploads `uuid4().hex[:8] + "-" + name`. Requiring a digit keeps ordinary
@@ -124,8 +129,8 @@ export function basenameOf(uri: string): string {
 
 /**
  * Creates a matcher over a set of images. A reference matches by Sluice image id first, then
- * by URI, then by file name; a candidate shared by several images is reported as ambiguous
- * rather than guessed.
+ * by URI, then by file name, then by file name without extension (`stems`); a candidate shared by
+ * several images is reported as ambiguous rather than guessed.
  *
  * @example
  * ```ts
@@ -139,6 +144,7 @@ export function createImageMatcher(
   const ids = new Set<string>();
   const byUri = new Map<string, Set<string>>();
   const byName = new Map<string, Set<string>>();
+  const byStem = new Map<string, Set<string>>();
   const add = (map: Map<string, Set<string>>, key: string, id: string) => {
     if (!key) return;
     let set = map.get(key);
@@ -152,14 +158,23 @@ export function createImageMatcher(
       for (const c of ref.candidates) if (c.includes("/") || c.includes(":")) add(byUri, c, img.id);
     }
     const names = img.fileNames ?? (img.uris ?? []).map(basenameOf);
-    for (const n of names) add(byName, n, img.id);
+    for (const n of names) {
+      add(byName, n, img.id);
+      const dot = n.lastIndexOf(".");
+      if (dot > 0) add(byStem, n.slice(0, dot), img.id);
+    }
   }
   return (ref) => {
     if (ref.sluiceImageId && ids.has(ref.sluiceImageId)) {
       return { kind: "matched", id: ref.sluiceImageId, by: "id", candidate: ref.sluiceImageId };
     }
-    for (const [map, by] of [[byUri, "uri"], [byName, "file_name"]] as const) {
-      for (const c of ref.candidates) {
+    const tries = [
+      [byUri, "uri", ref.candidates],
+      [byName, "file_name", ref.candidates],
+      [byStem, "file_stem", ref.stems ?? []],
+    ] as const;
+    for (const [map, by, candidates] of tries) {
+      for (const c of candidates) {
         const hit = map.get(c);
         if (!hit) continue;
         if (hit.size === 1) return { kind: "matched", id: [...hit][0], by, candidate: c };

@@ -70,4 +70,36 @@ Deno.test("createImageMatcher", async (t) => {
     });
     assert.deepEqual(match(imageRefFromUrl("nope.jpg")), { kind: "none" });
   });
+
+  await t.step(
+    "file stems (label-only YOLO files) match last, and a shared stem is ambiguous",
+    () => {
+      const byStem = createImageMatcher([
+        { id: "img_1", uris: ["s3://raw/cats/tom.jpg"] },
+        { id: "img_5", uris: ["s3://raw/x/pair.jpg"] },
+        { id: "img_6", uris: ["s3://raw/x/pair.png"] },
+      ]);
+      const ref = (stems: string[]) => ({
+        url: "labels/x.txt",
+        fileName: "x",
+        candidates: [],
+        stems,
+      });
+      assert.deepEqual(byStem(ref(["tom"])), {
+        kind: "matched",
+        id: "img_1",
+        by: "file_stem",
+        candidate: "tom",
+      });
+      assert.deepEqual(byStem(ref(["pair"])), {
+        kind: "ambiguous",
+        ids: ["img_5", "img_6"],
+        by: "file_stem",
+        candidate: "pair",
+      });
+      // Label Studio's upload prefix: the bare stem is the second try.
+      assert.equal(byStem(ref(["8f3c1a2e-tom", "tom"])).kind, "matched");
+      assert.deepEqual(byStem(ref(["tom.jpg"])), { kind: "none" });
+    },
+  );
 });

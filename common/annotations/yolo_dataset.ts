@@ -8,7 +8,10 @@
  *   `labels/`, as Label Studio's YOLO export and CVAT write it (`obj.names` is read too).
  *
  * Import reads every image's size from its header (sharp, with EXIF orientation applied, as
- * Ultralytics' `exif_size` does). Export writes a label file for every image that has an
+ * Ultralytics' `exif_size` does). A label file with no image beside it (Label Studio's plain
+ * "YOLO" export and CVAT's "YOLO 1.1" without "save images" write labels only) is returned as
+ * `labelOnly`: its image is found by file name without extension, and its normalised coordinates
+ * are turned into pixels with that image's size (`parseLabelOnly`). Export writes a label file for every image that has an
  * annotation entry (an empty file for "reviewed, no objects") and none for images without one,
  * copies the image bytes when given a way to read them, and writes `sluice_images.json` (file →
  * Sluice image id, ignored by other tools) so that re-importing matches images exactly.
@@ -201,13 +204,25 @@ export interface YoloImageImport {
   problems: AnnotationProblem[];
 }
 
+/** A label file with no image beside it: matched by file stem, read once a size is known. */
+export interface YoloLabelOnly {
+  /** The label file, relative to the dataset directory. */
+  path: string;
+  split: string | null;
+  /** No URL or file name of an image: `stems` (the label file's name without `.txt`). */
+  imageRef: ImageRef;
+  text: string;
+}
+
 /** A dataset read from disk. */
 export interface YoloImport {
   dir: string;
   layout: "ultralytics" | "classes";
   names: string[];
   images: YoloImageImport[];
-  /** Problems that belong to no image (label files without an image, ...). */
+  /** Label files without an image (label-only exports); see {@link parseLabelOnly}. */
+  labelOnly: YoloLabelOnly[];
+  /** Problems that belong to no image. */
   problems: AnnotationProblem[];
   /** Images that could not be read. */
   failures: AnnotationFormatError[];
@@ -327,25 +342,54 @@ async function readLayout(root: string): Promise<{
   return { layout, names, sources };
 }
 
-/** The label files under `root/labels` that no image read (`seen`) belongs to. */
-async function orphanLabels(root: string, seen: Set<string>): Promise<AnnotationProblem[]> {
-  const problems: AnnotationProblem[] = [];
-  const labelsRoot = join(root, "labels");
-  if (!(await exists(labelsRoot))) return problems;
-  const walk = async (d: string) => {
-    for (const e of await readdir(d, { withFileTypes: true })) {
+/**
+ * The label files that no image read (`seen`) belongs to: under `labels/` (Ultralytics, Label
+ * Studio) and CVAT's `obj_<subset>_data/` directories, in name order.
+ */
+async function labelsWithoutImage(
+  root: string,
+  seen: Set<string>,
+): Promise<{ path: string; split: string | null }[]> {
+  const out: { path: string; split: string | null }[] = [];
+  const walk = async (d: string, split: string | null) => {
+    const entries = await readdir(d, { withFileTypes: true }).catch(() => []);
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const e of entries) {
       const p = join(d, e.name);
-      if (e.isDirectory()) await walk(p);
-      else if (e.name.endsWith(".txt") && !seen.has(resolve(p))) {
-        problems.push({
-          path: relative(root, p).split(sep).join("/"),
-          problem: "label file without an image: skipped",
-        });
-      }
+      if (e.isDirectory()) await walk(p, split ?? (SPLITS.has(e.name) ? e.name : null));
+      else if (e.name.endsWith(".txt") && !seen.has(resolve(p))) out.push({ path: p, split });
     }
   };
-  await walk(labelsRoot);
-  return problems;
+  await walk(join(root, "labels"), null);
+  const top = await readdir(root, { withFileTypes: true }).catch(() => []);
+  for (const e of top) {
+    const cvat = /^obj_(\w+)_data$/.exec(e.name);
+    if (e.isDirectory() && cvat) await walk(join(root, e.name), cvat[1]);
+  }
+  return out;
+}
+
+const SPLITS = new Set(["train", "val", "test"]);
+
+/**
+ * The objects of a label-only file, in the pixels of an image of `size` (the matched image's):
+ * exactly what {@link readYoloDataset} reads from a label file beside an image of that size.
+ *
+ * @example
+ * ```ts
+ * const { annotations } = parseLabelOnly(ds.labelOnly[0], { width: 640, height: 480 }, ds.names);
+ * ```
+ */
+export function parseLabelOnly(
+  item: YoloLabelOnly,
+  size: { width: number; height: number },
+  names: readonly string[],
+  opts: YoloImportOptions = {},
+): { annotations: AnnotationInput[]; problems: AnnotationProblem[] } {
+  return parseYoloLabels(item.text, size, names, {
+    file: item.path,
+    ...(opts.task ? { task: opts.task } : {}),
+  });
 }
 
 /**
@@ -421,7 +465,22 @@ export async function readYoloDataset(
       });
     }
   }
-  // Label files with no image next to them are worth a word: their objects were not imported.
-  problems.push(...await orphanLabels(root, seenLabels));
-  return { dir: root, layout, names, images, problems, failures };
+  // Label files with no image beside them: a label-only export, matched by file stem later.
+  const labelOnly: YoloLabelOnly[] = [];
+  for (const { path, split } of await labelsWithoutImage(root, seenLabels)) {
+    const rel = relative(root, path).split(sep).join("/");
+    const stem = stemOf(rel.split("/").pop()!);
+    // Label Studio names uploads `<hash>-<name>`; its label files keep the prefix.
+    const bare = withoutUploadPrefix(stem);
+    const sluiceId = typeof sidecar[rel] === "string" ? sidecar[rel] : null;
+    const imageRef: ImageRef = {
+      url: rel,
+      fileName: stem,
+      candidates: [],
+      stems: bare ? [stem, bare] : [stem],
+      ...(sluiceId ? { sluiceImageId: sluiceId } : {}),
+    };
+    labelOnly.push({ path: rel, split, imageRef, text: await readFile(path, "utf8") });
+  }
+  return { dir: root, layout, names, images, labelOnly, problems, failures };
 }

@@ -6,7 +6,7 @@ import sharp from "sharp";
 import { parseDataYaml } from "./_data_yaml.ts";
 import { rotatedBoxAnnotation } from "./rotated_box.ts";
 import { formatYoloLabels, parseYoloLabels } from "./yolo.ts";
-import { labelPathFor, readYoloDataset, writeYoloDataset } from "./yolo_dataset.ts";
+import { labelPathFor, parseLabelOnly, readYoloDataset, writeYoloDataset } from "./yolo_dataset.ts";
 
 const near = (a: readonly number[], b: readonly number[], tol: number, what: string) =>
   a.forEach((v, i) => assert.ok(Math.abs(v - b[i]) <= tol, `${what}: ${a} vs ${b}`));
@@ -176,10 +176,44 @@ Deno.test("YOLO datasets on disk", async (t) => {
         assert.deepEqual(ds.images[0].annotations[0].bbox, [10, 5, 20, 10]);
         assert.ok(ds.images[0].imageRef.candidates.includes("a.png"), "matches the source name");
         assert.equal(ds.images[0].annotations[0].label, "Car");
-        assert.deepEqual(ds.problems, [{
-          path: "labels/orphan.txt",
-          problem: "label file without an image: skipped",
-        }]);
+        // A label file without its image: kept for matching by file stem, read with a size.
+        assert.deepEqual(ds.problems, []);
+        assert.deepEqual(
+          ds.labelOnly.map((l) => [l.path, l.split, l.imageRef.stems]),
+          [["labels/orphan.txt", null, ["orphan"]]],
+        );
+        const only = parseLabelOnly(ds.labelOnly[0], { width: 200, height: 100 }, ds.names);
+        assert.deepEqual(only.annotations.map((a) => [a.label, a.bbox]), [
+          ["Airplane", [90, 45, 20, 10]],
+        ]);
+      },
+    );
+
+    await t.step(
+      "CVAT YOLO 1.1 without images: obj.names, obj_train_data/*.txt read as label-only",
+      async () => {
+        const root = join(dir, "cvat");
+        await mkdir(join(root, "obj_train_data"), { recursive: true });
+        await writeFile(join(root, "obj.names"), "person\ncar\n");
+        await writeFile(
+          join(root, "obj.data"),
+          "classes = 2\ntrain = data/train.txt\nnames = data/obj.names\nbackup = backup/\n",
+        );
+        await writeFile(join(root, "train.txt"), "data/obj_train_data/street.jpg\n");
+        await writeFile(join(root, "obj_train_data", "street.txt"), "1 0.5 0.5 0.2 0.4\n");
+        const ds = await readYoloDataset(root);
+        assert.deepEqual(ds.names, ["person", "car"]);
+        assert.deepEqual(ds.images, []);
+        assert.deepEqual(
+          ds.labelOnly.map((l) => [l.path, l.split, l.imageRef.stems]),
+          [["obj_train_data/street.txt", "train", ["street"]]],
+        );
+        const { annotations } = parseLabelOnly(
+          ds.labelOnly[0],
+          { width: 100, height: 50 },
+          ds.names,
+        );
+        assert.deepEqual(annotations.map((a) => [a.label, a.bbox]), [["car", [40, 15, 20, 20]]]);
       },
     );
 

@@ -369,6 +369,42 @@ Deno.test("sluice-ingest annotation commands: YOLO, VOC, Label Studio with a lab
       assert.equal(r.code, 1);
       assert.match(r.err, /labels "car", "cat" that the config lacks/);
     });
+
+    await t.step(
+      "a label-only YOLO export (Label Studio's plain YOLO, no images): matched by file stem, " +
+        "placed in the matched image's pixels",
+      async () => {
+        // As label-studio-sdk's convert_to_yolo writes it without images: classes.txt, notes.json,
+        // an empty images/, labels/<image name without extension>.txt (uploads keep their prefix).
+        const root = join(dir, "ls-yolo");
+        await mkdir(join(root, "images"), { recursive: true });
+        await mkdir(join(root, "labels"), { recursive: true });
+        await Deno.writeTextFile(join(root, "classes.txt"), "cat\ndog\n");
+        await Deno.writeTextFile(join(root, "notes.json"), '{"categories": []}');
+        // a.jpg is 200×100: a dog over x 0..50, y 0..50.
+        await Deno.writeTextFile(join(root, "labels", "8f3c1a2e-a.txt"), "1 0.125 0.25 0.25 0.5\n");
+        await Deno.writeTextFile(join(root, "labels", "b.txt"), "");
+        await Deno.writeTextFile(join(root, "labels", "zzz.txt"), "0 0.5 0.5 0.1 0.1\n");
+        const r = await run(["import-annotations", "--format", "yolo", "ls-yolo", ...common], dir);
+        assert.equal(r.code, 0, r.err + r.out);
+        const out = JSON.parse(r.out);
+        assert.deepEqual(
+          [out.records, out.matched, out.annotations, out.reviewedEmpty, out.unmatched],
+          [3, 2, 1, 1, ["labels/zzz.txt"]],
+        );
+        const coco = await run(
+          ["export", "--format", "coco", "--out", "-", "--source", "yolo", ...common],
+          dir,
+        );
+        assert.equal(coco.code, 0, coco.err);
+        const doc = JSON.parse(coco.out);
+        const a = doc.images.find((i: { file_name: string }) => i.file_name.endsWith("a.jpg"));
+        const boxes = doc.annotations.filter((x: { image_id: number }) => x.image_id === a.id);
+        assert.deepEqual(boxes.map((x: { bbox: number[] }) => x.bbox), [[0, 0, 50, 50]]);
+        const dog = doc.categories.find((c: { name: string }) => c.name === "dog");
+        assert.equal(boxes[0].category_id, dog.id);
+      },
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -168,6 +168,14 @@ export interface ImportRecord {
   annotations: AnnotationInput[];
   /** False for a record nobody labelled (left as it is); default true. */
   labelled?: boolean;
+  /**
+   * Objects that need the matched image's size to be read (a YOLO label file exported without
+   * its image: normalised coordinates). Called with it once matched; `annotations` is unused.
+   */
+  annotationsFor?: (size: { width: number; height: number }) => {
+    annotations: AnnotationInput[];
+    problems: { path: string; problem: string }[];
+  };
 }
 
 /** A file or directory already read into records (see {@link importParsedAnnotations}). */
@@ -445,23 +453,23 @@ async function storeRecords(
 ): Promise<AnnotationImportSummary> {
   const { manifest, file, log } = opts;
   const cfg = opts.labelConfig;
-  if (cfg) {
-    // The config decides the labels: aliases map to their label, unknown labels are dropped.
-    labelOrder = [...cfg.labels];
-    records = records.map((rec, r) => {
-      const kept: AnnotationInput[] = [];
-      rec.annotations.forEach((a, i) => {
-        const label = canonicalLabel(cfg, a.label);
-        if (label === null) {
-          noteProblems([{
-            path: `record ${r} (${rec.ref.url}) annotation ${i}`,
-            problem: `label ${JSON.stringify(a.label)} is not in the label config: skipped`,
-          }]);
-        } else kept.push(label === a.label ? a : { ...a, label });
-      });
-      return { ...rec, annotations: kept };
+  // The config decides the labels: aliases map to their label, unknown labels are dropped.
+  const relabel = (rec: ImportRecord, r: number): ImportRecord => {
+    if (!cfg) return rec;
+    const kept: AnnotationInput[] = [];
+    rec.annotations.forEach((a, i) => {
+      const label = canonicalLabel(cfg, a.label);
+      if (label === null) {
+        noteProblems([{
+          path: `record ${r} (${rec.ref.url}) annotation ${i}`,
+          problem: `label ${JSON.stringify(a.label)} is not in the label config: skipped`,
+        }]);
+      } else kept.push(label === a.label ? a : { ...a, label });
     });
-  }
+    return { ...rec, annotations: kept };
+  };
+  if (cfg) labelOrder = [...cfg.labels];
+  records = records.map((rec, r) => rec.annotationsFor ? rec : relabel(rec, r));
   summary.records = records.length;
   const images = await matchableImages(manifest);
   const match = createImageMatcher(
@@ -487,7 +495,7 @@ async function storeRecords(
     if (n > 0) summary.boxes[k] = (summary.boxes[k] ?? 0) + n;
   };
   const writes: { id: string; items: AnnotationInput[] }[] = [];
-  for (const rec of records) {
+  for (let [r, rec] of records.entries()) {
     const m = match(rec.ref);
     if (m.kind === "none") {
       summary.unmatched.push(rec.ref.url);
@@ -504,6 +512,23 @@ async function storeRecords(
       continue;
     }
     const img = images.get(m.id)!;
+    if (rec.annotationsFor) {
+      // Normalised coordinates: the matched image's size makes them pixels.
+      if (!img.width || !img.height) {
+        summary.recordFailures.push({
+          path: rec.ref.url,
+          message: `matched image ${m.id} has no size yet (not ingested): its objects, in ` +
+            "coordinates relative to the image, cannot be placed; import again after ingest",
+        });
+        continue;
+      }
+      const read = rec.annotationsFor({ width: img.width, height: img.height });
+      noteProblems(read.problems);
+      rec = relabel(
+        { ...rec, annotations: read.annotations, width: img.width, height: img.height },
+        r,
+      );
+    }
     // The ingested image's own size wins; before ingestion, the file's word is all there is.
     const width = img.width ?? rec.width;
     const height = img.height ?? rec.height;

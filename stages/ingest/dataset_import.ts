@@ -3,7 +3,9 @@
  * `importParsedAnnotations` (the same matching, box policy and replacement as the file formats).
  * Images are matched by the Sluice id an export recorded (`sluice_images.json`,
  * `<sluice_image_id>`), else by file name. A YOLO image without a label file is "not labelled"
- * and left as it is; an empty one means "reviewed, no objects".
+ * and left as it is; an empty one means "reviewed, no objects". A YOLO label file without its
+ * image (a label-only export) is matched by file name without extension and read with the
+ * matched image's size.
  *
  * @example
  * ```ts
@@ -15,7 +17,7 @@ import type { LabelConfig } from "../../common/annotations/label_config.ts";
 import type { VocOrigin } from "../../common/annotations/voc.ts";
 import { readVocDataset } from "../../common/annotations/voc_dataset.ts";
 import type { YoloTask } from "../../common/annotations/yolo.ts";
-import { readYoloDataset } from "../../common/annotations/yolo_dataset.ts";
+import { parseLabelOnly, readYoloDataset } from "../../common/annotations/yolo_dataset.ts";
 import type { ParsedAnnotations } from "./annotations_import.ts";
 import type { DatasetFormat } from "./dataset_formats.ts";
 
@@ -50,15 +52,28 @@ export async function readDatasetRecords(
       ...(opts.yoloTask ? { task: opts.yoloTask } : {}),
       ...(names ? { names } : {}),
     });
+    const yoloOpts = opts.yoloTask ? { task: opts.yoloTask } : {};
     return {
       format,
-      records: ds.images.map((i) => ({
-        ref: i.imageRef,
-        width: i.width,
-        height: i.height,
-        annotations: i.annotations,
-        labelled: i.labelled,
-      })),
+      records: [
+        ...ds.images.map((i) => ({
+          ref: i.imageRef,
+          width: i.width,
+          height: i.height,
+          annotations: i.annotations,
+          labelled: i.labelled,
+        })),
+        // A label-only export: the objects are read with the matched image's size.
+        ...ds.labelOnly.map((l) => ({
+          ref: l.imageRef,
+          width: null,
+          height: null,
+          annotations: [],
+          labelled: true,
+          annotationsFor: (size: { width: number; height: number }) =>
+            parseLabelOnly(l, size, ds.names, yoloOpts),
+        })),
+      ],
       recordFailures: ds.failures.map((f) => ({ path: f.path, message: f.message })),
       problems: [...ds.problems, ...ds.images.flatMap((i) => i.problems)],
       labelOrder: ds.names,
