@@ -195,6 +195,54 @@ function withCredentialPairs<T extends z.ZodType<S3Credentials>>(section: T): T 
 }
 
 /**
+ * The `worker` section's fields: identity, claims, leases, queue batching, shutdown, retention.
+ *
+ * @example
+ * ```ts
+ * z.strictObject(workerShape({ cwd: "/srv", stage: "ingest", hostname: "h", pid: 1 })).parse({}).id; // "h-1"
+ * ```
+ */
+function workerShape(ctx: DefaultsContext) {
+  return {
+    id: z.string().regex(WORKER_ID, {
+      error: "expected 1-128 of A-Z a-z 0-9 . _ - (it names directories), starting alphanumeric",
+    }).default(`${ctx.hostname}-${ctx.pid}`).describe(
+      "Worker identity: lease owner and staging directory name",
+    ),
+    concurrency: positiveInt().default(2).describe("Items processed at once"),
+    batchSize: positiveInt().default(8).describe("Items claimed per claim"),
+    leaseMs: positiveInt().default(60_000).describe("Lease length (ms); renewed while working"),
+    maxAttempts: positiveInt().default(5).describe("Attempts before an item is marked failed"),
+    idlePollMs: positiveInt().default(1_000).describe("Wait (ms) between claims when idle"),
+    prefetch: nonNegativeInt().optional().describe(
+      "Claims held ahead of the busy slots (unset = concurrency; 0 = claim only for free slots)",
+    ),
+    completionGroup: positiveInt().max(10_000, { error: "expected an integer <= 10000" })
+      .optional().describe(
+        "Most completions recorded in one transaction (unset = min(64, concurrency); " +
+          "1 = one transaction per item)",
+      ),
+    completionDelayMs: nonNegativeInt().max(10_000, { error: "expected an integer <= 10000" })
+      .default(10).describe("Longest a finished item waits for its completion group (ms)"),
+    graceMs: nonNegativeInt().max(3_600_000, { error: "expected an integer <= 3600000" })
+      .optional().describe(
+        "On SIGTERM, how long in-flight items may finish before they are released (ms; unset = " +
+          "the stage's default: 20000, train 30000). Keep it 10 s under the supervisor's stop " +
+          "timeout (90 s in the shipped systemd units and Kubernetes pods)",
+      ),
+    shutdownCallMs: positiveInt().max(60_000, { error: "expected an integer <= 60000" })
+      .default(3_000).describe(
+        "On SIGTERM, how long each group of calls to the manifest (releases, last completions, " +
+          "last renewal) may wait when the database does not answer (ms)",
+      ),
+    doneRetentionMs: positiveInt().optional().describe(
+      "Delete the queue's done work rows older than this (ms), in batches while it runs " +
+        "(unset = keep them)",
+    ),
+  };
+}
+
+/**
  * Builds the schema of the shared sections with defaults for `ctx`.
  *
  * @example
@@ -276,43 +324,7 @@ export function sharedSchema(ctx: DefaultsContext) {
           "<staging.root>/runtime-cache when that exists, else $XDG_CACHE_HOME/sluice)",
       ),
     }),
-    worker: section({
-      id: z.string().regex(WORKER_ID, {
-        error: "expected 1-128 of A-Z a-z 0-9 . _ - (it names directories), starting alphanumeric",
-      }).default(`${ctx.hostname}-${ctx.pid}`).describe(
-        "Worker identity: lease owner and staging directory name",
-      ),
-      concurrency: positiveInt().default(2).describe("Items processed at once"),
-      batchSize: positiveInt().default(8).describe("Items claimed per claim"),
-      leaseMs: positiveInt().default(60_000).describe("Lease length (ms); renewed while working"),
-      maxAttempts: positiveInt().default(5).describe("Attempts before an item is marked failed"),
-      idlePollMs: positiveInt().default(1_000).describe("Wait (ms) between claims when idle"),
-      prefetch: nonNegativeInt().optional().describe(
-        "Claims held ahead of the busy slots (unset = concurrency; 0 = claim only for free slots)",
-      ),
-      completionGroup: positiveInt().max(10_000, { error: "expected an integer <= 10000" })
-        .optional().describe(
-          "Most completions recorded in one transaction (unset = min(64, concurrency); " +
-            "1 = one transaction per item)",
-        ),
-      completionDelayMs: nonNegativeInt().max(10_000, { error: "expected an integer <= 10000" })
-        .default(10).describe("Longest a finished item waits for its completion group (ms)"),
-      graceMs: nonNegativeInt().max(3_600_000, { error: "expected an integer <= 3600000" })
-        .optional().describe(
-          "On SIGTERM, how long in-flight items may finish before they are released (ms; unset = " +
-            "the stage's default: 20000, train 30000). Keep it 10 s under the supervisor's stop " +
-            "timeout (90 s in the shipped systemd units and Kubernetes pods)",
-        ),
-      shutdownCallMs: positiveInt().max(60_000, { error: "expected an integer <= 60000" })
-        .default(3_000).describe(
-          "On SIGTERM, how long each group of calls to the manifest (releases, last completions, " +
-            "last renewal) may wait when the database does not answer (ms)",
-        ),
-      doneRetentionMs: positiveInt().optional().describe(
-        "Delete the queue's done work rows older than this (ms), in batches while it runs " +
-          "(unset = keep them)",
-      ),
-    }),
+    worker: section(workerShape(ctx)),
     http: section({
       hostname: z.string().min(1, { error: "expected a hostname or IP address" })
         .default("127.0.0.1").describe("Address the HTTP server binds (0.0.0.0 in deployments)"),
