@@ -9,6 +9,7 @@ import type {
   AnnotationRow,
   AugmentationRow,
   BBox,
+  Claim,
   ImageRow,
   ImageStatus,
   PredictionBox,
@@ -180,4 +181,26 @@ export function toWork(r: SqlRow): WorkRow {
     lastError: toStringOrNull(r.last_error),
     updatedAt: toNumber(r.updated_at),
   };
+}
+
+/** A leased work row (`RETURNING stage, item_id, lease_owner, lease_token, ...`) as a claim. */
+export function toClaim(r: SqlRow): Claim {
+  return {
+    stage: String(r.stage),
+    itemId: String(r.item_id),
+    owner: String(r.lease_owner),
+    token: String(r.lease_token),
+    attempts: toNumber(r.attempts),
+    leaseUntil: toNumber(r.lease_until),
+  };
+}
+
+/** Claims in queue order: by `not_before`, then item id. */
+export function inQueueOrder(leased: { claim: Claim; notBefore: number }[]): Claim[] {
+  return leased
+    .sort((a, b) =>
+      a.notBefore - b.notBefore ||
+      (a.claim.itemId < b.claim.itemId ? -1 : a.claim.itemId > b.claim.itemId ? 1 : 0)
+    )
+    .map((l) => l.claim);
 }

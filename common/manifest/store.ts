@@ -61,6 +61,16 @@ import {
   type CompletionRequest,
 } from "./queue/complete_batch.ts";
 import { claimPostgres } from "./queue/claim_postgres.ts";
+import { claimSqlite } from "./queue/claim_sqlite.ts";
+import { enqueueForInference, enqueueRows } from "./queue/enqueue.ts";
+import { fence, fenceParams } from "./queue/_fence.ts";
+import { failIngestImage, INGEST } from "./queue/_ingest_image.ts";
+import { listWork, workCounts } from "./queue/list_work.ts";
+import { pruneDoneWork } from "./queue/prune_done_work.ts";
+import { releaseClaim } from "./queue/release.ts";
+import { renewClaims } from "./queue/renew.ts";
+import { retryFailed } from "./queue/retry_failed.ts";
+import { CHUNK, chunks, ID_CHUNK, placeholders, valuesList } from "./_sql_lists.ts";
 import { upsertSourceBatch } from "./upsert_source_batch.ts";
 import { compareSequencers, isStaleSequencer } from "./sequencer.ts";
 import {
@@ -76,11 +86,9 @@ import {
   toTrainingRun,
   toVariant,
   toVariantSpec,
-  toWork,
   TRAINING_RUN_COLUMNS,
   VARIANT_COLUMNS,
   VARIANT_SPEC_COLUMNS,
-  WORK_COLUMNS,
 } from "./_rows.ts";
 import {
   annotationSchema,
@@ -103,12 +111,6 @@ export const storeOptionsSchema = z.object({
 });
 
 export type StoreOptions = z.input<typeof storeOptionsSchema>;
-
-const INGEST = "ingest";
-const WORK_STATES: readonly WorkState[] = ["pending", "leased", "done", "failed"];
-// Rows per multi-row statement: far below SQLite's 32766 and PostgreSQL's 65535 parameters.
-const CHUNK = 500;
-const ID_CHUNK = 900;
 
 /**
  * Builds the manifest store over a driver. The adapters call this; tests of the domain logic
@@ -161,25 +163,6 @@ export function retryDelayMs(attempts: number, random: () => number = Math.rando
   return Math.round(base * (0.8 + 0.4 * random()));
 }
 
-function chunks<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
-
-/** `$from, $from+1, ...` for `n` placeholders. */
-function placeholders(n: number, from = 1): string {
-  return Array.from({ length: n }, (_, i) => `$${from + i}`).join(", ");
-}
-
-/** Multi-row VALUES list: rows of `width` placeholders starting at `$from`. */
-function valuesList(rows: number, width: number, from = 1): string {
-  return Array.from(
-    { length: rows },
-    (_, r) => `(${placeholders(width, from + r * width)})`,
-  ).join(", ");
-}
-
 /** For an URI like `s3://bucket/dir/a.jpg`, the key `dir/a.jpg`; otherwise the URI itself. */
 function keyOfUri(uri: string): string {
   const m = /^[a-z][a-z0-9+.-]*:\/\/[^/]*\/(.+)$/i.exec(uri);
@@ -194,28 +177,12 @@ function json(v: unknown): string {
   return JSON.stringify(v ?? null);
 }
 
-type EnqueueMode = "absent" | "reset" | "reopen";
-
-function fence(from: number): string {
-  // `COALESCE(state, '')`, not `state`: keeps the planner on the primary key. With `state =
-  // 'leased'` it may probe work_lease_idx (stage, state) and filter every leased row of the
-  // stage for each item, when its statistics say few rows are leased (issue 17).
-  return `stage = $${from} AND item_id = $${from + 1} AND lease_owner = $${from + 2} ` +
-    `AND lease_token = $${from + 3} AND COALESCE(state, '') = 'leased'`;
-}
-
-function fenceParams(c: Claim): SqlValue[] {
-  return [c.stage, c.itemId, c.owner, c.token];
-}
-
 class SqlManifestStore implements ManifestStore {
   readonly kind: "sqlite" | "postgres";
   readonly #db: SqlDriver;
   readonly #now: () => number;
   /** Row locks exist only on PostgreSQL; SQLite transactions hold the whole write lock. */
   readonly #forUpdate: string;
-  readonly #skipLocked: string;
-  readonly #newToken: string;
 
   constructor(db: SqlDriver, now: () => number) {
     this.#db = db;
@@ -223,8 +190,6 @@ class SqlManifestStore implements ManifestStore {
     this.kind = db.dialect;
     const pg = db.dialect === "postgres";
     this.#forUpdate = pg ? "FOR UPDATE" : "";
-    this.#skipLocked = pg ? "FOR UPDATE SKIP LOCKED" : "";
-    this.#newToken = pg ? "gen_random_uuid()::text" : "lower(hex(randomblob(16)))";
   }
 
   async migrate(): Promise<void> {
@@ -243,7 +208,7 @@ class SqlManifestStore implements ManifestStore {
       this.#now,
       inputs,
       (o, tx) => this.upsertSourceObject(o, tx),
-      (tx, ids, now) => this.#enqueueRows(tx, INGEST, ids, "reset", now),
+      (tx, ids, now) => enqueueRows(tx, INGEST, ids, "reset", now),
     );
   }
 
@@ -272,7 +237,7 @@ class SqlManifestStore implements ManifestStore {
         ],
       );
       if (inserted.length > 0) {
-        await this.#enqueueRows(tx, INGEST, [id], "reset", now);
+        await enqueueRows(tx, INGEST, [id], "reset", now);
         return { image: toImage(inserted[0]), created: true, changed: false, stale: false };
       }
       const current = await this.#lockImage(tx, id);
@@ -312,7 +277,7 @@ class SqlManifestStore implements ManifestStore {
          WHERE id = $1 RETURNING ${IMAGE_COLUMNS}`,
         [id, obj.sourceKey, obj.etag, obj.versionId, obj.sequencer, obj.size, now],
       );
-      await this.#enqueueRows(tx, INGEST, [id], "reset", now);
+      await enqueueRows(tx, INGEST, [id], "reset", now);
       return { image: toImage(rows[0]), created: false, changed: true, stale: false };
     });
   }
@@ -874,41 +839,7 @@ class SqlManifestStore implements ManifestStore {
     parse(stageSchema, stage, "enqueue stage");
     parse(z.array(z.string().min(1)), itemIds, "enqueue itemIds");
     const mode = opts.reset ? "reset" : opts.reopen ? "reopen" : "absent";
-    return await this.#db.transaction((tx) =>
-      this.#enqueueRows(tx, stage, itemIds, mode, this.#now())
-    );
-  }
-
-  /**
-   * Inserts pending work items. On an existing row: `absent` leaves it, `reset` makes it
-   * pending again whatever its state (fencing out a current lease), `reopen` does so only for
-   * `done` and `failed` rows. Returns the rows inserted or reset.
-   */
-  async #enqueueRows(
-    tx: SqlDriver,
-    stage: StageName,
-    itemIds: string[],
-    mode: EnqueueMode,
-    now: number,
-  ): Promise<number> {
-    // Sorted so that concurrent transactions lock rows in the same order (no deadlocks).
-    const ids = [...new Set(itemIds)].sort();
-    const onConflict = mode === "absent" ? "DO NOTHING" : `DO UPDATE SET state = 'pending',
-        attempts = 0, not_before = excluded.not_before, lease_owner = NULL, lease_token = NULL,
-        lease_until = NULL, last_error = NULL, updated_at = excluded.updated_at
-        ${mode === "reopen" ? "WHERE work.state IN ('done', 'failed')" : ""}`;
-    let n = 0;
-    for (const part of chunks(ids, CHUNK)) {
-      const rows = part.map((_, i) => `($1, $${i + 3}, 'pending', 0, $2, $2, $2)`).join(", ");
-      const out = await tx.query(
-        `INSERT INTO work (stage, item_id, state, attempts, not_before, created_at, updated_at)
-         VALUES ${rows}
-         ON CONFLICT (stage, item_id) ${onConflict} RETURNING item_id`,
-        [stage, now, ...part],
-      );
-      n += out.length;
-    }
-    return n;
+    return await this.#db.transaction((tx) => enqueueRows(tx, stage, itemIds, mode, this.#now()));
   }
 
   async enqueueForInference(
@@ -918,94 +849,28 @@ class SqlManifestStore implements ManifestStore {
     opts: { includeAnnotated?: boolean; registry?: string } = {},
   ): Promise<number> {
     parse(stageSchema, stage, "enqueueForInference stage");
-    const unannotated = opts.includeAnnotated
-      ? ""
-      : "AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.image_id = i.id)";
-    // Without a registry, any registry's prediction counts (the rule before migration 1702).
-    const ofRegistry = opts.registry === undefined ? "" : "AND p.registry IN ($5, '')";
-    const rows = await this.#db.query(
-      `INSERT INTO work (stage, item_id, state, attempts, not_before, created_at, updated_at)
-       SELECT CAST($1 AS TEXT), i.id, 'pending', 0, CAST($4 AS BIGINT), CAST($4 AS BIGINT),
-         CAST($4 AS BIGINT)
-       FROM images i
-       WHERE i.status = 'ingested' AND i.duplicate_of IS NULL ${unannotated}
-         AND NOT EXISTS (SELECT 1 FROM predictions p WHERE p.image_id = i.id
-           AND p.model_name = $2 AND p.model_version = $3 ${ofRegistry})
-       ON CONFLICT (stage, item_id) DO NOTHING RETURNING item_id`,
-      [stage, modelName, modelVersion, this.#now(), ...(ofRegistry ? [opts.registry!] : [])],
-    );
-    return rows.length;
+    const model = { name: modelName, version: modelVersion };
+    return await enqueueForInference(this.#db, this.#now(), stage, model, opts);
   }
 
   async claim(stage: StageName, options: ClaimOptions): Promise<Claim[]> {
     parse(stageSchema, stage, "claim stage");
     const opts = parse(claimOptionsSchema, options, "claim options");
-    return await this.#db.transaction(async (tx) => {
+    return await this.#db.transaction((tx) => {
       const now = this.#now();
-      if (this.kind === "postgres") {
-        return await claimPostgres(tx, stage, opts, now, async (id, error) => {
-          if (stage === INGEST) await this.#failImage(tx, id, error, now);
-        });
-      }
-      const ready = `stage = $1 AND ((state = 'pending' AND not_before <= $2)
-        OR (state = 'leased' AND lease_until < $2))`;
-      // Poison pills: items that keep getting claimed and never finish (a worker crashing on
-      // them, say) leave the queue instead of being handed out forever.
-      const dead = await tx.query(
-        `UPDATE work SET state = 'failed', lease_token = NULL, lease_until = NULL,
-           updated_at = $2,
-           last_error = CASE WHEN state = 'leased'
-             THEN 'lease_expired: claimed ' || attempts || ' times without completing'
-             ELSE 'max_attempts: claimed ' || attempts || ' times without completing'
-               || COALESCE('; last error: ' || last_error, '') END
-         WHERE (stage, item_id) IN (
-           SELECT stage, item_id FROM work WHERE ${ready} AND attempts >= $3 ${this.#skipLocked})
-         RETURNING item_id, last_error`,
-        [stage, now, opts.maxAttempts],
-      );
-      if (stage === INGEST) {
-        for (const d of dead) {
-          await this.#failImage(tx, String(d.item_id), String(d.last_error), now);
-        }
-      }
-      const rows = await tx.query(
-        `UPDATE work SET state = 'leased', lease_owner = $3, lease_token = ${this.#newToken},
-           lease_until = $4, attempts = attempts + 1, updated_at = $2
-         WHERE (stage, item_id) IN (
-           SELECT stage, item_id FROM work WHERE ${ready} AND attempts < $5
-           ORDER BY not_before, item_id LIMIT $6 ${this.#skipLocked})
-         RETURNING stage, item_id, lease_owner, lease_token, lease_until, attempts, not_before`,
-        [stage, now, opts.owner, now + opts.leaseMs, opts.maxAttempts, opts.max],
-      );
-      return rows
-        .map((r) => ({ r, notBefore: toNumber(r.not_before), itemId: String(r.item_id) }))
-        .sort((a, b) => a.notBefore - b.notBefore || cmp(a.itemId, b.itemId))
-        .map(({ r }) => ({
-          stage: String(r.stage),
-          itemId: String(r.item_id),
-          owner: String(r.lease_owner),
-          token: String(r.lease_token),
-          attempts: toNumber(r.attempts),
-          leaseUntil: toNumber(r.lease_until),
-        }));
+      const onPoisonPill = async (id: string, error: string) => {
+        if (stage === INGEST) await failIngestImage(tx, id, error, now);
+      };
+      return this.kind === "postgres"
+        ? claimPostgres(tx, stage, opts, now, onPoisonPill)
+        : claimSqlite(tx, stage, opts, now, onPoisonPill);
     });
   }
 
   async renew(claims: Claim[], leaseMs: number): Promise<Claim[]> {
     parse(z.number().int().positive(), leaseMs, "renew leaseMs");
     if (claims.length === 0) return [];
-    return await this.#db.transaction(async (tx) => {
-      const now = this.#now();
-      const held: Claim[] = [];
-      for (const c of claims) {
-        const rows = await tx.query(
-          `UPDATE work SET lease_until = $5, updated_at = $6 WHERE ${fence(1)} RETURNING item_id`,
-          [...fenceParams(c), now + leaseMs, now],
-        );
-        if (rows.length > 0) held.push({ ...c, leaseUntil: now + leaseMs });
-      }
-      return held;
-    });
+    return await this.#db.transaction((tx) => renewClaims(tx, claims, leaseMs, this.#now()));
   }
 
   /** `within`: an open transaction to run in (completeMany's batch); default a new one. */
@@ -1110,7 +975,7 @@ class SqlManifestStore implements ManifestStore {
         byStage.set(e.stage, [...byStage.get(e.stage) ?? [], e.itemId]);
       }
       for (const stage of [...byStage.keys()].sort()) {
-        await this.#enqueueRows(tx, stage, byStage.get(stage)!, "reopen", now);
+        await enqueueRows(tx, stage, byStage.get(stage)!, "reopen", now);
       }
       await tx.query(
         `UPDATE work SET state = 'done', lease_token = NULL, lease_until = NULL,
@@ -1178,15 +1043,6 @@ class SqlManifestStore implements ManifestStore {
     if (rows.length === 0) throw new ImageNotFoundError(id);
   }
 
-  /** Records an ingest failure on the image, unless the image was deleted meanwhile. */
-  async #failImage(tx: SqlDriver, id: string, error: string, now: number): Promise<void> {
-    await tx.query(
-      `UPDATE images SET status = 'failed', error = $2, updated_at = $3
-       WHERE id = $1 AND status <> 'deleted'`,
-      [id, error, now],
-    );
-  }
-
   async fail(
     claim: Claim,
     reason: string,
@@ -1207,7 +1063,7 @@ class SqlManifestStore implements ManifestStore {
         [...fenceParams(claim), state, notBefore, error, now],
       );
       if (rows.length === 0) throw new LeaseLostError(claim);
-      if (terminal && claim.stage === INGEST) await this.#failImage(tx, claim.itemId, error, now);
+      if (terminal && claim.stage === INGEST) await failIngestImage(tx, claim.itemId, error, now);
       return state;
     });
   }
@@ -1217,27 +1073,12 @@ class SqlManifestStore implements ManifestStore {
   }
 
   async release(claim: Claim): Promise<void> {
-    await this.#db.query(
-      `UPDATE work SET state = 'pending', attempts = CASE WHEN attempts > 0 THEN attempts - 1
-           ELSE 0 END, lease_owner = NULL, lease_token = NULL, lease_until = NULL, updated_at = $5
-       WHERE ${fence(1)}`,
-      [...fenceParams(claim), this.#now()],
-    );
+    await releaseClaim(this.#db, claim, this.#now());
   }
 
   async listWork(stage: StageName, state?: WorkState, limit = 100): Promise<WorkRow[]> {
     parse(listLimitSchema, limit, "listWork limit");
-    const rows = state === undefined
-      ? await this.#db.query(
-        `SELECT ${WORK_COLUMNS} FROM work WHERE stage = $1 ORDER BY item_id LIMIT $2`,
-        [stage, limit],
-      )
-      : await this.#db.query(
-        `SELECT ${WORK_COLUMNS} FROM work WHERE stage = $1 AND state = $2
-         ORDER BY item_id LIMIT $3`,
-        [stage, state, limit],
-      );
-    return rows.map(toWork);
+    return await listWork(this.#db, stage, state, limit);
   }
 
   async pruneDoneWork(
@@ -1245,72 +1086,16 @@ class SqlManifestStore implements ManifestStore {
     opts: { doneBefore: number; limit?: number },
   ): Promise<number> {
     parse(stageSchema, stage, "pruneDoneWork stage");
-    const o = parse(pruneSchema, opts, "pruneDoneWork options");
-    // One bounded statement per call: a long DELETE would hold its locks and bloat one
-    // transaction. The (stage, state, ...) indexes find the stage's done rows.
-    const rows = await this.#db.query(
-      `DELETE FROM work WHERE (stage, item_id) IN (
-         SELECT stage, item_id FROM work
-         WHERE stage = $1 AND state = 'done' AND updated_at < $2
-         LIMIT $3)
-       RETURNING item_id`,
-      [stage, o.doneBefore, o.limit],
-    );
-    return rows.length;
+    return await pruneDoneWork(this.#db, stage, parse(pruneSchema, opts, "pruneDoneWork options"));
   }
 
   async retryFailed(stage: StageName, itemIds?: string[]): Promise<number> {
     parse(stageSchema, stage, "retryFailed stage");
-    return await this.#db.transaction(async (tx) => {
-      const now = this.#now();
-      const reset = `UPDATE work SET state = 'pending', attempts = 0, not_before = $2,
-          lease_owner = NULL, lease_token = NULL, lease_until = NULL, updated_at = $2
-        WHERE stage = $1 AND state = 'failed'`;
-      const retried: string[] = [];
-      if (itemIds === undefined) {
-        const rows = await tx.query(`${reset} RETURNING item_id`, [stage, now]);
-        retried.push(...rows.map((r) => String(r.item_id)));
-      } else {
-        for (const part of chunks([...new Set(itemIds)].sort(), ID_CHUNK)) {
-          const rows = await tx.query(
-            `${reset} AND item_id IN (${placeholders(part.length, 3)}) RETURNING item_id`,
-            [stage, now, ...part],
-          );
-          retried.push(...rows.map((r) => String(r.item_id)));
-        }
-      }
-      if (stage === INGEST) {
-        for (const part of chunks(retried.sort(), ID_CHUNK)) {
-          await tx.query(
-            `UPDATE images SET status = 'pending', error = NULL, updated_at = $1
-             WHERE status = 'failed' AND id IN (${placeholders(part.length, 2)})`,
-            [now, ...part],
-          );
-        }
-      }
-      return retried.length;
-    });
+    return await this.#db.transaction((tx) => retryFailed(tx, stage, itemIds, this.#now()));
   }
 
-  async workCounts(stage?: StageName): Promise<Record<string, Record<WorkState, number>>> {
-    const rows = stage === undefined
-      ? await this.#db.query(
-        "SELECT stage, state, COUNT(*) AS n FROM work GROUP BY stage, state",
-      )
-      : await this.#db.query(
-        "SELECT stage, state, COUNT(*) AS n FROM work WHERE stage = $1 GROUP BY stage, state",
-        [stage],
-      );
-    const zero = () =>
-      Object.fromEntries(WORK_STATES.map((s) => [s, 0])) as Record<WorkState, number>;
-    const out: Record<string, Record<WorkState, number>> = {};
-    if (stage !== undefined) out[stage] = zero();
-    for (const r of rows) {
-      const s = String(r.stage);
-      out[s] ??= zero();
-      out[s][String(r.state) as WorkState] = toNumber(r.n);
-    }
-    return out;
+  workCounts(stage?: StageName): Promise<Record<string, Record<WorkState, number>>> {
+    return workCounts(this.#db, stage);
   }
 
   async stats(): Promise<ManifestStats> {

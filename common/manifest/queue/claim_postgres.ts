@@ -24,6 +24,7 @@
 import type { Claim } from "../contract.ts";
 import type { SqlDriver } from "../_driver.ts";
 import { toNumber } from "../_columns.ts";
+import { inQueueOrder, toClaim } from "../_rows.ts";
 
 /** Validated claim options (see `claimOptionsSchema`). */
 export interface PostgresClaimOptions {
@@ -100,24 +101,9 @@ export async function claimPostgres(
         await onPoisoned(String(r.item_id), String(r.last_error));
         continue;
       }
-      leased.push({
-        notBefore: toNumber(r.not_before),
-        claim: {
-          stage: String(r.stage),
-          itemId: String(r.item_id),
-          owner: String(r.lease_owner),
-          token: String(r.lease_token),
-          attempts: toNumber(r.attempts),
-          leaseUntil: toNumber(r.lease_until),
-        },
-      });
+      leased.push({ notBefore: toNumber(r.not_before), claim: toClaim(r) });
     }
     if (poisoned === 0) break;
   }
-  return leased
-    .sort((a, b) =>
-      a.notBefore - b.notBefore ||
-      (a.claim.itemId < b.claim.itemId ? -1 : a.claim.itemId > b.claim.itemId ? 1 : 0)
-    )
-    .map((l) => l.claim);
+  return inQueueOrder(leased);
 }
