@@ -1,7 +1,9 @@
 /**
  * The manifest's domain logic, written once over {@link SqlDriver} and shared by the SQLite and
  * PostgreSQL adapters. Every multi-statement operation runs in one transaction; work-queue
- * writes made for a claim are fenced by (owner, lease token, state = leased).
+ * writes made for a claim are fenced by (owner, lease token, state = leased). The work queue's
+ * operations are in `queue/`, one per file (enqueue, claim, renew, complete, fail, release, ...);
+ * this class validates their inputs and opens their transactions.
  *
  * Semantics worth knowing beyond `mod.ts`:
  * - An object that was deleted and is created again counts as changed, even with the same etag.
@@ -34,7 +36,6 @@ import {
   imageIdFor,
   type ImageRow,
   type ImageStatus,
-  LeaseLostError,
   type ManifestStats,
   type ManifestStore,
   type PredictionRow,
@@ -62,8 +63,10 @@ import {
 } from "./queue/complete_batch.ts";
 import { claimPostgres } from "./queue/claim_postgres.ts";
 import { claimSqlite } from "./queue/claim_sqlite.ts";
+import { completeItem } from "./queue/complete.ts";
+import { failItem } from "./queue/fail.ts";
+import { replaceAnnotationRows } from "./_annotation_rows.ts";
 import { enqueueForInference, enqueueRows } from "./queue/enqueue.ts";
-import { fence, fenceParams } from "./queue/_fence.ts";
 import { failIngestImage, INGEST } from "./queue/_ingest_image.ts";
 import { listWork, workCounts } from "./queue/list_work.ts";
 import { pruneDoneWork } from "./queue/prune_done_work.ts";
@@ -103,6 +106,8 @@ import {
   stageSchema,
   trainingRunSchema,
 } from "./_schemas.ts";
+
+export { retryDelayMs } from "./queue/fail.ts";
 
 /** Options shared by both adapters. */
 export const storeOptionsSchema = z.object({
@@ -147,20 +152,6 @@ export async function augmentationIdFor(
   const data = new TextEncoder().encode(`${parentImageId}\n${recipe}\n${index}\n${seed}`);
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", data));
   return "aug_" + Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("").slice(0, 20);
-}
-
-/**
- * Default retry delay after the n-th attempt: min(60 s, 500 ms · 2^(n-1)), ±20 % jitter.
- *
- * @example
- * ```ts
- * retryDelayMs(1, () => 0.5); // 500
- * retryDelayMs(20, () => 0.5); // 60000
- * ```
- */
-export function retryDelayMs(attempts: number, random: () => number = Math.random): number {
-  const base = Math.min(60_000, 500 * 2 ** Math.max(0, attempts - 1));
-  return Math.round(base * (0.8 + 0.4 * random()));
 }
 
 /** For an URI like `s3://bucket/dir/a.jpg`, the key `dir/a.jpg`; otherwise the URI itself. */
@@ -492,43 +483,8 @@ class SqlManifestStore implements ManifestStore {
     const valid = parse(z.array(annotationSchema), items, "replaceAnnotations items");
     parse(z.string().min(1), source, "replaceAnnotations source");
     await this.#db.transaction((tx) =>
-      this.#replaceAnnotations(tx, imageId, source, valid, this.#now())
+      replaceAnnotationRows(tx, imageId, source, valid, this.#now())
     );
-  }
-
-  async #replaceAnnotations(
-    tx: SqlDriver,
-    imageId: string,
-    source: string,
-    items: AnnotationInput[],
-    now: number,
-  ): Promise<void> {
-    await tx.query("DELETE FROM annotations WHERE image_id = $1 AND source = $2", [
-      imageId,
-      source,
-    ]);
-    for (const part of chunks(items, CHUNK)) {
-      const params: SqlValue[] = [];
-      for (const a of part) {
-        params.push(
-          imageId,
-          source,
-          a.label,
-          json(a.bbox),
-          a.polygon == null ? null : json(a.polygon),
-          a.rotation,
-          a.score,
-          a.sourceRef,
-          now,
-        );
-      }
-      await tx.query(
-        `INSERT INTO annotations (image_id, source, label, bbox, polygon, rotation, score,
-           source_ref, created_at)
-         VALUES ${valuesList(part.length, 9)}`,
-        params,
-      );
-    }
   }
 
   async listAnnotations(imageIds: string[]): Promise<AnnotationRow[]> {
@@ -881,166 +837,9 @@ class SqlManifestStore implements ManifestStore {
         augmentationIdFor(a.parentImageId, a.recipe, a.index, a.seed)
       ),
     );
-    await (within ?? this.#db).transaction(async (tx) => {
-      const now = this.#now();
-      // Fence first: on PostgreSQL this also locks the row, so no claim can take it meanwhile.
-      const held = await tx.query(
-        `UPDATE work SET updated_at = $5 WHERE ${fence(1)} RETURNING item_id`,
-        [...fenceParams(claim), now],
-      );
-      if (held.length === 0) throw new LeaseLostError(claim);
-
-      if (fx.image) {
-        const imageId = fx.image.id ?? claim.itemId;
-        const original = await this.#contentOwner(tx, imageId, fx.image);
-        if (original !== null) {
-          // Another worker (another process or host) published the same content first: this
-          // image becomes its duplicate and flows no further. Its augmentations are dropped too.
-          fx.image = { ...fx.image, status: "duplicate", duplicateOf: original };
-          fx.enqueue = (fx.enqueue ?? []).filter((e) => e.itemId !== imageId);
-          fx.augmentations = (fx.augmentations ?? []).filter((a) => a.parentImageId !== imageId);
-          fx.variants = (fx.variants ?? []).filter((v) => v.imageId !== imageId);
-        }
-        await this.#updateImage(tx, imageId, fx.image, now);
-      }
-      for (const v of fx.variants ?? []) {
-        await tx.query(
-          `INSERT INTO variants (${VARIANT_COLUMNS})
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-           ON CONFLICT (image_id, name, spec_hash) DO UPDATE SET version = excluded.version,
-             uri = excluded.uri, width = excluded.width, height = excluded.height,
-             bytes = excluded.bytes, sha256 = excluded.sha256, format = excluded.format,
-             transform = excluded.transform`,
-          [
-            v.imageId,
-            v.name,
-            v.specHash,
-            v.version,
-            v.uri,
-            v.width,
-            v.height,
-            v.bytes,
-            v.sha256,
-            v.format,
-            json(v.transform),
-            now,
-          ],
-        );
-      }
-      for (const a of fx.annotations ?? []) {
-        await this.#replaceAnnotations(tx, a.imageId, a.source, a.items, now);
-      }
-      for (const [i, a] of (fx.augmentations ?? []).entries()) {
-        await tx.query(
-          `INSERT INTO augmentations (${AUGMENTATION_COLUMNS})
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-           ON CONFLICT (id) DO UPDATE SET params = excluded.params, uri = excluded.uri,
-             sha256 = excluded.sha256, width = excluded.width, height = excluded.height,
-             annotations = excluded.annotations`,
-          [
-            augIds[i],
-            a.parentImageId,
-            a.recipe,
-            a.index,
-            a.seed,
-            json(a.params),
-            a.uri,
-            a.sha256,
-            a.width,
-            a.height,
-            json(a.annotations),
-            now,
-          ],
-        );
-      }
-      for (const p of fx.predictions ?? []) {
-        await tx.query(
-          `INSERT INTO predictions (${PREDICTION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-           ON CONFLICT (image_id, model_name, model_version, registry) DO UPDATE SET
-             boxes = excluded.boxes, score = excluded.score, uri = excluded.uri`,
-          [
-            p.imageId,
-            p.modelName,
-            p.modelVersion,
-            json(p.boxes),
-            p.score,
-            p.uri,
-            now,
-            p.registry ?? "",
-          ],
-        );
-      }
-      const byStage = new Map<string, string[]>();
-      for (const e of fx.enqueue ?? []) {
-        byStage.set(e.stage, [...byStage.get(e.stage) ?? [], e.itemId]);
-      }
-      for (const stage of [...byStage.keys()].sort()) {
-        await enqueueRows(tx, stage, byStage.get(stage)!, "reopen", now);
-      }
-      await tx.query(
-        `UPDATE work SET state = 'done', lease_token = NULL, lease_until = NULL,
-           last_error = NULL, updated_at = $3
-         WHERE stage = $1 AND item_id = $2`,
-        [claim.stage, claim.itemId, now],
-      );
-    });
-  }
-
-  /**
-   * For an image about to be recorded as ingested with a content hash, the id of a different
-   * image already ingested with that hash, else null. On PostgreSQL an advisory lock on the hash
-   * serialises concurrent completions of the same content across connections; SQLite write
-   * transactions are serialised already.
-   */
-  async #contentOwner(
-    tx: SqlDriver,
-    imageId: string,
-    image: NonNullable<Effects["image"]>,
-  ): Promise<string | null> {
-    if (image.status !== "ingested" || !image.sha256) return null;
-    if (tx.dialect === "postgres") {
-      await tx.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 7))`, [
-        `sluice:sha256:${image.sha256}`,
-      ]);
-    }
-    const rows = await tx.query<{ id: string }>(
-      `SELECT id FROM images WHERE sha256 = $1 AND status = 'ingested' AND id <> $2
-       ORDER BY id LIMIT 1`,
-      [image.sha256, imageId],
+    await (within ?? this.#db).transaction((tx) =>
+      completeItem(tx, claim, fx, augIds, this.#now())
     );
-    return rows[0]?.id ?? null;
-  }
-
-  async #updateImage(
-    tx: SqlDriver,
-    id: string,
-    image: NonNullable<Effects["image"]>,
-    now: number,
-  ): Promise<void> {
-    const columns: [keyof NonNullable<Effects["image"]>, string][] = [
-      ["status", "status"],
-      ["sha256", "sha256"],
-      ["size", "size"],
-      ["width", "width"],
-      ["height", "height"],
-      ["format", "format"],
-      ["datasetUri", "dataset_uri"],
-      ["duplicateOf", "duplicate_of"],
-      ["error", "error"],
-      ["decodeWarning", "decode_warning"],
-    ];
-    const params: SqlValue[] = [id, now];
-    const sets = ["updated_at = $2"];
-    for (const [key, column] of columns) {
-      if (image[key] === undefined) continue;
-      params.push(image[key]);
-      sets.push(`${column} = $${params.length}`);
-    }
-    const rows = await tx.query(
-      `UPDATE images SET ${sets.join(", ")} WHERE id = $1 RETURNING id`,
-      params,
-    );
-    if (rows.length === 0) throw new ImageNotFoundError(id);
   }
 
   async fail(
@@ -1050,22 +849,8 @@ class SqlManifestStore implements ManifestStore {
     options: FailOptions = {},
   ): Promise<WorkState> {
     const opts = parse(failOptionsSchema, options, "fail options");
-    const terminal = !opts.retry || claim.attempts >= opts.maxAttempts;
-    const state: WorkState = terminal ? "failed" : "pending";
     const error = `${reason}: ${message}`;
-    return await this.#db.transaction(async (tx) => {
-      const now = this.#now();
-      const notBefore = terminal ? now : now + (opts.delayMs ?? retryDelayMs(claim.attempts));
-      const rows = await tx.query(
-        `UPDATE work SET state = $5, not_before = $6, last_error = $7, lease_token = NULL,
-           lease_until = NULL, updated_at = $8
-         WHERE ${fence(1)} RETURNING item_id`,
-        [...fenceParams(claim), state, notBefore, error, now],
-      );
-      if (rows.length === 0) throw new LeaseLostError(claim);
-      if (terminal && claim.stage === INGEST) await failIngestImage(tx, claim.itemId, error, now);
-      return state;
-    });
+    return await this.#db.transaction((tx) => failItem(tx, claim, error, opts, this.#now()));
   }
 
   completeMany(requests: CompletionRequest[]): Promise<CompletionOutcome[]> {
