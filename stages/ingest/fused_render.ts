@@ -12,8 +12,10 @@
  * delivers warnings to whichever pipeline finishes next): inspectImage decides, and the variants
  * are kept when it finds the image clean. Any error or warning, and any input whose published
  * bytes are not the same pixel data (EXIF orientation other than 1, a TIFF rewritten to strip
- * metadata), is decided by `inspectImage` exactly as without fusion, and its variants are left to
- * normalize: the verdicts and reason codes are the same.
+ * metadata), is decided by `inspectImage` exactly as without fusion (the verdicts and reason codes
+ * are the same); an accepted one's variants are then rendered from the bytes ingest publishes, by
+ * normalize's own render of them (one more decode in ingest, the one normalize would have made), so
+ * normalize finds them recorded too. Phone photos, most of them EXIF-rotated, are fused this way.
  *
  * @example
  * ```ts
@@ -55,7 +57,7 @@ export interface FusedResult {
   info: ImageInfo;
   /** The bytes to publish (EXIF orientation applied, personal metadata stripped). */
   upright: Uint8Array;
-  /** The variants, in spec order; null when the verdict came from `inspectImage` instead. */
+  /** The variants, in spec order; null when ingest could not render them (left to normalize). */
   rendered: RenderedVariant[] | null;
 }
 
@@ -129,12 +131,35 @@ export class FusedRender {
           // image's, maybe a neighbour's (decoder_warnings.ts). The verdict is inspectImage's, and
           // the variants are kept when it finds the image clean (the same bytes, the same pixels).
           const info = await inspectImage(original, o.limits, { name: o.name, failOn: o.failOn });
-          return { info, upright, rendered: info.decodeWarning === null ? render.rendered : null };
+          const rendered = info.decodeWarning === null
+            ? render.rendered
+            : await this.#renderPublished(upright, o.name);
+          return { info, upright, rendered };
         }
       }
     }
     const info = await inspectImage(original, o.limits, { name: o.name, failOn: o.failOn });
-    return { info, upright: await normalizeOrientation(original, orient), rendered: null };
+    const upright = await normalizeOrientation(original, orient);
+    return { info, upright, rendered: await this.#renderPublished(upright, o.name) };
+  }
+
+  /**
+   * The variants rendered from the bytes ingest publishes, exactly as normalize renders them
+   * (its decode, its `failOn`): for an image whose verifying decode could not give them (EXIF
+   * orientation other than 1, a rewritten TIFF, a decode that warned). Null when that render
+   * fails: normalize then tries, and reports, as without fusion.
+   */
+  async #renderPublished(published: Uint8Array, name: string): Promise<RenderedVariant[] | null> {
+    const specs = await this.specs();
+    try {
+      return await renderVariants(published, specs.map((s) => s.spec), {
+        resizer: this.#resizer,
+        limits: { maxBytes: this.#settings.maxBytes, maxPixels: this.#settings.maxPixels },
+        name,
+      });
+    } catch {
+      return null;
+    }
   }
 
   /**

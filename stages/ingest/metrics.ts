@@ -31,7 +31,7 @@ export interface IngestMetrics {
   readonly bytes: Counter<never>;
   /** Augmented copies written. */
   readonly augmentations: Counter<never>;
-  /** Images whose verifying decode also rendered normalize's variants (`renderVariants`). */
+  /** Images whose normalize variants ingest rendered and recorded (`renderVariants`). */
   readonly fusedRenders: Counter<never>;
   /** Notification records, by `source` (webhook, sqs) and `result`. */
   readonly events: Counter<"source" | "result">;
@@ -103,7 +103,7 @@ export function createIngestMetrics(stage: StageMetrics): IngestMetrics {
     }),
     fusedRenders: stage.counter({
       name: "fused_renders_total",
-      help: "Images whose verifying decode also rendered and recorded normalize's variants.",
+      help: "Images whose normalize variants ingest rendered and recorded (fused ingest).",
     }),
     events: stage.counter({
       name: "events_total",
