@@ -143,23 +143,24 @@ export class FusedRender {
     return { info, upright, rendered: await this.#renderPublished(upright, o.name) };
   }
 
+  /** Normalize's render of `bytes` with the current specs (normalize's settings and resizer). */
+  async #render(bytes: Uint8Array, name: string): Promise<RenderedVariant[]> {
+    const specs = await this.specs();
+    return await renderVariants(bytes, specs.map((s) => s.spec), {
+      resizer: this.#resizer,
+      limits: { maxBytes: this.#settings.maxBytes, maxPixels: this.#settings.maxPixels },
+      name,
+    });
+  }
+
   /**
    * The variants rendered from the bytes ingest publishes, exactly as normalize renders them
    * (its decode, its `failOn`): for an image whose verifying decode could not give them (EXIF
    * orientation other than 1, a rewritten TIFF, a decode that warned). Null when that render
    * fails: normalize then tries, and reports, as without fusion.
    */
-  async #renderPublished(published: Uint8Array, name: string): Promise<RenderedVariant[] | null> {
-    const specs = await this.specs();
-    try {
-      return await renderVariants(published, specs.map((s) => s.spec), {
-        resizer: this.#resizer,
-        limits: { maxBytes: this.#settings.maxBytes, maxPixels: this.#settings.maxPixels },
-        name,
-      });
-    } catch {
-      return null;
-    }
+  #renderPublished(published: Uint8Array, name: string): Promise<RenderedVariant[] | null> {
+    return this.#render(published, name).catch(() => null);
   }
 
   /**
@@ -170,17 +171,11 @@ export class FusedRender {
     bytes: Uint8Array,
     name: string,
   ): Promise<{ rendered: RenderedVariant[]; clean: boolean } | null> {
-    const specs = await this.specs();
+    await this.specs(); // registered before the decode's window opens
     const notes: string[] = [];
     this.#watched.set(bytes, notes);
     try {
-      const { value, quiet } = await decodeQuietly(() =>
-        renderVariants(bytes, specs.map((s) => s.spec), {
-          resizer: this.#resizer,
-          limits: { maxBytes: this.#settings.maxBytes, maxPixels: this.#settings.maxPixels },
-          name,
-        })
-      );
+      const { value, quiet } = await decodeQuietly(() => this.#render(bytes, name));
       return { rendered: value, clean: quiet && notes.length === 0 };
     } catch {
       return null;
